@@ -30,16 +30,16 @@ extern "C" {
 #define XMEM_E_BASE (-4096)
 #define XMEM_E_CORRUPT (XMEM_E_BASE - 1)   /* on-media structure invalid */
 #define XMEM_E_VERSION (XMEM_E_BASE - 2)   /* unsupported layout version */
-#define XMEM_E_ALIGN (XMEM_E_BASE - 3)     /* alignment cannot be met */
+#define XMEM_E_ALIGN (XMEM_E_BASE - 3)	   /* alignment cannot be met */
 #define XMEM_E_NOSPACE (XMEM_E_BASE - 4)   /* no free extent large enough */
 #define XMEM_E_NOREGION (XMEM_E_BASE - 5)  /* no xmem metadata on device */
 #define XMEM_E_LABELFULL (XMEM_E_BASE - 6) /* label area has no free slot */
-#define XMEM_E_MODE (XMEM_E_BASE - 7)      /* range has another mode */
+#define XMEM_E_MODE (XMEM_E_BASE - 7)	   /* range has another mode */
 #define XMEM_E_TXABORTED (XMEM_E_BASE - 8) /* transaction was aborted */
 #define XMEM_E_TXSTATE (XMEM_E_BASE - 9)   /* call not valid in this tx state */
 #define XMEM_E_BADOID (XMEM_E_BASE - 10)   /* object reference is invalid */
-#define XMEM_E_PROTO (XMEM_E_BASE - 11)    /* malformed protocol message */
-#define XMEM_E_MEDIA (XMEM_E_BASE - 12)    /* sector marked as media error */
+#define XMEM_E_PROTO (XMEM_E_BASE - 11)	   /* malformed protocol message */
+#define XMEM_E_MEDIA (XMEM_E_BASE - 12)	   /* sector marked as media error */
 #define XMEM_E_LAST (XMEM_E_BASE - 13)
 
 /* Returns a short description of an error code (negative errno or XMEM_E_*). */

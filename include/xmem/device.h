@@ -42,7 +42,7 @@ const char *xmem_device_kind_name(enum xmem_device_kind kind);
 /* Flags of xmem_device_open(). */
 #define XMEM_F_CREATE (1u << 0) /* create the file (sparse) at `size` */
 #define XMEM_F_RDONLY (1u << 1) /* open read-only */
-#define XMEM_F_EXCL (1u << 2)   /* with CREATE: fail if the file exists */
+#define XMEM_F_EXCL (1u << 2)	/* with CREATE: fail if the file exists */
 
 struct xmem_device;
 struct xmem_map;
@@ -51,8 +51,8 @@ struct xmem_map;
  * Opens a device. `size` is needed for memfd/anon and with XMEM_F_CREATE
  * (an existing file that is smaller is grown; 0 keeps its size).
  */
-int xmem_device_open(struct xmem_device **devp, const char *path,
-		     uint64_t size, unsigned flags);
+int xmem_device_open(struct xmem_device **devp, const char *path, uint64_t size,
+		     unsigned flags);
 
 /* Closes the device; maps made from it must have been deleted. Sets NULL. */
 void xmem_device_close(struct xmem_device **devp);
@@ -93,8 +93,7 @@ enum xmem_granularity xmem_map_granularity(const struct xmem_map *map);
 const struct xmem_persist_ops *xmem_map_ops(const struct xmem_map *map);
 
 /* Makes [addr, addr+len) of the mapping durable at its granularity. */
-void xmem_map_persist(const struct xmem_map *map, const void *addr,
-		      size_t len);
+void xmem_map_persist(const struct xmem_map *map, const void *addr, size_t len);
 
 /*
  * Deep flush: beyond the persistence domain, through the memory

@@ -39,10 +39,10 @@ enum xmem_granularity {
 const char *xmem_granularity_name(enum xmem_granularity g);
 
 /* Flags of xmem_memcpy/xmem_memmove/xmem_memset. */
-#define XMEM_F_MEM_NODRAIN (1u << 0)     /* skip the final fence */
+#define XMEM_F_MEM_NODRAIN (1u << 0)	 /* skip the final fence */
 #define XMEM_F_MEM_NONTEMPORAL (1u << 1) /* prefer non-temporal stores */
-#define XMEM_F_MEM_TEMPORAL (1u << 2)    /* prefer cached stores + flush */
-#define XMEM_F_MEM_NOFLUSH (1u << 3)     /* neither flush nor fence */
+#define XMEM_F_MEM_TEMPORAL (1u << 2)	 /* prefer cached stores + flush */
+#define XMEM_F_MEM_NOFLUSH (1u << 3)	 /* neither flush nor fence */
 #define XMEM_F_MEM_VALID_FLAGS (0xfu)
 
 /* Writes back the cache lines covering [addr, addr+len); no ordering. */
@@ -86,9 +86,9 @@ const struct xmem_persist_ops *xmem_persist_ops(enum xmem_granularity g);
 struct xmem_cpu_info {
 	int clflush, clflushopt, clwb;
 	int sse2, avx2, avx512f;
-	const char *flush_insn;   /* "clwb", "clflushopt" or "clflush" */
-	const char *memcpy_impl;  /* "avx512f", "avx2", "sse2" or "generic" */
-	size_t movnt_threshold;   /* bytes; smaller copies use cached stores */
+	const char *flush_insn;	 /* "clwb", "clflushopt" or "clflush" */
+	const char *memcpy_impl; /* "avx512f", "avx2", "sse2" or "generic" */
+	size_t movnt_threshold;	 /* bytes; smaller copies use cached stores */
 };
 void xmem_cpu_info(struct xmem_cpu_info *info);
 
@@ -114,9 +114,9 @@ void xmem_cpu_info(struct xmem_cpu_info *info);
 
 struct xmem_crashsim_opts {
 	const char *device_path; /* file whose mappings are tracked */
-	const char *image_path;  /* the durable image, created or truncated */
-	uint64_t crash_at;       /* 0: never crash, just count fences */
-	uint64_t torn_seed;      /* 0: no early write-back at the crash */
+	const char *image_path;	 /* the durable image, created or truncated */
+	uint64_t crash_at;	 /* 0: never crash, just count fences */
+	uint64_t torn_seed;	 /* 0: no early write-back at the crash */
 };
 
 int xmem_crashsim_start(const struct xmem_crashsim_opts *opts);

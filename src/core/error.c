@@ -71,22 +71,24 @@ int xmem__err(int err, const char *fmt, ...)
 
 int xmem__err_prefix(int err, const char *fmt, ...)
 {
-	char prefix[MSG_MAX], old[MSG_MAX];
+	char old[MSG_MAX];
 	va_list ap;
+	int n;
 
-	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
-	va_end(ap);
 	memcpy(old, errmsg, sizeof(old));
-	snprintf(errmsg, sizeof(errmsg), "%s: %s", prefix, old);
+	va_start(ap, fmt);
+	n = vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(errmsg))
+		snprintf(errmsg + n, sizeof(errmsg) - (size_t)n, ": %.*s",
+			 (int)(sizeof(errmsg) - (size_t)n), old);
 	return err;
 }
 
 /* Reads XMEM_LOG_LEVEL once, at load time. */
 __attribute__((constructor)) static void log_init(void)
 {
-	static const char *const names[] = { "error", "warn", "info",
-					     "debug" };
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 	const char *e = getenv("XMEM_LOG_LEVEL");
 
 	if (!e)

@@ -28,7 +28,7 @@ __attribute__((constructor)) static void cpu_detect(void)
 	detected = 1;
 	if (!__get_cpuid(1, &a, &b, &c, &d))
 		return;
-	cpu.clflush = !!(d & bit_CLFSH);
+	cpu.clflush = !!(d & (1u << 19)); /* CLFSH */
 	cpu.sse2 = !!(d & bit_SSE2);
 	cpu.sse42 = !!(c & bit_SSE4_2);
 	cpu.avx = (c & bit_AVX) && (c & bit_OSXSAVE) && os_saves(0);
@@ -54,9 +54,8 @@ int xmem__cpu_has_crc32c(void)
 	return xmem__cpu()->sse42;
 }
 
-__attribute__((target("sse4.2"))) uint32_t xmem__crc32c_hw(uint32_t crc,
-							  const void *buf,
-							  size_t len)
+__attribute__((target("sse4.2"))) uint32_t
+xmem__crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint64_t c = crc;

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c - shared pieces of the xmem subcommands. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct cli_common cli;
+
+int cli_common_opt(int c, const char *arg)
+{
+	switch (c) {
+	case 'd':
+		cli.device = arg;
+		return 1;
+	case 'j':
+		cli.json = 1;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int cli_usage(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "xmem: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	if (usage)
+		fprintf(stderr, "usage: %s\n", usage);
+	return CLI_USAGE;
+}
+
+int cli_fail(int rc, const char *fmt, ...)
+{
+	const char *detail = xmem_errormsg();
+	va_list ap;
+
+	fprintf(stderr, "xmem: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (detail && *detail)
+		fprintf(stderr, ": %s\n", detail);
+	else
+		fprintf(stderr, ": %s\n", xmem_strerror(rc));
+	return CLI_FAIL;
+}
+
+/* Parses binary-unit sizes: 4096, 4k, 64M, 2G, 1T, 2MiB. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned shift = 0;
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno)
+		return -EINVAL;
+	if (*end) {
+		const char *u = strchr("KMGTP", end[0] & ~0x20);
+
+		if (!u)
+			return -EINVAL;
+		shift = 10 * (unsigned)(u - "KMGTP" + 1);
+		end++;
+		if ((*end == 'i' || *end == 'I') &&
+		    (end[1] == 'B' || end[1] == 'b'))
+			end += 2;
+		else if (*end == 'B' || *end == 'b')
+			end++;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int cli_size(const char *opt, const char *arg, uint64_t *out)
+{
+	if (parse_size(arg, out))
+		return cli_usage(NULL,
+				 "%s: '%s' is not a size (examples: 4096, 64M, "
+				 "2G)",
+				 opt, arg ? arg : "");
+	return 0;
+}
+
+const char *cli_fmt_size(uint64_t bytes)
+{
+	static const char *const unit[] = { "B",   "KiB", "MiB",
+					    "GiB", "TiB", "PiB" };
+	static char bufs[8][32];
+	static unsigned next;
+	char *buf = bufs[next++ % 8];
+	unsigned u = 0;
+
+	while (u + 1 < sizeof(unit) / sizeof(unit[0]) && bytes >= 1024 &&
+	       !(bytes & 1023)) {
+		bytes >>= 10;
+		u++;
+	}
+	snprintf(buf, 32, "%" PRIu64 " %s", bytes, unit[u]);
+	return buf;
+}
+
+int cli_open_device(uint64_t create_size, struct xmem_device **devp)
+{
+	unsigned flags = create_size ? XMEM_F_CREATE : 0;
+	int rc = xmem_device_open(devp, cli.device, create_size, flags);
+
+	if (rc)
+		return cli_fail(rc, "cannot open device '%s'", cli.device);
+	return 0;
+}
+
+int cli_open_region(struct xmem_device **devp, struct xmem_region **regp)
+{
+	int rc;
+
+	if (cli_open_device(0, devp))
+		return CLI_FAIL;
+	rc = xmem_region_open(*devp, regp);
+	if (rc) {
+		cli_fail(rc, "cannot open the region on '%s'", cli.device);
+		xmem_device_close(devp);
+		return CLI_FAIL;
+	}
+	return 0;
+}
+
+void cli_close_region(struct xmem_device **devp, struct xmem_region **regp)
+{
+	xmem_region_close(regp);
+	xmem_device_close(devp);
+}
+
+int cli_split_target(const char *arg, char *dev, size_t devlen, char *range,
+		     size_t rangelen)
+{
+	const char *colon = strrchr(arg, ':');
+
+	if (!colon) {
+		snprintf(dev, devlen, "%s", cli.device);
+		snprintf(range, rangelen, "%s", arg);
+		return 0;
+	}
+	if ((size_t)(colon - arg) >= devlen || strlen(colon + 1) >= rangelen ||
+	    colon == arg || !colon[1])
+		return -EINVAL;
+	snprintf(dev, devlen, "%.*s", (int)(colon - arg), arg);
+	snprintf(range, rangelen, "%s", colon + 1);
+	return 0;
+}
+
+void json_init(struct json *j, FILE *f)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = f;
+	j->first[0] = 1;
+}
+
+/* Writes a JSON string literal. */
+static void json_quoted(FILE *f, const char *v)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* Writes the separator and, inside an object, the key. */
+static void json_key(struct json *j, const char *key)
+{
+	if (!j->first[j->depth])
+		fputc(',', j->f);
+	j->first[j->depth] = 0;
+	if (key) {
+		json_quoted(j->f, key);
+		fputc(':', j->f);
+	}
+}
+
+/* Opens an object or array; kind[] remembers which, for json_end. */
+static void json_open(struct json *j, const char *key, char c)
+{
+	json_key(j, key);
+	fputc(c, j->f);
+	if (j->depth + 1 < (int)(sizeof(j->first) / sizeof(j->first[0])))
+		j->depth++;
+	j->first[j->depth] = 1;
+	j->kind[j->depth] = c;
+}
+
+void json_obj(struct json *j, const char *key)
+{
+	json_open(j, key, '{');
+}
+
+void json_arr(struct json *j, const char *key)
+{
+	json_open(j, key, '[');
+}
+
+void json_end(struct json *j)
+{
+	fputc(j->kind[j->depth] == '[' ? ']' : '}', j->f);
+	if (j->depth > 0)
+		j->depth--;
+}
+
+void json_str(struct json *j, const char *key, const char *v)
+{
+	json_key(j, key);
+	json_quoted(j->f, v ? v : "");
+}
+
+void json_u64(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	fprintf(j->f, "%" PRIu64, v);
+}
+
+void json_i64(struct json *j, const char *key, int64_t v)
+{
+	json_key(j, key);
+	fprintf(j->f, "%" PRId64, v);
+}
+
+void json_dbl(struct json *j, const char *key, double v)
+{
+	json_key(j, key);
+	fprintf(j->f, "%.6g", v);
+}
+
+void json_bool(struct json *j, const char *key, int v)
+{
+	json_key(j, key);
+	fputs(v ? "true" : "false", j->f);
+}
+
+void json_done(struct json *j)
+{
+	fputc('\n', j->f);
+	fflush(j->f);
+}
