@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# guest-init.sh - /init of the kernel-device guest.
+#
+# Loads the NVDIMM, DAX, BTT and file system drivers, then turns the one
+# emulated NVDIMM namespace into each kind of device in turn and runs the
+# xmem checks on it:
+#
+#   devdax (2 MiB)  -> /dev/dax0.0: devdax checks, crash tests
+#   fsdax           -> /dev/pmem0: ext4 and xfs, with and without -o dax
+#   raw             -> /dev/pmem0: region on the block device
+#   sector (4 KiB)  -> /dev/pmem0s: the kernel's BTT, read and written by xmem
+#
+# Every check prints one line "PASS|SKIP|FAIL <check>: <detail>"; the host
+# collects them from the serial console. XMEM-GUEST-DONE marks the end.
+PATH=/sbin:/bin
+export PATH
+
+echo # the firmware leaves the cursor mid-line
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+
+pass() { echo "PASS $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+fail() { echo "FAIL $1: $2"; }
+
+# Runs a command quietly; on failure prints a FAIL line with its output.
+step() {
+	name=$1
+	shift
+	if ! out=$("$@" 2>&1); then
+		fail "$name" "'$*' failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+		return 1
+	fi
+	return 0
+}
+
+# Runs /checks/<prog> if it was built; a check program prints its own
+# lines, so only a crash or a silent non-zero exit is reported here.
+check() {
+	name=$1
+	prog=$2
+	shift 2
+	if [ ! -x "/checks/$prog" ]; then
+		skip "$name" "/checks/$prog was not built"
+		return
+	fi
+	"/checks/$prog" "$@" >/tmp/check.out 2>&1
+	rc=$?
+	grep -E '^(PASS|SKIP|FAIL) ' /tmp/check.out
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && ! grep -q '^FAIL ' /tmp/check.out; then
+		fail "$name" "$prog exited with status $rc: $(grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | tail -n 3 | tr '\n' ' ')"
+	fi
+	grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | sed 's/^/# /' | tail -n 20
+}
+
+# Reconfigures namespace0.0 into a mode: ndctl create-namespace args.
+namespace() {
+	name=$1
+	shift
+	step "ndctl-$name" ndctl create-namespace -f -e namespace0.0 "$@"
+}
+
+finish() {
+	sync
+	echo "XMEM-GUEST-DONE"
+	poweroff -f
+}
+
+for m in $(cat /etc/modules); do
+	/sbin/modprobe "$m" || fail "modules" "modprobe $m failed"
+done
+
+# Wait for the NFIT to produce region0 (at most ~10 s).
+i=0
+while [ ! -e /sys/bus/nd/devices/region0 ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ ! -e /sys/bus/nd/devices/region0 ]; then
+	fail "nvdimm" "no region0 in /sys/bus/nd/devices: $(ls /sys/bus/nd/devices | tr '\n' ' ')"
+	finish
+fi
+pass "nvdimm" "region0 size $(cat /sys/bus/nd/devices/region0/size) persistence_domain '$(cat /sys/bus/nd/devices/region0/persistence_domain 2>/dev/null)'"
+
+check smoke guest_smoke
+
+# Labels make sector mode possible; without them the region is label-less.
+step labels ndctl disable-region all &&
+	step labels ndctl init-labels -f all &&
+	step labels ndctl enable-region all || finish
+step labels ndctl create-namespace -r region0 -m raw || finish
+
+if namespace devdax -m devdax -a 2M; then
+	check devdax guest_devdax /dev/dax0.0
+fi
+
+finish
