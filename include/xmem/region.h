@@ -31,6 +31,9 @@ extern "C" {
 #define XMEM_ALIGN_2M (2ull << 20)
 #define XMEM_ALIGN_1G (1ull << 30)
 
+/* Device offset of the data area (or the device alignment, if larger). */
+#define XMEM_REGION_DATA_OFFSET (2ull << 20)
+
 enum xmem_range_mode {
 	XMEM_RANGE_RAW = 0,
 	XMEM_RANGE_HEAP = 1,
@@ -50,13 +53,13 @@ struct xmem_region_info {
 	uint64_t device_size; /* bytes the region spans */
 	uint64_t data_offset; /* first byte ranges may use */
 	uint64_t data_size;
-	uint64_t used;        /* bytes held by ranges */
-	uint64_t free;        /* data_size - used */
+	uint64_t used; /* bytes held by ranges */
+	uint64_t free; /* data_size - used */
 	uint64_t largest_free;
 	uint32_t nranges;
 	uint32_t label_slots;
-	uint64_t label_seq;   /* sequence number of the active index */
-	uint64_t created;     /* seconds since the epoch */
+	uint64_t label_seq; /* sequence number of the active index */
+	uint64_t created;   /* seconds since the epoch */
 };
 
 /* Writes fresh region metadata to the device. Fails with -EEXIST if the
@@ -83,8 +86,11 @@ struct xmem_check_problem {
 	const char *structure; /* "superblock 1", "label index 0", ... */
 	uint64_t offset;       /* device offset of the structure */
 	const char *what;      /* what is wrong */
-	int repaired;          /* with XMEM_F_REPAIR: fixed */
-	int fatal;             /* the region cannot be opened because of it */
+	int repaired;	       /* with XMEM_F_REPAIR: fixed */
+	int fatal;	       /* the region cannot be opened because of it */
+	int note;	       /* informational, normal after a crash (an
+				* invalid inactive label index); not counted
+				* in *nproblems */
 };
 typedef void (*xmem_check_fn)(const struct xmem_check_problem *p, void *arg);
 
@@ -93,8 +99,8 @@ typedef void (*xmem_check_fn)(const struct xmem_check_problem *p, void *arg);
  * good copy. Returns 0 when the region is (now) clean, XMEM_E_CORRUPT if
  * problems remain. *nproblems counts the problems found. */
 #define XMEM_F_REPAIR (1u << 1)
-int xmem_region_check(struct xmem_device *dev, unsigned flags,
-		      xmem_check_fn fn, void *arg, unsigned *nproblems);
+int xmem_region_check(struct xmem_device *dev, unsigned flags, xmem_check_fn fn,
+		      void *arg, unsigned *nproblems);
 
 struct xmem_range_info {
 	char name[XMEM_RANGE_NAME_MAX + 1];
@@ -103,15 +109,15 @@ struct xmem_range_info {
 	uint64_t size;
 	uint64_t align;
 	enum xmem_range_mode mode;
-	uint32_t slot;   /* label slot */
+	uint32_t slot; /* label slot */
 	uint64_t created;
 };
 
 /* Creates a range. size must be a non-zero multiple of align; align is
  * 4 KiB, 2 MiB or 1 GiB and at least the device alignment. The extent is
  * chosen by best fit. */
-int xmem_range_create(struct xmem_region *reg, const char *name,
-		      uint64_t size, uint64_t align, enum xmem_range_mode mode,
+int xmem_range_create(struct xmem_region *reg, const char *name, uint64_t size,
+		      uint64_t align, enum xmem_range_mode mode,
 		      struct xmem_range_info *info);
 
 /* Lists ranges in offset order: *infop is malloc'ed, the caller frees it. */

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * label.c - the label area at run time: keeping the cached state in step
+ * with the device, and committing a change with the slot-then-index
+ * protocol of region_layout.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "region_int.h"
+
+void xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
+		      size_t len)
+{
+	/* memcpy with persist semantics: flushed and fenced on return */
+	reg->ops->memcpy(reg->base + off, src, len, 0);
+	reg->stats.meta_bytes_written += len;
+}
+
+void xmem__uuid_gen(uint8_t uuid[16])
+{
+	static __thread uint64_t ctr;
+	ssize_t got = getrandom(uuid, 16, GRND_NONBLOCK);
+
+	if (got != 16) {
+		/* no entropy yet: time, address and a counter still differ */
+		uint64_t a = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&ctr;
+		uint64_t b = ++ctr ^ ((uint64_t)getpid() << 32);
+		memcpy(uuid, &a, 8);
+		memcpy(uuid + 8, &b, 8);
+	}
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+}
+
+void xmem__label_fill(struct xmem_label_layout *l,
+		      const struct xmem_range_info *ri)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->magic, XMEM_LABEL_MAGIC, 8);
+	l->version = le32(XMEM_REGION_LAYOUT_VERSION);
+	memcpy(l->name, ri->name, strnlen(ri->name, XMEM_RANGE_NAME_MAX));
+	memcpy(l->uuid, ri->uuid, 16);
+	l->offset = le64(ri->offset);
+	l->size = le64(ri->size);
+	l->align = le64(ri->align);
+	l->mode = le32((uint32_t)ri->mode);
+	l->created = le64(ri->created);
+}
+
+/* Takes the result of a full scan as the cached state. */
+static void adopt_scan(struct xmem_region *reg, struct xmem__region_scan *s)
+{
+	reg->sb = s->sb;
+	reg->active = s->active;
+	reg->seq = le64(s->idx[s->active].seq);
+	for (int i = 0; i < 2; i++) {
+		reg->idx_ok[i] = s->idx_ok[i];
+		memcpy(&reg->idx[i], reg->base + XMEM_INDEX_OFF(i),
+		       sizeof(reg->idx[i]));
+	}
+	free(reg->ranges);
+	reg->ranges = s->ranges;
+	reg->n = s->n;
+	s->ranges = NULL;
+	reg->stats.labels_checked += s->labels_checked;
+}
+
+/*
+ * Brings the cached state up to date. O(1) when nothing changed since the
+ * last look (superblock 0 and both index blocks compare equal to the
+ * cached copies: labels in use are never rewritten in place); otherwise a
+ * full validation, O(S/8 + n log n).
+ */
+int xmem__region_refresh(struct xmem_region *reg)
+{
+	struct xmem__region_scan s;
+	int rc;
+
+	if (reg->ranges && !memcmp(reg->base, &reg->sb, sizeof(reg->sb)) &&
+	    !memcmp(reg->base + XMEM_INDEX_OFF(0), &reg->idx[0],
+		    sizeof(reg->idx[0])) &&
+	    !memcmp(reg->base + XMEM_INDEX_OFF(1), &reg->idx[1],
+		    sizeof(reg->idx[1])))
+		return 0;
+	rc = xmem__region_scan(reg->base, reg->maplen,
+			       xmem_device_size(reg->dev), &s, NULL, NULL);
+	if (rc == 0 && reg->ranges && memcmp(s.sb.uuid, reg->sb.uuid, 16)) {
+		rc = -ESTALE;
+		snprintf(s.msg, sizeof(s.msg),
+			 "the region was destroyed and created again");
+	}
+	if (rc) {
+		xmem__region_scan_free(&s);
+		return xmem__err(rc, "region on '%s': %s",
+				 xmem_device_path(reg->dev), s.msg);
+	}
+	reg->stats.reloads++;
+	adopt_scan(reg, &s);
+	return 0;
+}
+
+/* A slot free in the active index and, if valid, in the other one. */
+static int free_slot(struct xmem_region *reg, uint32_t *slotp)
+{
+	const uint8_t *a = reg->idx[reg->active].used;
+	const uint8_t *b =
+		reg->idx_ok[!reg->active] ? reg->idx[!reg->active].used : NULL;
+
+	for (uint32_t i = 0; i < XMEM_BITMAP_BYTES; i++) {
+		uint8_t busy = (uint8_t)(a[i] | (b ? b[i] : 0));
+		reg->stats.bitmap_bytes++;
+		if (busy == 0xff)
+			continue;
+		*slotp = i * 8 + (uint32_t)__builtin_ctz(~busy & 0xffu);
+		return 0;
+	}
+	return xmem__err(XMEM_E_LABELFULL,
+			 "region on '%s': all %u label slots are in use, or "
+			 "held by the previous index",
+			 xmem_device_path(reg->dev), XMEM_LABEL_SLOTS);
+}
+
+int xmem__index_commit(struct xmem_region *reg, const uint8_t *used)
+{
+	struct xmem_index_layout nx = reg->idx[reg->active];
+	int target = !reg->active;
+	uint32_t pop = 0;
+
+	memcpy(nx.used, used, sizeof(nx.used));
+	for (uint32_t i = 0; i < XMEM_BITMAP_BYTES; i++)
+		pop += (uint32_t)__builtin_popcount(nx.used[i]);
+	nx.nused = le32(pop);
+	nx.seq = le64(reg->seq + 1);
+	nx.csum = 0;
+	nx.csum = le32(xmem__csum_struct(
+		&nx, sizeof(nx), offsetof(struct xmem_index_layout, csum)));
+	/* commit point: once this block is durable, it is the active index */
+	xmem__meta_write(reg, XMEM_INDEX_OFF(target), &nx, sizeof(nx));
+	reg->idx[target] = nx;
+	reg->idx_ok[target] = 1;
+	reg->active = target;
+	reg->seq++;
+	return 0;
+}
+
+int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
+		       uint32_t clear_slot, uint32_t *slotp)
+{
+	uint8_t used[XMEM_BITMAP_BYTES];
+	uint32_t slot = UINT32_MAX;
+	int rc;
+
+	memcpy(used, reg->idx[reg->active].used, sizeof(used));
+	if (lbl) {
+		rc = free_slot(reg, &slot);
+		if (rc)
+			return rc;
+		lbl->seq = le64(reg->seq + 1);
+		lbl->csum = 0;
+		lbl->csum = le32(xmem__csum_struct(
+			lbl, sizeof(*lbl),
+			offsetof(struct xmem_label_layout, csum)));
+		/* the label is durable before any index lists its slot */
+		xmem__meta_write(reg, XMEM_SLOT_OFF(slot), lbl, sizeof(*lbl));
+		used[slot / 8] |= (uint8_t)(1u << (slot % 8));
+	}
+	if (clear_slot != UINT32_MAX)
+		used[clear_slot / 8] &= (uint8_t) ~(1u << (clear_slot % 8));
+	if (slotp)
+		*slotp = slot;
+	return xmem__index_commit(reg, used);
+}

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * region.c - region create, open, info and destroy.
+ *
+ * Costs, for n ranges and S label slots: open validates everything, O(S/8
+ * + n log n); info is O(n) (free space is summed over the gaps); create
+ * writes a fixed amount of metadata, O(S) (it zeroes the label slots);
+ * destroy is O(S) likewise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "region_int.h"
+
+XMEM_EXPORT const char *xmem_range_mode_name(enum xmem_range_mode mode)
+{
+	static const char *const names[] = { "raw", "heap", "blk", "tier" };
+
+	return (unsigned)mode < ARRAY_SIZE(names) ? names[mode] : "unknown";
+}
+
+XMEM_EXPORT int xmem_range_mode_parse(const char *s, enum xmem_range_mode *m)
+{
+	for (unsigned i = 0; i <= XMEM_RANGE_TIER; i++) {
+		if (!strcmp(s, xmem_range_mode_name((enum xmem_range_mode)i))) {
+			*m = (enum xmem_range_mode)i;
+			return 0;
+		}
+	}
+	return xmem__err(-EINVAL,
+			 "unknown range mode '%s' (raw, heap, blk "
+			 "or tier)",
+			 s);
+}
+
+int xmem__region_map_meta(struct xmem_device *dev, int rdonly,
+			  struct xmem_map **mapp, uint64_t *maplenp)
+{
+	uint64_t a = MAX(xmem_device_align(dev), (uint64_t)XMEM_PAGE);
+	uint64_t len = align_up(XMEM_META_END, a);
+	uint64_t have = align_down(xmem_device_size(dev), a);
+
+	len = MIN(len, have);
+	if (len == 0)
+		return xmem__err(XMEM_E_NOREGION,
+				 "device '%s' (%" PRIu64 " bytes) is too "
+				 "small to hold a region",
+				 xmem_device_path(dev), xmem_device_size(dev));
+	*maplenp = len;
+	return xmem_device_map(dev, 0, len, 0, rdonly ? XMEM_F_MAP_RDONLY : 0,
+			       mapp);
+}
+
+/* A region object with the metadata mapped but nothing read yet. */
+int xmem__region_new(struct xmem_device *dev, struct xmem_region **regp)
+{
+	struct xmem_region *reg = calloc(1, sizeof(*reg));
+	int fl, rc;
+
+	if (!reg)
+		return xmem__err(-ENOMEM, "out of memory");
+	reg->dev = dev;
+	reg->fd = xmem_device_fd(dev);
+	fl = fcntl(reg->fd, F_GETFL);
+	reg->rdonly = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY;
+	rc = xmem__region_map_meta(dev, reg->rdonly, &reg->meta, &reg->maplen);
+	if (rc) {
+		free(reg);
+		return rc;
+	}
+	reg->base = xmem_map_addr(reg->meta);
+	reg->ops = xmem_map_ops(reg->meta);
+	pthread_mutex_init(&reg->mu, NULL);
+	*regp = reg;
+	return 0;
+}
+
+XMEM_EXPORT void xmem_region_close(struct xmem_region **regp)
+{
+	struct xmem_region *reg = regp ? *regp : NULL;
+
+	if (!reg)
+		return;
+	xmem_map_delete(&reg->meta);
+	pthread_mutex_destroy(&reg->mu);
+	free(reg->ranges);
+	free(reg);
+	*regp = NULL;
+}
+
+/* The error for a failed scan, with advice where advice helps. */
+static int scan_error(struct xmem_device *dev,
+		      const struct xmem__region_scan *s)
+{
+	const char *hint = "";
+
+	if (s->status == XMEM_E_CORRUPT &&
+	    ((s->sb_ok[0] != s->sb_ok[1]) || (s->sb_ok[0] && s->sb_ok[1])) &&
+	    s->active >= 0)
+		hint = "; run `xmem region check --repair` to restore it "
+		       "from its good copy";
+	else if (s->status == XMEM_E_CORRUPT)
+		hint = "; run `xmem region check` for every problem";
+	return xmem__err(s->status, "region on '%s': %s%s",
+			 xmem_device_path(dev), s->msg, hint);
+}
+
+XMEM_EXPORT int xmem_region_open(struct xmem_device *dev,
+				 struct xmem_region **regp)
+{
+	struct xmem__region_scan s;
+	struct xmem_region *reg;
+	int rc;
+
+	rc = xmem__region_new(dev, &reg);
+	if (rc)
+		return rc;
+	rc = xmem__region_lock(reg, 0);
+	if (rc)
+		goto fail;
+	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
+			       &s, NULL, NULL);
+	xmem__region_unlock(reg);
+	if (rc) {
+		rc = rc == -ENOMEM ? xmem__err(rc, "out of memory")
+				   : scan_error(dev, &s);
+		xmem__region_scan_free(&s);
+		goto fail;
+	}
+	reg->ranges = s.ranges;
+	reg->n = s.n;
+	s.ranges = NULL;
+	reg->sb = s.sb;
+	reg->active = s.active;
+	reg->seq = le64(s.idx[s.active].seq);
+	for (int i = 0; i < 2; i++) {
+		reg->idx_ok[i] = s.idx_ok[i];
+		memcpy(&reg->idx[i], reg->base + XMEM_INDEX_OFF(i),
+		       sizeof(reg->idx[i]));
+	}
+	reg->stats.labels_checked += s.labels_checked;
+	*regp = reg;
+	return 0;
+fail:
+	xmem_region_close(&reg);
+	return rc;
+}
+
+XMEM_EXPORT struct xmem_device *xmem_region_device(const struct xmem_region *r)
+{
+	return r->dev;
+}
+
+XMEM_EXPORT int xmem_region_info(struct xmem_region *reg,
+				 struct xmem_region_info *info)
+{
+	int rc = xmem__region_lock(reg, 0);
+
+	if (rc)
+		return rc;
+	rc = xmem__region_refresh(reg);
+	if (rc == 0) {
+		memset(info, 0, sizeof(*info));
+		memcpy(info->uuid, reg->sb.uuid, 16);
+		info->device_size = le64(reg->sb.region_size);
+		info->data_offset = le64(reg->sb.data_off);
+		info->data_size = le64(reg->sb.data_size);
+		xmem__free_space(reg, &info->free, &info->largest_free);
+		info->used = info->data_size - info->free;
+		info->nranges = reg->n;
+		info->label_slots = le32(reg->sb.slot_count);
+		info->label_seq = reg->seq;
+		info->created = le64(reg->sb.created);
+	}
+	xmem__region_unlock(reg);
+	return rc;
+}
+
+/* Fills a fresh superblock for the device. */
+static int sb_build(struct xmem_device *dev, struct xmem_sb_layout *sb)
+{
+	uint64_t a = MAX(xmem_device_align(dev), (uint64_t)XMEM_PAGE);
+	uint64_t size = xmem_device_size(dev);
+	uint64_t doff = MAX((uint64_t)XMEM_REGION_DATA_OFFSET, a);
+	char b1[32], b2[32];
+
+	if (!is_pow2(a) || a > XMEM_ALIGN_1G)
+		return xmem__err(-EINVAL,
+				 "device '%s': alignment %" PRIu64
+				 " is not supported",
+				 xmem_device_path(dev), a);
+	if (size < doff + a)
+		return xmem__err(-ENOSPC,
+				 "device '%s' (%s) is too small: a "
+				 "region needs at least %s",
+				 xmem_device_path(dev),
+				 xmem__fmt_size(b1, sizeof(b1), size),
+				 xmem__fmt_size(b2, sizeof(b2), doff + a));
+	memset(sb, 0, sizeof(*sb));
+	memcpy(sb->magic, XMEM_SB_MAGIC, 8);
+	sb->version = le32(XMEM_REGION_LAYOUT_VERSION);
+	sb->sb_size = le32(sizeof(*sb));
+	xmem__uuid_gen(sb->uuid);
+	sb->region_size = le64(size);
+	sb->created = le64((uint64_t)time(NULL));
+	sb->index_off[0] = le64(XMEM_INDEX_OFF(0));
+	sb->index_off[1] = le64(XMEM_INDEX_OFF(1));
+	sb->index_size = le32(sizeof(struct xmem_index_layout));
+	sb->slot_count = le32(XMEM_LABEL_SLOTS);
+	sb->slots_off = le64(XMEM_SLOTS_OFF);
+	sb->slot_size = le32(XMEM_LABEL_SIZE);
+	sb->data_off = le64(doff);
+	sb->data_size = le64(align_down(size - doff, a));
+	sb->dev_align = le64(a);
+	sb->csum = le32(xmem__csum_struct(
+		sb, sizeof(*sb), offsetof(struct xmem_sb_layout, csum)));
+	return 0;
+}
+
+/* Writes the metadata of a new region in the order of region_layout.h. */
+static void region_write_new(struct xmem_region *reg,
+			     const struct xmem_sb_layout *sb)
+{
+	static const uint8_t zero[4096];
+	struct xmem_index_layout ix;
+	uint8_t block[4096];
+
+	reg->ops->memset(reg->base + XMEM_INDEX_OFF(0), 0,
+			 XMEM_META_END - XMEM_INDEX_OFF(0), XMEM_F_MEM_NODRAIN);
+	for (int i = 0; i < 2; i++) {
+		memset(&ix, 0, sizeof(ix));
+		memcpy(ix.magic, XMEM_INDEX_MAGIC, 8);
+		ix.version = le32(XMEM_REGION_LAYOUT_VERSION);
+		ix.seq = le64((uint64_t)i);
+		ix.slot_count = sb->slot_count;
+		memcpy(ix.uuid, sb->uuid, 16);
+		ix.csum = le32(xmem__csum_struct(
+			&ix, sizeof(ix),
+			offsetof(struct xmem_index_layout, csum)));
+		reg->ops->memcpy(reg->base + XMEM_INDEX_OFF(i), &ix, sizeof(ix),
+				 XMEM_F_MEM_NODRAIN);
+	}
+	/* the label area is durable before superblock 1 describes it */
+	reg->ops->drain();
+	memcpy(block, zero, sizeof(block));
+	memcpy(block, sb, sizeof(*sb));
+	/* superblock 1 is durable before superblock 0 commits the region */
+	xmem__meta_write(reg, XMEM_SB_OFF(1), block, sizeof(block));
+	/* commit point: superblock 0 */
+	xmem__meta_write(reg, XMEM_SB_OFF(0), block, sizeof(block));
+	reg->stats.meta_bytes_written += XMEM_META_END - XMEM_INDEX_OFF(0);
+}
+
+XMEM_EXPORT int xmem_region_create(struct xmem_device *dev,
+				   struct xmem_region **regp)
+{
+	struct xmem__region_scan s;
+	struct xmem_sb_layout sb;
+	struct xmem_region *reg;
+	int rc;
+
+	rc = sb_build(dev, &sb);
+	if (rc)
+		return rc;
+	rc = xmem__region_new(dev, &reg);
+	if (rc)
+		return rc;
+	if (reg->rdonly) {
+		rc = xmem__err(-EROFS, "device '%s' is open read-only",
+			       xmem_device_path(dev));
+		goto out;
+	}
+	rc = xmem__region_lock(reg, 1);
+	if (rc)
+		goto out;
+	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
+			       &s, NULL, NULL);
+	xmem__region_scan_free(&s);
+	if (rc != XMEM_E_NOREGION) {
+		rc = xmem__err(rc == -ENOMEM ? rc : -EEXIST,
+			       "device '%s' already holds %s; destroy it "
+			       "first",
+			       xmem_device_path(dev),
+			       rc == 0 ? "an xmem region"
+				       : "damaged xmem region metadata");
+		xmem__region_unlock(reg);
+		goto out;
+	}
+	region_write_new(reg, &sb);
+	rc = xmem__region_refresh(reg);
+	xmem__region_unlock(reg);
+out:
+	if (rc)
+		xmem_region_close(&reg);
+	else
+		*regp = reg;
+	return rc;
+}
+
+/* Zeroes the metadata: superblock 0 first (the commit point), then
+ * superblock 1, then the label area. */
+static void region_wipe(struct xmem_region *reg)
+{
+	static const uint8_t zero[4096];
+	uint64_t lend = MIN((uint64_t)XMEM_META_END, reg->maplen);
+
+	/* superblock 0 is gone before anything else goes */
+	xmem__meta_write(reg, XMEM_SB_OFF(0), zero, sizeof(zero));
+	/* superblock 1 is gone before the label area it describes */
+	xmem__meta_write(reg, XMEM_SB_OFF(1), zero, sizeof(zero));
+	if (lend > XMEM_INDEX_OFF(0))
+		reg->ops->memset(reg->base + XMEM_INDEX_OFF(0), 0,
+				 lend - XMEM_INDEX_OFF(0), 0);
+}
+
+/* Destroy's checks and the empty index it commits before the wipe. */
+static int destroy_prepare(struct xmem_region *reg, struct xmem__region_scan *s,
+			   unsigned flags)
+{
+	const char *path = xmem_device_path(reg->dev);
+	uint8_t none[XMEM_BITMAP_BYTES] = { 0 };
+
+	if (s->status == XMEM_E_NOREGION && !s->sb_ok[1])
+		return xmem__err(XMEM_E_NOREGION,
+				 "device '%s' holds no xmem "
+				 "region",
+				 path);
+	if (s->status == XMEM_E_NOREGION)
+		return 0; /* leftovers of an interrupted create: wipe them */
+	if (s->status && !(flags & XMEM_F_FORCE))
+		return scan_error(reg->dev, s);
+	if (s->status)
+		return 0;
+	if (s->n && !(flags & XMEM_F_FORCE))
+		return xmem__err(-ENOTEMPTY,
+				 "region on '%s' holds %u range%s; destroy "
+				 "them first, or force",
+				 path, s->n, s->n == 1 ? "" : "s");
+	for (uint32_t i = 0; i < s->n; i++)
+		if (xmem__lock_byte_held(reg->fd,
+					 XMEM_LOCK_RANGE(s->ranges[i].offset)))
+			return xmem__err(-EBUSY,
+					 "region on '%s': range '%s' "
+					 "is open",
+					 path, s->ranges[i].name);
+	if (!s->n)
+		return 0;
+	reg->sb = s->sb;
+	reg->active = s->active;
+	reg->seq = le64(s->idx[s->active].seq);
+	reg->idx[0] = s->idx[0];
+	reg->idx[1] = s->idx[1];
+	reg->idx_ok[0] = s->idx_ok[0];
+	reg->idx_ok[1] = s->idx_ok[1];
+	/* the ranges are gone (durably) before the region goes */
+	return xmem__index_commit(reg, none);
+}
+
+XMEM_EXPORT int xmem_region_destroy(struct xmem_device *dev, unsigned flags)
+{
+	struct xmem__region_scan s;
+	struct xmem_region *reg;
+	int rc;
+
+	rc = xmem__region_new(dev, &reg);
+	if (rc)
+		return rc;
+	if (reg->rdonly) {
+		rc = xmem__err(-EROFS, "device '%s' is open read-only",
+			       xmem_device_path(dev));
+		goto out;
+	}
+	rc = xmem__region_lock(reg, 1);
+	if (rc)
+		goto out;
+	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
+			       &s, NULL, NULL);
+	if (rc == -ENOMEM)
+		rc = xmem__err(rc, "out of memory");
+	else
+		rc = destroy_prepare(reg, &s, flags);
+	if (rc == 0)
+		region_wipe(reg);
+	xmem__region_scan_free(&s);
+	xmem__region_unlock(reg);
+out:
+	xmem_region_close(&reg);
+	return rc;
+}
