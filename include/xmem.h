@@ -17,5 +17,7 @@
 #include "xmem/persist.h"
 #include "xmem/device.h"
 #include "xmem/region.h"
+#include "xmem/tier.h"
+#include "xmem/blk.h"
 
 #endif /* XMEM_H */

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * move.c - placing and migrating units, and the DRAM budget.
+ *
+ * The protocol that keeps every write is described in tier_internal.h:
+ * placeholder, copy through the aliases, map the destination, wake,
+ * release the source, publish. All of it runs with the unit claimed (BUSY)
+ * so that exactly one actor changes a unit's mapping at a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "tier_internal.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Reserves one unit of the group's DRAM budget; never goes above it. */
+int xmem__tier_budget_get(struct xmem_tier *t)
+{
+	struct xmem_tier_group *g = t->group;
+	uint64_t used = atomic_load(&g->used), peak;
+
+	do {
+		if (used + t->unit > g->budget) {
+			atomic_fetch_add(&g->denied, 1);
+			return -ENOSPC;
+		}
+	} while (!atomic_compare_exchange_weak(&g->used, &used,
+					       used + t->unit));
+	used += t->unit;
+	peak = atomic_load(&g->peak);
+	while (used > peak &&
+	       !atomic_compare_exchange_weak(&g->peak, &peak, used))
+		;
+	return 0;
+}
+
+/* Returns one unit of budget (after its memory was freed). */
+void xmem__tier_budget_put(struct xmem_tier *t)
+{
+	atomic_fetch_sub(&t->group->used, t->unit);
+}
+
+/*
+ * Claims unit i (sets BUSY). -EBUSY if another actor holds it, -ENOENT if
+ * the program unmapped it. *old receives the state before the claim.
+ */
+int xmem__tier_claim(struct xmem_tier *t, uint64_t i, uint32_t *old)
+{
+	uint32_t s = atomic_load(&t->u[i].st);
+
+	for (;;) {
+		if (s & U_BUSY)
+			return -EBUSY;
+		if ((s & U_WHERE) == U_GONE)
+			return -ENOENT;
+		if (atomic_compare_exchange_weak(&t->u[i].st, &s, s | U_BUSY))
+			break;
+	}
+	*old = s;
+	return 0;
+}
+
+/* Ends a claim with state st and wakes threads waiting for the unit. */
+void xmem__tier_publish(struct xmem_tier *t, uint64_t i, uint32_t st)
+{
+	atomic_store(&t->u[i].st, st);
+	pthread_mutex_lock(&t->wait_lock);
+	pthread_cond_broadcast(&t->wait_cond);
+	pthread_mutex_unlock(&t->wait_lock);
+}
+
+/*
+ * Covers [off, off+len) of base with an anonymous placeholder registered
+ * for MISSING faults: from here on every access to it sleeps in the kernel
+ * until xmem__tier_wake(). The old pages are unmapped (and TLBs shot down)
+ * before mmap returns.
+ */
+int xmem__tier_placeholder(struct xmem_tier *t, uint64_t off, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)t->base + off, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	void *p = xmem__tier_mmap(t->base + off, len, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
+					  MAP_NORESERVE,
+				  -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Maps [off, off+len) of base from the unit's backing `where`. */
+int xmem__tier_map_unit(struct xmem_tier *t, uint64_t i, unsigned where,
+			uint64_t off, uint64_t len, int populate)
+{
+	int fd = where == XMEM_TIER_DRAM ? t->memfd : t->devfd;
+	uint64_t foff = where == XMEM_TIER_DRAM ? off : t->devoff + off;
+	int flags = MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0);
+	void *p;
+
+	(void)i;
+	p = xmem__tier_mmap(t->base + off, len, PROT_READ | PROT_WRITE, flags,
+			    fd, (off_t)foff);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/* Wakes every thread sleeping on a fault in [off, off+len) of base. */
+void xmem__tier_wake(struct xmem_tier *t, uint64_t off, uint64_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)t->base + off,
+				  .len = len };
+
+	ioctl(t->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Frees the memory unit i held on `where` (the unit is claimed). */
+void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where)
+{
+	uint64_t off = i * t->unit;
+
+	if (where == XMEM_TIER_DRAM) {
+		/* The pages must be gone before the budget is returned. */
+		fallocate(t->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)off, (off_t)t->unit);
+		atomic_fetch_sub(&t->dram_units, 1);
+		xmem__tier_budget_put(t);
+	} else if (where == XMEM_TIER_DEVICE) {
+		/* Only memory of our own stands in for a device; a real
+		 * device keeps its contents (nothing to free). */
+		if (t->own_devfd)
+			fallocate(t->devfd,
+				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(t->devoff + off), (off_t)t->unit);
+		atomic_fetch_sub(&t->dev_units, 1);
+	}
+}
+
+/* Chooses where a first touch of unit i goes: advice, policy, budget. */
+static unsigned place_target(struct xmem_tier *t, uint64_t i, uint32_t want)
+{
+	uint8_t adv = atomic_load(&t->u[i].advice);
+
+	if (want)
+		return want;
+	if (adv == XMEM_TIER_ADV_PIN_DEVICE || adv == XMEM_TIER_ADV_COLD)
+		return XMEM_TIER_DEVICE;
+	if (adv == XMEM_TIER_ADV_PIN_DRAM || adv == XMEM_TIER_ADV_HOT)
+		return XMEM_TIER_DRAM;
+	if (t->cfg.policy == XMEM_TIER_POLICY_DEVICE_FIRST)
+		return XMEM_TIER_DEVICE;
+	return XMEM_TIER_DRAM;
+}
+
+/*
+ * Places the claimed, never-touched unit i (first touch or explicit): in
+ * DRAM if wanted and the budget allows, else on the device. Wakes the
+ * unit's sleepers and publishes. -ENOSPC only when DRAM was demanded.
+ */
+int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want)
+{
+	unsigned to = place_target(t, i, want);
+	uint64_t off = i * t->unit;
+	int rc;
+
+	if (to == XMEM_TIER_DRAM && xmem__tier_budget_get(t) < 0) {
+		if (want == XMEM_TIER_DRAM) {
+			xmem__tier_publish(t, i, XMEM_TIER_NONE);
+			return -ENOSPC;
+		}
+		to = XMEM_TIER_DEVICE;
+	}
+	rc = t->numa ? xmem__tier_numa_move(t, i, to)
+		     : xmem__tier_map_unit(t, i, to, off, t->unit, 0);
+	if (rc < 0) {
+		if (to == XMEM_TIER_DRAM)
+			xmem__tier_budget_put(t);
+		xmem__tier_wake(t, off, t->unit);
+		xmem__tier_publish(t, i, XMEM_TIER_NONE);
+		return rc;
+	}
+	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->dram_units : &t->dev_units,
+			 1);
+	atomic_fetch_add(&t->c.first_touch, 1);
+	t->u[i].moved_ns = xmem__tier_now_ns();
+	xmem__tier_wake(t, off, t->unit);
+	xmem__tier_publish(t, i, to);
+	return 0;
+}
+
+/* Waits until unit i is not BUSY (or the tier stops). */
+static void wait_unbusy(struct xmem_tier *t, uint64_t i)
+{
+	pthread_mutex_lock(&t->wait_lock);
+	while ((atomic_load(&t->u[i].st) & U_BUSY) && !atomic_load(&t->stop))
+		pthread_cond_wait(&t->wait_cond, &t->wait_lock);
+	pthread_mutex_unlock(&t->wait_lock);
+}
+
+/* Copies unit i from one alias to the other (the source is stable). */
+static void copy_unit(struct xmem_tier *t, uint64_t i, unsigned from)
+{
+	uint64_t off = i * t->unit;
+	char *src = (from == XMEM_TIER_DRAM ? t->dram : t->dev) + off;
+	char *dst = (from == XMEM_TIER_DRAM ? t->dev : t->dram) + off;
+
+	/* One call populates the page tables instead of a fault per page. */
+	madvise(src, t->unit, MADV_POPULATE_READ);
+	madvise(dst, t->unit, MADV_POPULATE_WRITE);
+	memcpy(dst, src, t->unit);
+}
+
+/* The remapping part of a move of claimed unit i; see tier_internal.h. */
+static int remap_move(struct xmem_tier *t, uint64_t i, uint32_t old,
+		      unsigned to)
+{
+	unsigned from = old & U_WHERE;
+	uint64_t off = i * t->unit;
+	int rc;
+
+	rc = xmem__tier_placeholder(t, off, t->unit);
+	if (rc < 0) {
+		/* Nothing changed if mmap failed; if only the registration
+		 * failed, the source mapping is put back below. */
+		if (xmem__tier_map_unit(t, i, from, off, t->unit, 0) == 0)
+			xmem__tier_wake(t, off, t->unit);
+		return xmem__err(rc, "tier: placeholder for unit %llu: %s",
+				 (unsigned long long)i, strerror(-rc));
+	}
+	if (old & U_SAMPLED)
+		atomic_fetch_sub(&t->armed, 1);
+	copy_unit(t, i, from);
+	rc = xmem__tier_map_unit(t, i, to, off, t->unit, 1);
+	if (rc < 0) {
+		/* Keep the data where it is: the source is intact. */
+		int rc2 = xmem__tier_map_unit(t, i, from, off, t->unit, 0);
+
+		xmem__tier_wake(t, off, t->unit);
+		return xmem__err(rc, "tier: mapping unit %llu%s: %s",
+				 (unsigned long long)i,
+				 rc2 ? " (and restoring it)" : "",
+				 strerror(-rc));
+	}
+	xmem__tier_wake(t, off, t->unit);
+	return 0;
+}
+
+/* Updates the ping-pong record of unit i after a move. */
+static void note_move(struct xmem_tier *t, uint64_t i)
+{
+	struct tier_unit *u = &t->u[i];
+	uint64_t now = xmem__tier_now_ns();
+	uint64_t recent = 10ull * t->cfg.min_residency_ms * 1000000ull;
+
+	if (now - u->moved_ns < recent)
+		u->moves = u->moves < 255 ? u->moves + 1 : 255;
+	else
+		u->moves = 0;
+	u->moved_ns = now;
+}
+
+static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to,
+		       int wait);
+
+/*
+ * Moves unit i to `to`. With wait, waits for a BUSY unit; without, returns
+ * -EBUSY. Returns 1 if the unit moved, 0 if it was already there.
+ */
+int xmem__tier_move(struct xmem_tier *t, uint64_t i, unsigned to, int wait)
+{
+	int rc;
+
+	/* Fork waits for moves in flight (see xmem__tier_lock_all). */
+	pthread_rwlock_rdlock(&t->fork_lock);
+	rc = move_locked(t, i, to, wait);
+	pthread_rwlock_unlock(&t->fork_lock);
+	return rc;
+}
+
+/* xmem__tier_move() under the fork lock. */
+static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to, int wait)
+{
+	uint32_t old;
+	unsigned from;
+	int rc;
+
+	while ((rc = xmem__tier_claim(t, i, &old)) == -EBUSY && wait)
+		wait_unbusy(t, i);
+	if (rc < 0)
+		return rc;
+	from = old & U_WHERE;
+	if (from == XMEM_TIER_NONE) {
+		rc = xmem__tier_place(t, i, to);
+		return rc < 0 ? rc : 1;
+	}
+	if (from == to) {
+		xmem__tier_publish(t, i, old);
+		return 0;
+	}
+	if (to == XMEM_TIER_DRAM && xmem__tier_budget_get(t) < 0) {
+		xmem__tier_publish(t, i, old);
+		return -ENOSPC;
+	}
+	rc = t->numa ? xmem__tier_numa_move(t, i, to)
+		     : remap_move(t, i, old, to);
+	if (rc < 0) {
+		if (to == XMEM_TIER_DRAM)
+			xmem__tier_budget_put(t);
+		xmem__tier_publish(t, i, old & ~U_SAMPLED);
+		return rc;
+	}
+	if (!t->numa)
+		xmem__tier_release(t, i, from);
+	else if (from == XMEM_TIER_DRAM) {
+		atomic_fetch_sub(&t->dram_units, 1);
+		xmem__tier_budget_put(t);
+	} else {
+		atomic_fetch_sub(&t->dev_units, 1);
+	}
+	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->dram_units : &t->dev_units,
+			 1);
+	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->c.promotions
+					      : &t->c.demotions,
+			 1);
+	atomic_fetch_add(&t->c.migrated_bytes, t->unit);
+	note_move(t, i);
+	xmem__tier_publish(t, i, to);
+	return 1;
+}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.c - the policy thread: arms hotness samples, expires them, and
+ * promotes hot units / demotes cold ones.
+ *
+ * Guarantees:
+ *   - DRAM use never exceeds the group's budget: a promotion reserves its
+ *     unit of budget before any page is allocated, and when the budget is
+ *     full the policy first demotes (freeing a unit) and then promotes;
+ *   - at most migrate_per_sec units move per second (a token bucket);
+ *   - ping-pong is damped three ways: a unit stays min_residency_ms after
+ *     a move, a swap needs the hot unit to be at least 2x (one log2 step)
+ *     hotter than the cold one, and that margin grows by half a step with
+ *     every recent move of either unit.
+ * Each tick is O(nunits of the group) for the scans plus O(k log k) for
+ * the k candidates it may move.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tier_internal.h"
+
+#define MAX_PER_TICK 64
+
+struct cand {
+	struct xmem_tier *t;
+	uint64_t i;
+	float heat;
+};
+
+/* Effective heat of unit i: measured heat biased by advice. */
+static float eff_heat(struct xmem_tier *t, uint64_t i)
+{
+	float h = atomic_load(&t->u[i].heat);
+	uint8_t adv = atomic_load(&t->u[i].advice);
+
+	if (adv == XMEM_TIER_ADV_HOT)
+		h += 16;
+	else if (adv == XMEM_TIER_ADV_COLD)
+		h -= 16;
+	return h;
+}
+
+/* May unit i move now (not pinned, not busy, resident long enough)? */
+static int movable(struct xmem_tier *t, uint64_t i, uint64_t now)
+{
+	uint8_t adv = atomic_load(&t->u[i].advice);
+	uint32_t s = atomic_load(&t->u[i].st);
+
+	if (s & U_BUSY)
+		return 0;
+	if (adv == XMEM_TIER_ADV_PIN_DRAM || adv == XMEM_TIER_ADV_PIN_DEVICE)
+		return 0;
+	return now - t->u[i].moved_ns >=
+	       (uint64_t)t->cfg.min_residency_ms * 1000000ull;
+}
+
+/* Keeps the k best candidates in c[] (hottest if hot, else coldest). */
+static void keep_best(struct cand *c, int *n, int k, struct cand x, int hot)
+{
+	int j;
+
+	if (*n == k) {
+		struct cand *w = &c[*n - 1];
+		if (hot ? x.heat <= w->heat : x.heat >= w->heat)
+			return;
+		(*n)--;
+	}
+	for (j = *n; j > 0 && (hot ? c[j - 1].heat < x.heat
+				   : c[j - 1].heat > x.heat);
+	     j--)
+		c[j] = c[j - 1];
+	c[j] = x;
+	(*n)++;
+}
+
+/* Scans one tier for promotion (hot, on the device) and demotion (cold,
+ * in DRAM) candidates. */
+static void scan(struct xmem_tier *t, uint64_t now, struct cand *hot,
+		 int *nh, struct cand *cold, int *nc, int k, int want_hot)
+{
+	for (uint64_t i = 0; i < t->nunits; i++) {
+		uint32_t w = atomic_load(&t->u[i].st) & U_WHERE;
+		struct cand x = { t, i, 0 };
+
+		if ((w != XMEM_TIER_DRAM && w != XMEM_TIER_DEVICE) ||
+		    !movable(t, i, now))
+			continue;
+		x.heat = eff_heat(t, i);
+		if (w == XMEM_TIER_DEVICE && want_hot) {
+			x.heat -= 0.5f * t->u[i].moves;
+			keep_best(hot, nh, k, x, 1);
+		} else if (w == XMEM_TIER_DRAM) {
+			x.heat += 0.5f * t->u[i].moves;
+			keep_best(cold, nc, k, x, 0);
+		}
+	}
+}
+
+/* Promotes hot device units, demoting colder DRAM units of the group to
+ * make room. Returns the number of units moved. */
+static int rebalance(struct xmem_tier *t, int allowance, uint64_t now)
+{
+	struct xmem_tier_group *g = t->group;
+	struct cand hot[MAX_PER_TICK], cold[MAX_PER_TICK];
+	int nh = 0, nc = 0, moved = 0, ci = 0;
+	int k = allowance < MAX_PER_TICK ? allowance : MAX_PER_TICK;
+
+	if (k <= 0)
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	scan(t, now, hot, &nh, cold, &nc, k, 1);
+	for (struct xmem_tier *o = g->members; o; o = o->next_in_group)
+		if (o != t && !o->numa)
+			scan(o, now, hot, &nh, cold, &nc, k, 0);
+	for (int hi = 0; hi < nh && moved < allowance; hi++) {
+		struct cand *h = &hot[hi];
+		float hh = h->heat;
+
+		if (atomic_load(&g->used) + t->unit > g->budget) {
+			struct cand *c;
+			float margin;
+
+			if (ci >= nc)
+				break;
+			c = &cold[ci];
+			margin = 1.0f;
+			if (hh < c->heat + margin)
+				break;
+			ci++;
+			if (xmem__tier_move(c->t, c->i, XMEM_TIER_DEVICE, 0) > 0)
+				moved++;
+		}
+		if (xmem__tier_move(t, h->i, XMEM_TIER_DRAM, 0) > 0)
+			moved++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return moved;
+}
+
+/* Expires samples armed longer than the window (not accessed). */
+static void expire_samples(struct xmem_tier *t, uint64_t now)
+{
+	uint64_t win = (uint64_t)t->cfg.sample_window_ms * 1000000ull;
+
+	if (!atomic_load(&t->armed))
+		return;
+	for (uint64_t i = 0; i < t->nunits; i++) {
+		uint32_t s = atomic_load(&t->u[i].st);
+
+		if ((s & U_SAMPLED) && !(s & U_BUSY) &&
+		    now - t->u[i].sample_t0 > win) {
+			pthread_rwlock_rdlock(&t->fork_lock);
+			xmem__tier_sample_hit(t, i, 0);
+			pthread_rwlock_unlock(&t->fork_lock);
+		}
+	}
+}
+
+/* Arms up to n samples, round robin over the units. */
+static void arm_samples(struct xmem_tier *t, int n)
+{
+	uint64_t tries = t->nunits;
+
+	while (n > 0 && tries-- &&
+	       atomic_load(&t->armed) < (int)t->cfg.max_samples) {
+		uint64_t i = t->cursor++ % t->nunits;
+		uint8_t adv = atomic_load(&t->u[i].advice);
+
+		if (adv == XMEM_TIER_ADV_PIN_DRAM ||
+		    adv == XMEM_TIER_ADV_PIN_DEVICE)
+			continue;
+		pthread_rwlock_rdlock(&t->fork_lock);
+		if (xmem__tier_sample_arm(t, i) > 0)
+			n--;
+		pthread_rwlock_unlock(&t->fork_lock);
+	}
+}
+
+/* Sleeps one tick or until stopped. */
+static void tick_sleep(struct xmem_tier *t)
+{
+	struct pollfd p = { .fd = t->stopfd, .events = POLLIN };
+
+	poll(&p, 1, (int)t->cfg.tick_ms);
+}
+
+/* The policy thread's loop. */
+void *xmem__tier_policy_main(void *arg)
+{
+	struct xmem_tier *t = arg;
+	uint64_t last = xmem__tier_now_ns(), cpu = xmem__tier_thread_cpu_ns();
+	double sample_credit = 0, move_credit = 0;
+	int sampling = !t->numa && t->cfg.sample_per_sec > 0;
+
+	while (!atomic_load(&t->stop)) {
+		uint64_t now, c;
+		double dt;
+
+		tick_sleep(t);
+		now = xmem__tier_now_ns();
+		dt = (now - last) / 1e9;
+		last = now;
+		if (sampling) {
+			expire_samples(t, now);
+			sample_credit += dt * t->cfg.sample_per_sec;
+			if (sample_credit > t->cfg.max_samples)
+				sample_credit = t->cfg.max_samples;
+			arm_samples(t, (int)sample_credit);
+			sample_credit -= (int)sample_credit;
+		}
+		move_credit += dt * t->cfg.migrate_per_sec;
+		if (move_credit > MAX_PER_TICK)
+			move_credit = MAX_PER_TICK;
+		if (t->cfg.policy != XMEM_TIER_POLICY_STATIC)
+			move_credit -= rebalance(t, (int)move_credit, now);
+		if (move_credit < 0)
+			move_credit = 0;
+		c = xmem__tier_thread_cpu_ns();
+		atomic_fetch_add(&t->c.engine_cpu_ns, c - cpu);
+		atomic_fetch_add(&t->c.policy_cpu_ns, c - cpu);
+		cpu = c;
+		if (t->pub)
+			xmem__tier_pub_update(t);
+	}
+	return NULL;
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tier_internal.h - the tiering engine's objects (internal).
+ *
+ * Mechanism
+ * ---------
+ * The tier owns three virtual windows of `size` bytes:
+ *   base   what the program uses;
+ *   dram   the engine's alias of a memfd (the DRAM), unit i at offset
+ *          i*unit; a unit not in DRAM is a hole in it (no memory);
+ *   dev    the engine's alias of the device memory, unit i at
+ *          device_offset + i*unit.
+ * Each unit of `base` is, at any time, exactly one of:
+ *   - part of an anonymous reservation registered with userfaultfd in
+ *     MISSING mode (a "placeholder"): any access, read or write, from user
+ *     or kernel mode, blocks in the kernel and queues a message to the
+ *     engine's fault thread;
+ *   - MAP_FIXED|MAP_SHARED from the memfd or the device at the unit's own
+ *     offset.
+ * Because every unit is mapped at its own offset of its file, neighbouring
+ * units on the same tier merge into one VMA. The VMA count of a tier is at
+ * most nunits + 2*max_samples + 2*movers + 1 (a sample splits a VMA in
+ * three for a while), and xmem_tier_new() refuses a tier whose bound does
+ * not fit in vm.max_map_count next to the process's current VMAs.
+ *
+ * Moving a unit (move.c) never loses a write:
+ *   1. claim the unit (state CAS to BUSY; other movers back off);
+ *   2. MAP_FIXED a placeholder over the unit in base. The kernel unmaps the
+ *      old pages and shoots down every CPU's TLB before mmap returns, so
+ *      after it no store can reach the source through base; stores that
+ *      happened before are in the source pages. Threads touching the unit
+ *      from now on sleep in the kernel (userfaultfd), they do not spin;
+ *   3. copy source -> destination through the engine's aliases (the
+ *      source is now stable);
+ *   4. MAP_FIXED the destination over the unit (MAP_POPULATE, so the
+ *      program does not pay the page-table faults), publish the state;
+ *   5. UFFDIO_WAKE the unit: sleepers retry and find the new mapping;
+ *   6. release the source (punch a hole in the memfd, return the budget).
+ * Cost to a thread touching the moving unit: it waits for steps 3-5 (about
+ * one 2 MiB copy, ~0.2-0.5 ms). Readers wait too: userfaultfd write-protect
+ * would let them run, but it does not work on DAX or regular files, and
+ * one mechanism for every backing was chosen over that. Threads touching
+ * other units never wait: there is no lock on the access path, and the
+ * fault thread never blocks on a migration (a BUSY unit's messages are left
+ * to its mover, which always wakes after remapping).
+ *
+ * Hotness: a sample re-places a placeholder over `sample_bytes` of a placed
+ * unit at a random offset. The first access faults (a "hinting fault"),
+ * the fault thread restores the mapping, wakes the thread, and records how
+ * long the unit went untouched; the inverse is the access rate estimate.
+ * Samples not touched within the window are disarmed by the policy thread.
+ *
+ * The DRAM budget is a counter of the group, reserved (compare-and-swap,
+ * never above the budget) before any DRAM page of a unit is allocated and
+ * returned only after the unit's memfd pages are freed, so the memory held
+ * in DRAM never exceeds the budget at any instant.
+ */
+#ifndef XMEM_TIER_INTERNAL_H
+#define XMEM_TIER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <xmem/tier.h>
+
+/* Unit state: where (low 2 bits) plus flags. */
+#define U_WHERE 0x3u
+#define U_GONE 0x3u     /* unmapped by the program (preload munmap) */
+#define U_BUSY 0x4u     /* claimed by a mover / sampler / fault handler */
+#define U_SAMPLED 0x8u  /* a hinting placeholder is armed */
+
+struct tier_unit {
+	_Atomic uint32_t st;
+	_Atomic uint8_t advice;
+	uint8_t moves;          /* recent moves (ping-pong damping) */
+	uint16_t pad;
+	uint32_t sample_off;    /* offset of the armed sample in the unit */
+	uint64_t sample_t0;     /* ns when the sample was armed */
+	uint64_t moved_ns;      /* last move, ns */
+	_Atomic float heat;     /* accesses/s estimate, smoothed */
+};
+
+struct xmem_tier_group {
+	uint64_t budget;
+	_Atomic uint64_t used;
+	_Atomic uint64_t peak;
+	_Atomic uint64_t denied;
+	pthread_mutex_t lock; /* members list */
+	struct xmem_tier *members;
+	int ntiers;
+	int private_group; /* created for one tier; freed with it */
+};
+
+struct tier_counters {
+	_Atomic uint64_t first_touch, promotions, demotions, migrated_bytes;
+	_Atomic uint64_t hint_faults, samples, engine_cpu_ns;
+	_Atomic uint64_t fault_cpu_ns, policy_cpu_ns;
+};
+
+struct tier_pub; /* shared-memory statistics, pub.c */
+
+struct xmem_tier {
+	struct xmem_tier_config cfg;
+	uint64_t size, unit, nunits;
+	char *base, *dram, *dev;
+	int memfd;       /* DRAM */
+	int devfd;       /* device memory */
+	int own_devfd;   /* devfd is ours (private memfd) */
+	uint64_t devoff;
+	int uffd;
+	int stopfd;      /* eventfd: stop the engine threads */
+	int numa;        /* NUMA-node backend */
+	struct tier_unit *u;
+	struct xmem_tier_group *group;
+	struct xmem_tier *next_in_group;
+	pthread_t fault_thr, policy_thr;
+	int have_fault_thr, have_policy_thr;
+	_Atomic int stop;
+	pthread_rwlock_t fork_lock; /* read: any mapping change; write: fork */
+	pthread_mutex_t wait_lock; /* waiters for a BUSY unit */
+	pthread_cond_t wait_cond;
+	struct tier_counters c;
+	_Atomic uint64_t dram_units, dev_units;
+	uint64_t t0_ns;
+	uint64_t rng;
+	uint32_t cursor; /* sampling cursor */
+	_Atomic int armed; /* samples armed now */
+	struct tier_pub *pub;
+	int detached; /* after fork in a child: plain memory, no engine */
+};
+
+/* os.c: raw system calls (not interposed by the preload library). */
+void *xmem__tier_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		      off_t off);
+int xmem__tier_munmap(void *addr, size_t len);
+uint64_t xmem__tier_now_ns(void);
+uint64_t xmem__tier_thread_cpu_ns(void);
+int xmem__tier_vma_count(void);
+long xmem__tier_max_map_count(void);
+
+/* move.c */
+int xmem__tier_budget_get(struct xmem_tier *t);
+void xmem__tier_budget_put(struct xmem_tier *t);
+int xmem__tier_claim(struct xmem_tier *t, uint64_t i, uint32_t *old);
+void xmem__tier_publish(struct xmem_tier *t, uint64_t i, uint32_t st);
+int xmem__tier_placeholder(struct xmem_tier *t, uint64_t off, uint64_t len);
+int xmem__tier_map_unit(struct xmem_tier *t, uint64_t i, unsigned where,
+			uint64_t off, uint64_t len, int populate);
+void xmem__tier_wake(struct xmem_tier *t, uint64_t off, uint64_t len);
+int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want);
+int xmem__tier_move(struct xmem_tier *t, uint64_t i, unsigned to, int wait);
+void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where);
+
+/* sample.c */
+int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i);
+void xmem__tier_sample_hit(struct xmem_tier *t, uint64_t i, int accessed);
+void *xmem__tier_fault_main(void *arg);
+
+/* policy.c */
+void *xmem__tier_policy_main(void *arg);
+
+/* pub.c: statistics in shared memory */
+int xmem__tier_pub_open(struct xmem_tier *t);
+void xmem__tier_pub_update(struct xmem_tier *t);
+void xmem__tier_pub_close(struct xmem_tier *t);
+
+/* numa.c */
+int xmem__tier_numa_setup(struct xmem_tier *t);
+int xmem__tier_numa_move(struct xmem_tier *t, uint64_t i, unsigned to);
+
+/* registry.c: every live tier (for the preload's fork and munmap handling) */
+void xmem__tier_registry_add(struct xmem_tier *t);
+void xmem__tier_registry_del(struct xmem_tier *t);
+struct xmem_tier *xmem__tier_find(const void *addr);
+void xmem__tier_forget(struct xmem_tier *t, void *addr, size_t len);
+
+static inline uint64_t tier_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+#endif /* XMEM_TIER_INTERNAL_H */
