@@ -125,8 +125,7 @@ static int free_slot(struct xmem_region *reg, uint32_t *slotp)
 		return 0;
 	}
 	return xmem__err(XMEM_E_LABELFULL,
-			 "region on '%s': all %u label slots are in use, or "
-			 "held by the previous index",
+			 "region on '%s': all %u label slots are in use",
 			 xmem_device_path(reg->dev), XMEM_LABEL_SLOTS);
 }
 
@@ -163,6 +162,14 @@ int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
 	memcpy(used, reg->idx[reg->active].used, sizeof(used));
 	if (lbl) {
 		rc = free_slot(reg, &slot);
+		if (rc &&
+		    le32(reg->idx[reg->active].nused) < XMEM_LABEL_SLOTS) {
+			/* every free slot is still held by the previous
+			 * index: make it a copy of the active one first */
+			rc = xmem__index_commit(reg, used);
+			if (rc == 0)
+				rc = free_slot(reg, &slot);
+		}
 		if (rc)
 			return rc;
 		lbl->seq = le64(reg->seq + 1);

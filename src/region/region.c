@@ -102,9 +102,7 @@ static int scan_error(struct xmem_device *dev,
 {
 	const char *hint = "";
 
-	if (s->status == XMEM_E_CORRUPT &&
-	    ((s->sb_ok[0] != s->sb_ok[1]) || (s->sb_ok[0] && s->sb_ok[1])) &&
-	    s->active >= 0)
+	if (s->status == XMEM_E_CORRUPT && s->repairable)
 		hint = "; run `xmem region check --repair` to restore it "
 		       "from its good copy";
 	else if (s->status == XMEM_E_CORRUPT)

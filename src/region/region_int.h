@@ -14,9 +14,11 @@
 struct xmem__region_scan {
 	int status;	/* 0, XMEM_E_NOREGION, XMEM_E_CORRUPT, XMEM_E_VERSION */
 	char msg[1024]; /* the first fatal problem, or why there is no region */
-	int sb_ok[2];	/* superblock copy i is valid */
-	int sb_magic0;	/* copy 0 carries the superblock magic */
-	int sb_used;	/* the copy `sb` came from, -1 if none */
+	int repairable; /* the first fatal problem has a good copy to use */
+	char sb0_why[200]; /* why superblock copy 0 is invalid */
+	int sb_ok[2];	   /* superblock copy i is valid */
+	int sb_magic0;	   /* copy 0 carries the superblock magic */
+	int sb_used;	   /* the copy `sb` came from, -1 if none */
 	struct xmem_sb_layout sb;
 	int idx_ok[2];
 	int active; /* active index block, -1 if none */

@@ -20,6 +20,7 @@ struct scan_ctx {
 	struct xmem__region_scan *s;
 	xmem_check_fn fn;
 	void *arg;
+	int repairable; /* the problems reported now have a good copy */
 };
 
 /* Reports one problem; the first fatal one becomes s->msg. */
@@ -40,6 +41,7 @@ static void report(struct scan_ctx *c, const char *structure, uint64_t off,
 		c->s->status = XMEM_E_CORRUPT;
 		snprintf(c->s->msg, sizeof(c->s->msg),
 			 "%s at offset %" PRIu64 ": %s", structure, off, what);
+		c->s->repairable = c->repairable;
 	}
 	if (!note)
 		c->s->nproblems++;
@@ -266,6 +268,7 @@ static int ranges_cross_check(struct scan_ctx *c)
 {
 	struct xmem__region_scan *s = c->s;
 	const struct xmem_range_info **byname;
+	char what[40];
 
 	for (uint32_t i = 1; i < s->n; i++) {
 		const struct xmem_range_info *p = &s->ranges[i - 1];
@@ -281,11 +284,13 @@ static int ranges_cross_check(struct scan_ctx *c)
 	for (uint32_t i = 0; i < s->n; i++)
 		byname[i] = &s->ranges[i];
 	qsort(byname, s->n, sizeof(*byname), cmp_name);
-	for (uint32_t i = 1; i < s->n; i++)
-		if (!strcmp(byname[i - 1]->name, byname[i]->name))
-			report(c, "label slot", XMEM_SLOT_OFF(byname[i]->slot),
-			       1, 0, "range name '%s' is used twice",
-			       byname[i]->name);
+	for (uint32_t i = 1; i < s->n; i++) {
+		if (strcmp(byname[i - 1]->name, byname[i]->name))
+			continue;
+		snprintf(what, sizeof(what), "label slot %u", byname[i]->slot);
+		report(c, what, XMEM_SLOT_OFF(byname[i]->slot), 1, 0,
+		       "range name '%s' is used twice", byname[i]->name);
+	}
 	free(byname);
 	return 0;
 }
@@ -395,30 +400,29 @@ static int scan_superblocks(struct scan_ctx *c, const uint8_t *base,
 		return 0;
 	}
 	s->sb = sb[s->sb_used];
+	c->repairable = 1;
 	if (s->sb_ok[0] && s->sb_ok[1] && memcmp(&sb[0], &sb[1], sizeof(sb[0])))
 		report(c, "superblock 1", XMEM_SB_OFF(1), 1, 0,
 		       "differs from superblock 0");
 	else if (!s->sb_ok[1])
 		report(c, "superblock 1", XMEM_SB_OFF(1), 1, 0, "%s", why[1]);
+	c->repairable = 0;
 	/* copy 0 bad, copy 1 good: decided once the index is known */
 	if (!s->sb_ok[0])
-		snprintf(s->msg, sizeof(s->msg), "%s", why[0]);
+		snprintf(s->sb0_why, sizeof(s->sb0_why), "%s", why[0]);
 	return 1;
 }
 
 int xmem__region_scan(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 		      struct xmem__region_scan *s, xmem_check_fn fn, void *arg)
 {
-	struct scan_ctx c = { s, fn, arg };
-	char why0[256];
+	struct scan_ctx c = { s, fn, arg, 0 };
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->active = -1;
 	if (!scan_superblocks(&c, base, maplen, dev_size))
 		return s->status;
-	snprintf(why0, sizeof(why0), "%.200s", s->msg);
-	s->msg[0] = 0;
 	scan_indexes(&c, base, maplen);
 	if (s->active < 0)
 		return s->status;
@@ -430,10 +434,12 @@ int xmem__region_scan(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 				 "no xmem region: superblock 0 at offset 0: "
 				 "%s; superblock 1 and an empty label index "
 				 "remain from an interrupted create or destroy",
-				 why0);
+				 s->sb0_why);
 			return s->status;
 		}
-		report(&c, "superblock 0", 0, 1, 0, "%s", why0);
+		c.repairable = 1;
+		report(&c, "superblock 0", 0, 1, 0, "%s", s->sb0_why);
+		c.repairable = 0;
 	}
 	rc = scan_labels(&c, base, maplen);
 	if (rc < 0)
