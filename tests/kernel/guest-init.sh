@@ -98,4 +98,31 @@ if namespace devdax -m devdax -a 2M; then
 	check devdax guest_devdax /dev/dax0.0
 fi
 
+# One file system on the fsdax namespace: a region file created on the
+# -o dax mount (cache line), then reopened on a dax=never mount (page).
+fsdax_fs() {
+	fs=$1
+	shift
+	step "fsdax-$fs" "$@" /dev/pmem0 || return
+	if step "fsdax-$fs" mount -o dax "/dev/pmem0" /mnt; then
+		check "fsdax-$fs" guest_fsdax create "fsdax-$fs" /mnt/region cacheline
+		umount /mnt
+	fi
+	if step "fsdax-$fs-nodax" mount -o dax=never /dev/pmem0 /mnt; then
+		check "fsdax-$fs-nodax" guest_fsdax reopen "fsdax-$fs-nodax" /mnt/region page
+		umount /mnt
+	fi
+}
+
+if namespace fsdax -m fsdax; then
+	# By full path: busybox prefers its own mke2fs applet to a PATH search.
+	fsdax_fs ext4 /bin/mke2fs -q -F -t ext4 -b 4096
+	# Reflink and DAX do not mix on 6.1's xfs.
+	fsdax_fs xfs mkfs.xfs -q -f -m reflink=0
+fi
+
+if namespace raw -m raw; then
+	check pmem-block guest_block /dev/pmem0
+fi
+
 finish

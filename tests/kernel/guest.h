@@ -38,8 +38,8 @@ guest_verdict(const char *verdict, const char *check, const char *fmt, ...)
 #define GUEST_FAIL(check, ...) guest_verdict("FAIL", check, __VA_ARGS__)
 
 /* FAIL line for an xmem call that returned rc, with its message. */
-#define GUEST_FAIL_RC(check, what, rc)                                     \
-	GUEST_FAIL(check, "%s returned %d (%s): %s", what, rc,             \
+#define GUEST_FAIL_RC(check, what, rc)                                         \
+	GUEST_FAIL(check, "%s returned %d (%s): %s", what, rc,                 \
 		   xmem_strerror(rc), xmem_errormsg())
 
 static inline int guest_exit(void)

@@ -62,15 +62,14 @@ static void check_granularity(struct xmem_device *dev)
 
 	guest_persistence_domain("region0", domain, sizeof(domain));
 	want = strcmp(domain, "cpu_cache") == 0 ? XMEM_GRAN_BYTE
-						 : XMEM_GRAN_CACHELINE;
+						: XMEM_GRAN_CACHELINE;
 	if (g != want)
 		GUEST_FAIL("devdax-granularity",
 			   "detected %s, expected %s (persistence_domain '%s')",
-			   xmem_granularity_name(g), xmem_granularity_name(want),
-			   domain);
+			   xmem_granularity_name(g),
+			   xmem_granularity_name(want), domain);
 	else
-		GUEST_PASS("devdax-granularity",
-			   "%s (persistence_domain '%s')",
+		GUEST_PASS("devdax-granularity", "%s (persistence_domain '%s')",
 			   xmem_granularity_name(g), domain);
 }
 
@@ -109,9 +108,8 @@ static int make_region(struct xmem_device *dev, struct xmem_region **reg)
 }
 
 /* Maps range `name`, fills it with a pattern seeded by `seed`. */
-static int fill_range(struct xmem_region *reg, const char *name,
-		      uint64_t seed, struct xmem_range **r,
-		      struct xmem_map **map)
+static int fill_range(struct xmem_region *reg, const char *name, uint64_t seed,
+		      struct xmem_range **r, struct xmem_map **map)
 {
 	int rc = xmem_range_open(reg, name, 0, r);
 
@@ -122,8 +120,10 @@ static int fill_range(struct xmem_region *reg, const char *name,
 		return rc;
 	}
 	if ((uintptr_t)xmem_map_addr(*map) % XMEM_ALIGN_2M) {
-		GUEST_FAIL("devdax-region", "range '%s' mapped at %p, not "
-			   "2 MiB-aligned", name, xmem_map_addr(*map));
+		GUEST_FAIL("devdax-region",
+			   "range '%s' mapped at %p, not "
+			   "2 MiB-aligned",
+			   name, xmem_map_addr(*map));
 		return -1;
 	}
 	guest_pattern_fill(xmem_map_addr(*map), xmem_map_size(*map), seed);
@@ -154,12 +154,12 @@ static void check_pmd(struct xmem_map *map)
 		GUEST_FAIL("devdax-pmd", "no smaps entry for %p", addr);
 		return;
 	}
-	if (st.pmd_mapped != xmem_map_size(map) ||
-	    rss != xmem_map_size(map) || (kps < XMEM_ALIGN_2M && fpmd != rss))
+	if (st.pmd_mapped != xmem_map_size(map) || rss != xmem_map_size(map) ||
+	    (kps < XMEM_ALIGN_2M && fpmd != rss))
 		GUEST_FAIL("devdax-pmd",
 			   "xmem: %" PRIu64 " of %" PRIu64 " bytes PMD-mapped "
-			   "(%s); smaps: Rss %" PRIu64 " KernelPageSize %" PRIu64
-			   " FilePmdMapped %" PRIu64,
+			   "(%s); smaps: Rss %" PRIu64
+			   " KernelPageSize %" PRIu64 " FilePmdMapped %" PRIu64,
 			   st.pmd_mapped, xmem_map_size(map), st.reason, rss,
 			   kps, fpmd);
 	else
@@ -202,7 +202,7 @@ static void check_reopen(struct xmem_device **dev, const char *path)
 	else if (guest_pattern_check(xmem_map_addr(map), xmem_map_size(map),
 				     2) != (size_t)-1)
 		GUEST_FAIL("devdax-region", "range b's data differs after "
-			   "reopen");
+					    "reopen");
 	else
 		GUEST_PASS("devdax-region",
 			   "region with ranges a (%" PRIu64 " MiB at %" PRIu64

@@ -23,9 +23,11 @@ int main(void)
 	} else {
 		memset(xmem_map_addr(map), 0x5a, 4 << 20);
 		xmem_map_persist(map, xmem_map_addr(map), 4 << 20);
-		GUEST_PASS("smoke", "static xmem %s maps anonymous memory, granularity %s",
-			   xmem_version(),
-			   xmem_granularity_name(xmem_map_granularity(map)));
+		GUEST_PASS(
+			"smoke",
+			"static xmem %s maps anonymous memory, granularity %s",
+			xmem_version(),
+			xmem_granularity_name(xmem_map_granularity(map)));
 		xmem_map_delete(&map);
 	}
 	xmem_device_close(&dev);

@@ -60,7 +60,8 @@ int guest_smaps_field(const void *addr, const char *field, uint64_t *bytes)
 	snprintf(start, sizeof(start), "%" PRIxPTR "-", (uintptr_t)addr);
 	while (fgets(line, sizeof(line), f)) {
 		/* A VMA header line starts with "start-end ". */
-		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ')) {
+		if (strchr(line, '-') &&
+		    strchr(line, '-') < strchr(line, ' ')) {
 			in_vma = strncmp(line, start, strlen(start)) == 0;
 			continue;
 		}

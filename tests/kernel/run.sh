@@ -180,7 +180,8 @@ build_initramfs() {
 	for a in ndctl daxctl mke2fs mkfs.xfs; do
 		copy_prog "$a"
 	done
-	ln -s mke2fs "$root/bin/mkfs.ext4"
+	ln -sf mke2fs "$root/bin/mkfs.ext4"
+	cp /etc/mke2fs.conf "$root/etc/" 2>/dev/null
 	cp -a "$kdir/mod/lib/modules/$kver" "$root/lib/modules/"
 	depmod -b "$root" "$kver" || die "depmod on the initramfs failed"
 	for b in "${guest_bins[@]}"; do
