@@ -61,7 +61,8 @@ else
 fi
 
 if build build-tsan -Db_sanitize=thread -Db_lundef=false; then
-	TSAN_OPTIONS=halt_on_error=1 run_suite build-tsan --suite mt
+	TSAN_OPTIONS=halt_on_error=1 run_suite build-tsan --no-suite kernel \
+		--no-suite crash --no-suite cli --no-suite fuzz
 else
 	status=1
 fi

@@ -154,7 +154,7 @@ static int range_create(const struct range_args *a)
 	rc = xmem_range_create(reg, a->name, a->size, a->align, a->mode, &info);
 	cli_close_region(&dev, &reg);
 	if (rc)
-		return cli_fail(rc, "range create '%s'", a->name);
+		return cli_fail(rc, "range create");
 	if (cli.json) {
 		struct json j;
 
@@ -207,12 +207,12 @@ static int range_map(struct xmem_region *reg, const char *name, unsigned of,
 	int rc = xmem_range_open(reg, name, of, rp);
 
 	if (rc)
-		return cli_fail(rc, "range '%s'", name);
+		return cli_fail(rc, "range open");
 	rc = xmem_range_map(*rp, (of & XMEM_F_RDONLY) ? XMEM_F_MAP_RDONLY : 0,
 			    mp);
 	if (rc) {
 		xmem_range_close(rp);
-		return cli_fail(rc, "range '%s': map", name);
+		return cli_fail(rc, "range map");
 	}
 	(void)*(volatile uint8_t *)xmem_map_addr(*mp);
 	return 0;
@@ -234,7 +234,7 @@ static int range_info(const struct range_args *a)
 	rc = xmem_range_info(reg, a->name, &info);
 	if (rc) {
 		cli_close_region(&dev, &reg);
-		return cli_fail(rc, "range info '%s'", a->name);
+		return cli_fail(rc, "range info");
 	}
 	mapped =
 		!range_map(reg, a->name, XMEM_F_SHARED | XMEM_F_RDONLY, &r, &m);
@@ -294,7 +294,7 @@ static int range_resize(const struct range_args *a)
 		rc = xmem_range_info(reg, a->name, &info);
 	cli_close_region(&dev, &reg);
 	if (rc)
-		return cli_fail(rc, "range resize '%s'", a->name);
+		return cli_fail(rc, "range resize");
 	printf("resized ");
 	range_print(NULL, &info);
 	return CLI_OK;
@@ -311,7 +311,7 @@ static int range_destroy(const struct range_args *a)
 	rc = xmem_range_destroy(reg, a->name, a->scrub ? XMEM_F_SCRUB : 0);
 	cli_close_region(&dev, &reg);
 	if (rc)
-		return cli_fail(rc, "range destroy '%s'", a->name);
+		return cli_fail(rc, "range destroy");
 	printf("destroyed range '%s'%s\n", a->name,
 	       a->scrub ? " (scrubbed)" : "");
 	return CLI_OK;
