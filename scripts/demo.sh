@@ -25,8 +25,8 @@ x range write db --offset 4096 --data "hello, persistent world"
 printf '$ xmem range read db --offset 4096 --length 23\n'
 "$top/build-release/tools/xmem/xmem" range read db --offset 4096 --length 23
 printf '\n\n'
-x range resize log --size 96M
 x range destroy scratch --scrub
+x range resize log --size 96M
 x range list
 x range list --json
 x range info db
