@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/util.h"
 
 struct cli_common cli;
 
@@ -54,41 +55,9 @@ int cli_fail(int rc, const char *fmt, ...)
 	return CLI_FAIL;
 }
 
-/* Parses binary-unit sizes: 4096, 4k, 64M, 2G, 1T, 2MiB. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned shift = 0;
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
-		return -EINVAL;
-	if (*end) {
-		const char *u = strchr("KMGTP", end[0] & ~0x20);
-
-		if (!u)
-			return -EINVAL;
-		shift = 10 * (unsigned)(u - "KMGTP" + 1);
-		end++;
-		if ((*end == 'i' || *end == 'I') &&
-		    (end[1] == 'B' || end[1] == 'b'))
-			end += 2;
-		else if (*end == 'B' || *end == 'b')
-			end++;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 int cli_size(const char *opt, const char *arg, uint64_t *out)
 {
-	if (parse_size(arg, out))
+	if (xmem__parse_size(arg, out))
 		return cli_usage(NULL,
 				 "%s: '%s' is not a size (examples: 4096, 64M, "
 				 "2G)",
@@ -98,20 +67,19 @@ int cli_size(const char *opt, const char *arg, uint64_t *out)
 
 const char *cli_fmt_size(uint64_t bytes)
 {
-	static const char *const unit[] = { "B",   "KiB", "MiB",
-					    "GiB", "TiB", "PiB" };
 	static char bufs[8][32];
 	static unsigned next;
-	char *buf = bufs[next++ % 8];
-	unsigned u = 0;
 
-	while (u + 1 < sizeof(unit) / sizeof(unit[0]) && bytes >= 1024 &&
-	       !(bytes & 1023)) {
-		bytes >>= 10;
-		u++;
-	}
-	snprintf(buf, 32, "%" PRIu64 " %s", bytes, unit[u]);
-	return buf;
+	return xmem__fmt_size(bufs[next++ % 8], 32, bytes);
+}
+
+/* Writes the facts of a device shared by device and region listings. */
+void cli_json_device(struct json *j, struct xmem_device *dev)
+{
+	json_str(j, "device", xmem_device_path(dev));
+	json_str(j, "kind", xmem_device_kind_name(xmem_device_kind(dev)));
+	json_str(j, "granularity",
+		 xmem_granularity_name(xmem_device_granularity(dev)));
 }
 
 int cli_open_device(uint64_t create_size, struct xmem_device **devp)

@@ -55,6 +55,10 @@ int cli_size(const char *opt, const char *arg, uint64_t *out);
 /* Formats a size for people ("2 MiB"). Uses a rotating static buffer. */
 const char *cli_fmt_size(uint64_t bytes);
 
+/* Writes "device", "kind" and "granularity" members. */
+struct json;
+void cli_json_device(struct json *j, struct xmem_device *dev);
+
 /* Opens the command's device (creating it at `create_size` if non-zero),
  * and its region. Either out-pointer may be NULL. Returns 0 or CLI_FAIL
  * after printing the error. */

@@ -33,13 +33,9 @@ static int device_info(int argc, char **argv)
 
 		json_init(&j, stdout);
 		json_obj(&j, NULL);
-		json_str(&j, "device", xmem_device_path(dev));
-		json_str(&j, "kind",
-			 xmem_device_kind_name(xmem_device_kind(dev)));
+		cli_json_device(&j, dev);
 		json_u64(&j, "size", xmem_device_size(dev));
 		json_u64(&j, "align", xmem_device_align(dev));
-		json_str(&j, "granularity",
-			 xmem_granularity_name(xmem_device_granularity(dev)));
 		json_bool(&j, "volatile", xmem_device_is_volatile(dev));
 		json_end(&j);
 		json_done(&j);

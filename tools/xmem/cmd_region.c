@@ -73,11 +73,7 @@ static void region_print(struct xmem_device *dev,
 
 		json_init(&j, stdout);
 		json_obj(&j, NULL);
-		json_str(&j, "device", xmem_device_path(dev));
-		json_str(&j, "kind",
-			 xmem_device_kind_name(xmem_device_kind(dev)));
-		json_str(&j, "granularity",
-			 xmem_granularity_name(xmem_device_granularity(dev)));
+		cli_json_device(&j, dev);
 		json_u64(&j, "size", in->device_size);
 		json_u64(&j, "data_offset", in->data_offset);
 		json_u64(&j, "data_size", in->data_size);
