@@ -138,6 +138,8 @@ struct xmem_tier_stats {
 	uint64_t dram_used;     /* bytes the group holds in DRAM now */
 	uint64_t dram_peak;     /* highest dram_used ever seen */
 	uint64_t dram_bytes;    /* this tier's bytes in DRAM */
+	uint64_t dram_resident; /* this tier's DRAM pages the kernel holds
+				 * (memfd blocks): what the budget bounds */
 	uint64_t device_bytes;  /* this tier's bytes on the device */
 	uint64_t first_touch;   /* units placed by a first touch */
 	uint64_t promotions;    /* device -> DRAM moves */

@@ -80,27 +80,43 @@ void xmem__tier_publish(struct xmem_tier *t, uint64_t i, uint32_t st)
 }
 
 /*
- * Covers [off, off+len) of base with an anonymous placeholder registered
- * for MISSING faults: from here on every access to it sleeps in the kernel
- * until xmem__tier_wake(). The old pages are unmapped (and TLBs shot down)
- * before mmap returns.
+ * Fences [off, off+len) of base: registers it with userfaultfd for MISSING
+ * and MINOR faults (the VMA keeps its pages), then zaps its page-table
+ * entries. The kernel shoots down every CPU's TLB before madvise returns;
+ * from then on every access to the range, read or write, user or kernel
+ * mode, sleeps in the kernel until the range is woken: a page that is in
+ * the page cache takes a MINOR fault, a hole a MISSING fault, and neither
+ * can be resolved without us. Accesses between the two calls are ordinary
+ * accesses to the data where it is, so there is no window.
  */
-int xmem__tier_placeholder(struct xmem_tier *t, uint64_t off, uint64_t len)
+int xmem__tier_block(struct xmem_tier *t, uint64_t off, uint64_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)t->base + off, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			UFFDIO_REGISTER_MODE_MINOR,
 	};
-	void *p = xmem__tier_mmap(t->base + off, len, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-					  MAP_NORESERVE,
-				  -1, 0);
 
-	if (p == MAP_FAILED)
-		return -errno;
 	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg) < 0)
 		return -errno;
+	if (madvise(t->base + off, len, MADV_DONTNEED) < 0) {
+		int e = errno;
+		xmem__tier_unblock(t, off, len);
+		return -e;
+	}
 	return 0;
+}
+
+/* Ends a fence: unregisters the range (its pages were never moved) and
+ * wakes the sleepers, who fault the pages back in. */
+int xmem__tier_unblock(struct xmem_tier *t, uint64_t off, uint64_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)t->base + off,
+				  .len = len };
+	int rc = ioctl(t->uffd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+
+	xmem__tier_wake(t, off, len);
+	return rc;
 }
 
 /* Maps [off, off+len) of base from the unit's backing `where`. */
@@ -231,28 +247,19 @@ static int remap_move(struct xmem_tier *t, uint64_t i, uint32_t old,
 	uint64_t off = i * t->unit;
 	int rc;
 
-	rc = xmem__tier_placeholder(t, off, t->unit);
-	if (rc < 0) {
-		/* Nothing changed if mmap failed; if only the registration
-		 * failed, the source mapping is put back below. */
-		if (xmem__tier_map_unit(t, i, from, off, t->unit, 0) == 0)
-			xmem__tier_wake(t, off, t->unit);
-		return xmem__err(rc, "tier: placeholder for unit %llu: %s",
+	rc = xmem__tier_block(t, off, t->unit);
+	if (rc < 0)
+		return xmem__err(rc, "tier: fencing unit %llu: %s",
 				 (unsigned long long)i, strerror(-rc));
-	}
 	if (old & U_SAMPLED)
 		atomic_fetch_sub(&t->armed, 1);
 	copy_unit(t, i, from);
 	rc = xmem__tier_map_unit(t, i, to, off, t->unit, 1);
 	if (rc < 0) {
 		/* Keep the data where it is: the source is intact. */
-		int rc2 = xmem__tier_map_unit(t, i, from, off, t->unit, 0);
-
-		xmem__tier_wake(t, off, t->unit);
-		return xmem__err(rc, "tier: mapping unit %llu%s: %s",
-				 (unsigned long long)i,
-				 rc2 ? " (and restoring it)" : "",
-				 strerror(-rc));
+		xmem__tier_unblock(t, off, t->unit);
+		return xmem__err(rc, "tier: mapping unit %llu: %s",
+				 (unsigned long long)i, strerror(-rc));
 	}
 	xmem__tier_wake(t, off, t->unit);
 	return 0;

@@ -2,13 +2,13 @@
 /*
  * sample.c - hinting faults and the fault thread.
  *
- * A sample covers sample_bytes of a placed unit with a placeholder; the
- * first access sleeps in the kernel and the fault thread restores the
- * mapping, wakes the thread and records how long the unit went untouched.
- * Cost per sample: two mmaps, a register and a wake in the engine (about
- * 10-20 us of engine CPU, measured by bench_tier), plus the hinting fault's
- * latency to the one thread that hits it. Bounded by sample_per_sec and
- * max_samples.
+ * A sample fences sample_bytes of a placed unit (xmem__tier_block); the
+ * first access sleeps in the kernel and the fault thread lifts the fence,
+ * wakes the thread and records how long the unit went untouched. Cost per
+ * sample: register + madvise, then unregister + wake in the engine, plus
+ * the hinting fault's round trip to the one thread that hits it and the
+ * page faults that map the piece back (see bench_tier for measured
+ * figures). Bounded by sample_per_sec and max_samples.
  */
 #include <errno.h>
 #include <linux/userfaultfd.h>
@@ -38,11 +38,8 @@ int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i)
 	pages = (t->unit - t->cfg.sample_bytes) / 4096 + 1;
 	u->sample_off = (uint32_t)(tier_rand(&t->rng) % pages * 4096);
 	off = i * t->unit + u->sample_off;
-	rc = xmem__tier_placeholder(t, off, t->cfg.sample_bytes);
+	rc = xmem__tier_block(t, off, t->cfg.sample_bytes);
 	if (rc < 0) {
-		/* Put the mapping back if the placeholder got in. */
-		xmem__tier_map_unit(t, i, where, off, t->cfg.sample_bytes, 0);
-		xmem__tier_wake(t, off, t->cfg.sample_bytes);
 		xmem__tier_publish(t, i, old);
 		return rc;
 	}
@@ -104,13 +101,11 @@ void xmem__tier_sample_hit(struct xmem_tier *t, uint64_t i, int accessed)
 	where = old & U_WHERE;
 	off = i * t->unit + u->sample_off;
 	heat_update(t, i, xmem__tier_now_ns() - u->sample_t0, accessed);
-	/* On failure the placeholder stays; a later expiry retries. */
-	if (xmem__tier_map_unit(t, i, where, off, t->cfg.sample_bytes, 1) <
-	    0) {
+	/* On failure the fence stays; a later expiry retries. */
+	if (xmem__tier_unblock(t, off, t->cfg.sample_bytes) < 0) {
 		xmem__tier_publish(t, i, old);
 		return;
 	}
-	xmem__tier_wake(t, off, t->cfg.sample_bytes);
 	atomic_fetch_sub(&t->armed, 1);
 	if (accessed)
 		atomic_fetch_add(&t->c.hint_faults, 1);

@@ -15,6 +15,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -134,10 +137,33 @@ static char *map_aligned(uint64_t len, uint64_t align, int fd, uint64_t off)
 	return a;
 }
 
+/*
+ * The device memory must be shmem (memfd, /dev/shm file) or hugetlbfs:
+ * fencing a unit needs userfaultfd MINOR and MISSING faults, which the
+ * kernel offers only there. Device DAX and files on DAX or disk file
+ * systems are served by the NUMA-node backend (devdax in kmem mode).
+ */
+static int check_backing(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return xmem__err(-errno, "tier: device fd: %s", strerror(errno));
+	if (sf.f_type != TMPFS_MAGIC && sf.f_type != HUGETLBFS_MAGIC)
+		return xmem__err(-EOPNOTSUPP,
+				 "tier: device memory is on a file system of "
+				 "type 0x%lx; remapping tiers need shmem or "
+				 "hugetlbfs (userfaultfd MINOR faults); use the "
+				 "NUMA-node backend for device DAX",
+				 (unsigned long)sf.f_type);
+	return 0;
+}
+
 /* Creates the memory objects: memfd, device, aliases, base, uffd. */
 static int setup_memory(struct xmem_tier *t)
 {
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	int rc;
 
 	t->memfd = memfd_create("xmem-tier-dram", MFD_CLOEXEC);
 	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)t->size) < 0)
@@ -156,6 +182,9 @@ static int setup_memory(struct xmem_tier *t)
 					 strerror(errno));
 		t->devoff = t->cfg.device_offset;
 	}
+	rc = check_backing(t->devfd);
+	if (rc < 0)
+		return rc;
 	t->dram = map_aligned(t->size, t->unit, t->memfd, 0);
 	t->dev = map_aligned(t->size, t->unit, t->devfd, t->devoff);
 	if (!t->dram || !t->dev)
@@ -486,6 +515,11 @@ XMEM_EXPORT int xmem_tier_stats(struct xmem_tier *t, struct xmem_tier_stats *st)
 	st->dram_peak = atomic_load(&t->group->peak);
 	st->budget_denied = atomic_load(&t->group->denied);
 	st->dram_bytes = atomic_load(&t->dram_units) * t->unit;
+	if (t->memfd >= 0) {
+		struct stat sb;
+		if (fstat(t->memfd, &sb) == 0)
+			st->dram_resident = (uint64_t)sb.st_blocks * 512;
+	}
 	st->device_bytes = atomic_load(&t->dev_units) * t->unit;
 	st->first_touch = atomic_load(&t->c.first_touch);
 	st->promotions = atomic_load(&t->c.promotions);

@@ -145,7 +145,8 @@ int xmem__tier_budget_get(struct xmem_tier *t);
 void xmem__tier_budget_put(struct xmem_tier *t);
 int xmem__tier_claim(struct xmem_tier *t, uint64_t i, uint32_t *old);
 void xmem__tier_publish(struct xmem_tier *t, uint64_t i, uint32_t st);
-int xmem__tier_placeholder(struct xmem_tier *t, uint64_t off, uint64_t len);
+int xmem__tier_block(struct xmem_tier *t, uint64_t off, uint64_t len);
+int xmem__tier_unblock(struct xmem_tier *t, uint64_t off, uint64_t len);
 int xmem__tier_map_unit(struct xmem_tier *t, uint64_t i, unsigned where,
 			uint64_t off, uint64_t len, int populate);
 void xmem__tier_wake(struct xmem_tier *t, uint64_t off, uint64_t len);
