@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* btt.h - the in-memory state of an open BTT (internal to src/blk). */
+#ifndef XMEM_BTT_H
+#define XMEM_BTT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <xmem/blk.h>
+#include <xmem/device.h>
+
+#include "blk/btt_layout.h"
+
+#define BTT_RTT_VALID (1u << 31)
+#define BTT_MAX_LANES 64u
+
+/* A lane's free block and the flog slot its next write uses. */
+struct btt_free {
+	uint32_t block; /* post-map block free for this lane's next write */
+	uint32_t sub;	/* position (0/1) in the flog pair to overwrite */
+	uint32_t seq;	/* sequence number of that next entry */
+};
+
+struct btt_arena {
+	uint64_t off;	    /* namespace offset of the info block */
+	uint64_t size;	    /* bytes, info block to backup info block */
+	uint64_t lba_start; /* first external LBA of this arena */
+	uint32_t ext_nlba, int_nlba, nfree, flags;
+	uint32_t idx[2]; /* flog slots in use */
+	uint8_t *data;
+	uint32_t *map;
+	struct btt_flog_group *flog;
+	struct btt_free *free;
+	uint32_t *rtt;		      /* per lane: RTT_VALID | block read */
+	pthread_spinlock_t *maplocks; /* nfree locks hashed by premap */
+};
+
+struct xmem_blk {
+	uint8_t *base; /* namespace start */
+	uint64_t len;
+	const struct xmem_persist_ops *ops;
+	unsigned flags;
+	uint64_t btt_off;
+	uint32_t lbasize, int_lbasize;
+	uint64_t nlba;
+	uint32_t narenas;
+	struct btt_arena *arenas;
+	uint32_t nlanes;
+	int *lanes; /* per lane: 1 while a thread holds it */
+	struct xmem_blk_info info;
+	/* what the raw and range opens made, released on close */
+	struct xmem_device *dev;
+	struct xmem_map *map;
+};
+
+/* Validates an info block found at namespace offset `off` for an arena
+ * that may span at most `space` bytes; 0, or XMEM_E_CORRUPT with the
+ * message naming the arena and offset. */
+int xmem__btt_info_check(const struct btt_info *ib, unsigned arena,
+			 uint64_t off, uint64_t space, uint16_t want_major);
+
+/* The flog pair slots of an arena, detected as the kernel does: (0,1) or
+ * (0,2). 0 or XMEM_E_CORRUPT. */
+int xmem__btt_flog_slots(const struct btt_flog_group *flog, uint32_t nfree,
+			 unsigned arena, uint64_t logoff, uint32_t idx[2]);
+
+/* The newest entry of a flog pair: 0 or 1 in *newp; XMEM_E_CORRUPT when
+ * the sequence numbers are not a valid pair. */
+int xmem__btt_flog_newest(const struct btt_flog_ent *e0,
+			  const struct btt_flog_ent *e1, int *newp);
+
+/* Where the BTT of a namespace of `len` bytes starts and which version it
+ * is: 0, XMEM_E_NOREGION if no info block signature is found. */
+int xmem__btt_probe(const uint8_t *base, uint64_t len, uint64_t *btt_off,
+		    uint16_t *major);
+
+/* Largest arena that format cuts (BTT_ARENA_MAX; tests lower it). */
+extern uint64_t xmem__btt_arena_max;
+
+static inline uint32_t btt_seq_next(uint32_t seq)
+{
+	return seq % 3 + 1; /* 1 -> 2 -> 3 -> 1 */
+}
+
+#endif /* XMEM_BTT_H */

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * btt_open.c - opening a BTT: discovering its arenas, validating their
+ * metadata and running flog recovery, as Linux's nd_btt does on attach.
+ *
+ * Open is O(arenas * nfree): it reads every info block and flog group and
+ * one map entry per lane whose last update may be unfinished. It never
+ * scans the map or the data blocks.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blk/btt.h"
+#include "core/error.h"
+#include "core/util.h"
+
+/* Fills an arena from its (validated) info block at namespace offset off. */
+static int arena_setup(struct xmem_blk *b, struct btt_arena *ar,
+		       const struct btt_info *ib, uint64_t off)
+{
+	uint8_t *a = b->base + off;
+
+	ar->off = off;
+	ar->size = le64(ib->nextoff) ? le64(ib->nextoff)
+				     : le64(ib->info2off) + BTT_INFO_SIZE;
+	ar->ext_nlba = le32(ib->external_nlba);
+	ar->int_nlba = le32(ib->internal_nlba);
+	ar->nfree = le32(ib->nfree);
+	ar->flags = le32(ib->flags);
+	ar->data = a + le64(ib->dataoff);
+	ar->map = (uint32_t *)(a + le64(ib->mapoff));
+	ar->flog = (struct btt_flog_group *)(a + le64(ib->logoff));
+	ar->free = calloc(ar->nfree, sizeof(*ar->free));
+	ar->rtt = calloc(ar->nfree, sizeof(*ar->rtt));
+	ar->maplocks = calloc(ar->nfree, sizeof(*ar->maplocks));
+	if (!ar->free || !ar->rtt || !ar->maplocks)
+		return xmem__err(-ENOMEM, "BTT open: out of memory");
+	for (uint32_t i = 0; i < ar->nfree; i++)
+		pthread_spin_init(&ar->maplocks[i], PTHREAD_PROCESS_PRIVATE);
+	return xmem__btt_flog_slots(ar->flog, ar->nfree,
+				    (unsigned)(ar - b->arenas),
+				    off + le64(ib->logoff), ar->idx);
+}
+
+/* Reads a map entry without its flags: the post-map block. */
+static uint32_t map_block(const struct btt_arena *ar, uint32_t premap)
+{
+	uint32_t e = le32(__atomic_load_n(&ar->map[premap], __ATOMIC_ACQUIRE));
+
+	return (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
+}
+
+/*
+ * Builds one lane's free slot from its newest flog entry and, if the map
+ * still names the entry's old block, finishes the update: the data and the
+ * flog entry were durable, only the map store was lost.
+ */
+static int lane_recover(struct xmem_blk *b, struct btt_arena *ar, uint32_t i)
+{
+	unsigned a = (unsigned)(ar - b->arenas);
+	const struct btt_flog_ent *e0 = &ar->flog[i].ent[ar->idx[0]];
+	const struct btt_flog_ent *e1 = &ar->flog[i].ent[ar->idx[1]];
+	const struct btt_flog_ent *e;
+	uint32_t oldb, newb, lba;
+	int nw;
+
+	if (xmem__btt_flog_newest(e0, e1, &nw) != 0)
+		return xmem__err(
+			XMEM_E_CORRUPT,
+			"BTT arena %u flog group %u at offset %#" PRIx64
+			": invalid sequence numbers %u and %u",
+			a, i, (uint64_t)((uint8_t *)&ar->flog[i] - b->base),
+			le32(e0->seq), le32(e1->seq));
+	e = nw ? e1 : e0;
+	lba = le32(e->lba);
+	oldb = le32(e->old_map) & BTT_MAP_LBA_MASK;
+	newb = le32(e->new_map) & BTT_MAP_LBA_MASK;
+	if (lba >= ar->ext_nlba || oldb >= ar->int_nlba || newb >= ar->int_nlba)
+		return xmem__err(
+			XMEM_E_CORRUPT,
+			"BTT arena %u flog group %u at offset %#" PRIx64
+			": entry out of range (lba %u, old %u, new %u)",
+			a, i, (uint64_t)((uint8_t *)&ar->flog[i] - b->base),
+			lba, oldb, newb);
+	ar->free[i].sub = 1 - (uint32_t)nw;
+	ar->free[i].seq = btt_seq_next(le32(e->seq));
+	ar->free[i].block = oldb;
+	if (oldb == newb)
+		return 0;
+	if (map_block(ar, lba) == oldb && !(b->flags & XMEM_F_BLK_RDONLY)) {
+		ar->map[lba] = le32(BTT_MAP_NORMAL | newb);
+		/* The finished map update is durable before the lane is
+		 * used again. */
+		b->ops->persist(&ar->map[lba], sizeof(uint32_t));
+		b->info.recovered++;
+	}
+	return 0;
+}
+
+/* Walks the arena chain from btt_off, validating each info block. */
+static int arenas_discover(struct xmem_blk *b, uint16_t major)
+{
+	uint64_t off = b->btt_off, lba = 0;
+
+	for (;;) {
+		const struct btt_info *ib = (const void *)(b->base + off);
+		unsigned a = b->narenas;
+		struct btt_arena *ar;
+		void *p;
+		int rc;
+
+		rc = xmem__btt_info_check(ib, a, off, b->len - off, major);
+		if (rc)
+			return rc;
+		if (a && (memcmp(ib->uuid, b->info.uuid, 16) != 0 ||
+			  le32(ib->external_lbasize) != b->lbasize ||
+			  le16(ib->version_major) != b->info.version_major))
+			return xmem__err(XMEM_E_CORRUPT,
+					 "BTT arena %u info block at offset "
+					 "%#" PRIx64 ": uuid, sector size or "
+					 "version differ from arena 0",
+					 a, off);
+		p = realloc(b->arenas, (a + 1) * sizeof(*b->arenas));
+		if (!p)
+			return xmem__err(-ENOMEM, "BTT open: out of memory");
+		b->arenas = p;
+		ar = &b->arenas[a];
+		memset(ar, 0, sizeof(*ar));
+		b->narenas++;
+		if (a == 0) {
+			memcpy(b->info.uuid, ib->uuid, 16);
+			memcpy(b->info.parent_uuid, ib->parent_uuid, 16);
+			b->info.version_major = le16(ib->version_major);
+			b->info.version_minor = le16(ib->version_minor);
+			b->lbasize = le32(ib->external_lbasize);
+			b->int_lbasize = le32(ib->internal_lbasize);
+		}
+		rc = arena_setup(b, ar, ib, off);
+		if (rc)
+			return rc;
+		ar->lba_start = lba;
+		lba += ar->ext_nlba;
+		if (ar->flags & BTT_IB_FLAG_ERROR)
+			b->info.arena_errors++;
+		if (!le64(ib->nextoff))
+			break;
+		off += le64(ib->nextoff);
+	}
+	b->nlba = lba;
+	return 0;
+}
+
+static void blk_free(struct xmem_blk *b)
+{
+	for (uint32_t i = 0; b->arenas && i < b->narenas; i++) {
+		struct btt_arena *ar = &b->arenas[i];
+
+		if (ar->maplocks)
+			for (uint32_t j = 0; j < ar->nfree; j++)
+				pthread_spin_destroy(&ar->maplocks[j]);
+		free(ar->free);
+		free(ar->rtt);
+		free((void *)ar->maplocks);
+	}
+	free(b->arenas);
+	free(b->lanes);
+	free(b);
+}
+
+/* Lanes: as many as the smallest arena has free blocks, at most 64. */
+static int lanes_setup(struct xmem_blk *b)
+{
+	uint32_t n = BTT_MAX_LANES;
+
+	for (uint32_t i = 0; i < b->narenas; i++)
+		n = MIN(n, b->arenas[i].nfree);
+	b->nlanes = n;
+	b->lanes = calloc(n, 16 * sizeof(int)); /* a lane per 64 bytes */
+	if (!b->lanes)
+		return xmem__err(-ENOMEM, "BTT open: out of memory");
+	return 0;
+}
+
+static void info_fill(struct xmem_blk *b)
+{
+	struct xmem_blk_info *in = &b->info;
+
+	in->lbasize = b->lbasize;
+	in->internal_lbasize = b->int_lbasize;
+	in->nlba = b->nlba;
+	in->size = b->nlba * b->lbasize;
+	in->btt_offset = b->btt_off;
+	in->namespace_size = b->len;
+	in->narenas = b->narenas;
+	in->nfree = b->arenas[0].nfree;
+	in->nlanes = b->nlanes;
+	in->flog_slots[0] = b->arenas[0].idx[0];
+	in->flog_slots[1] = b->arenas[0].idx[1];
+	in->rdonly = !!(b->flags & XMEM_F_BLK_RDONLY);
+}
+
+XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
+				  const struct xmem_persist_ops *ops,
+				  unsigned flags, struct xmem_blk **blkp)
+{
+	struct xmem_blk *b;
+	uint16_t major;
+	int rc;
+
+	*blkp = NULL;
+	if (!addr || !ops || (flags & ~XMEM_F_BLK_RDONLY))
+		return xmem__err(-EINVAL, "BTT open: invalid arguments");
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return xmem__err(-ENOMEM, "BTT open: out of memory");
+	b->base = addr;
+	b->len = len;
+	b->ops = ops;
+	b->flags = flags;
+	rc = xmem__btt_probe(b->base, len, &b->btt_off, &major);
+	if (rc == 0)
+		rc = arenas_discover(b, major);
+	for (uint32_t i = 0; rc == 0 && i < b->narenas; i++)
+		for (uint32_t j = 0; rc == 0 && j < b->arenas[i].nfree; j++)
+			rc = lane_recover(b, &b->arenas[i], j);
+	if (rc == 0)
+		rc = lanes_setup(b);
+	if (rc) {
+		blk_free(b);
+		return rc;
+	}
+	info_fill(b);
+	*blkp = b;
+	return 0;
+}
+
+XMEM_EXPORT void xmem_blk_close(struct xmem_blk **blkp)
+{
+	struct xmem_blk *b = blkp ? *blkp : NULL;
+
+	if (!b)
+		return;
+	if (!(b->flags & XMEM_F_BLK_RDONLY))
+		xmem_blk_flush(b);
+	if (b->map)
+		xmem_map_delete(&b->map);
+	if (b->dev)
+		xmem_device_close(&b->dev);
+	blk_free(b);
+	*blkp = NULL;
+}
+
+XMEM_EXPORT void xmem_blk_get_info(const struct xmem_blk *blk,
+				   struct xmem_blk_info *info)
+{
+	*info = blk->info;
+}
+
+XMEM_EXPORT uint32_t xmem_blk_lbasize(const struct xmem_blk *blk)
+{
+	return blk->lbasize;
+}
+
+XMEM_EXPORT uint64_t xmem_blk_nlba(const struct xmem_blk *blk)
+{
+	return blk->nlba;
+}
