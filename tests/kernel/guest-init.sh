@@ -46,7 +46,7 @@ check() {
 	shift 2
 	if [ ! -x "/checks/$prog" ]; then
 		skip "$name" "/checks/$prog was not built"
-		return
+		return 77
 	fi
 	"/checks/$prog" "$@" >/tmp/check.out 2>&1
 	rc=$?
@@ -55,6 +55,7 @@ check() {
 		fail "$name" "$prog exited with status $rc: $(grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | tail -n 3 | tr '\n' ' ')"
 	fi
 	grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | sed 's/^/# /' | tail -n 20
+	return $rc
 }
 
 # Reconfigures namespace0.0 into a mode: ndctl create-namespace args.
@@ -87,6 +88,8 @@ fi
 pass "nvdimm" "region0 size $(cat /sys/bus/nd/devices/region0/size) persistence_domain '$(cat /sys/bus/nd/devices/region0/persistence_domain 2>/dev/null)'"
 
 check smoke guest_smoke
+# The second, CPU-less node stands for CXL memory.
+check numa-tier guest_numa
 
 # Labels make sector mode possible; without them the region is label-less.
 step labels ndctl disable-region all &&
@@ -123,6 +126,28 @@ fi
 
 if namespace raw -m raw; then
 	check pmem-block guest_block /dev/pmem0
+fi
+
+# Rebinds namespace0.0 with force_raw set to $1: 1 shows the namespace's
+# raw bytes as /dev/pmem0 (the BTT is ignored), 0 lets nd_btt attach.
+raw_view() {
+	step "$2" ndctl disable-namespace namespace0.0 &&
+		echo "$1" >/sys/bus/nd/devices/namespace0.0/force_raw &&
+		step "$2" ndctl enable-namespace namespace0.0
+}
+
+# BTT both ways, on a v1.1-labelled sector namespace (BTT 4 KiB in).
+if namespace sector -m sector -l 4096 &&
+	check btt-kernel-write guest_btt kernel-write /dev/pmem0s &&
+	raw_view 1 btt-kernel-to-xmem; then
+	check btt-kernel-to-xmem guest_btt xmem-read /dev/pmem0
+	uuid=$(cat /sys/bus/nd/devices/namespace0.0/uuid)
+	if check btt-xmem-write guest_btt xmem-write /dev/pmem0 "$uuid" &&
+		raw_view 0 btt-xmem-to-kernel; then
+		check btt-xmem-to-kernel guest_btt kernel-read /dev/pmem0s
+	else
+		skip btt-xmem-to-kernel "xmem wrote no BTT to attach"
+	fi
 fi
 
 finish
