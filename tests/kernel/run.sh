@@ -32,7 +32,7 @@ work="$build/tests/kernel/guest"
 cache=${XMEM_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xmem-kernel}
 timeout_s=${XMEM_KERNEL_TIMEOUT:-300}
 modules="nfit libnvdimm nd_pmem nd_btt dax_pmem device_dax ext4 xfs crc32c_generic"
-tools="busybox kmod ndctl daxctl mke2fs mkfs.xfs qemu-system-x86_64"
+tools="busybox kmod ndctl mke2fs mkfs.xfs qemu-system-x86_64"
 
 skip() {
 	echo "SKIP kernel: $*"
@@ -52,7 +52,6 @@ package_of() {
 	busybox) echo busybox-static ;;
 	kmod) echo kmod ;;
 	ndctl) echo ndctl ;;
-	daxctl) echo daxctl ;;
 	mke2fs) echo e2fsprogs ;;
 	mkfs.xfs) echo xfsprogs ;;
 	qemu-system-x86_64) echo qemu-system-x86 ;;
@@ -161,7 +160,7 @@ copy_prog() {
 	done
 }
 
-# Builds the initramfs: busybox, kmod, ndctl, daxctl, mkfs, the modules,
+# Builds the initramfs: busybox, kmod, ndctl, mkfs, the modules,
 # /init and the guest binaries.
 build_initramfs() {
 	local b a
@@ -177,7 +176,7 @@ build_initramfs() {
 	for a in modprobe insmod rmmod lsmod depmod modinfo; do
 		ln -s ../bin/kmod "$root/sbin/$a"
 	done
-	for a in ndctl daxctl mke2fs mkfs.xfs; do
+	for a in ndctl mke2fs mkfs.xfs; do
 		copy_prog "$a"
 	done
 	ln -sf mke2fs "$root/bin/mkfs.ext4"
