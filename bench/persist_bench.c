@@ -307,62 +307,56 @@ static void main_table(int reps)
 		       : "NOT met");
 }
 
-static double xmem_flagged(size_t sz, unsigned flags, int reps)
+/* ns per xmem_memcpy with `flags`, over destinations that rotate through
+ * a 64 KiB window (distinct lines, as a log or heap writes them); with
+ * `readback`, each copy's lines are read again right after it. */
+static double xmem_flagged(size_t sz, unsigned flags, int readback)
 {
-	double *v = malloc(sizeof(double) * (size_t)reps);
-	double m;
-	int k = batch(sz);
+	size_t step = (sz + 127) & ~(size_t)63, pos = 0, win = 64u << 10;
+	volatile const char *p;
+	uint64_t t0 = ticks();
 
-	for (int r = 0; r < reps; r++) {
-		uint64_t t0 = ticks();
-
-		for (int i = 0; i < k; i++)
-			xmem_memcpy(dst, src, sz, flags);
-		v[r] = (double)(ticks() - t0) * ns_per_tick / k;
+	for (int i = 0; i < 256; i++) {
+		xmem_memcpy(dst + pos, src, sz, flags);
+		if (readback) {
+			p = (volatile const char *)(dst + pos);
+			for (size_t o = 0; o < sz; o += 64)
+				(void)p[o];
+		}
+		pos = pos + 2 * step > win ? 0 : pos + step;
 	}
-	m = median(v, reps);
-	free(v);
-	return m;
+	return (double)(ticks() - t0) * ns_per_tick / 256;
 }
 
-/* Where non-temporal stores start to pay: cached+flush vs NT. */
+/* Where non-temporal stores start to pay: cached stores + clwb against
+ * NT stores, each alone and followed by a re-read of what was written
+ * (after clwb the lines stay cached; after NT stores they do not). */
 static void threshold_table(int reps)
 {
-	static const size_t sizes[] = {
-		64,  128,  192,	 256,  320,  384,  512,
-		768, 1024, 1536, 2048, 4096, 8192, 16384
-	};
+	static const size_t sizes[] = { 64,  128, 192,	256,  384,
+					512, 768, 1024, 2048, 4096 };
+	static const unsigned fl[2] = { XMEM_F_MEM_TEMPORAL,
+					XMEM_F_MEM_NONTEMPORAL };
+	double *v = malloc(sizeof(double) * (size_t)reps * 4);
 
-	printf("%-8s %12s %12s %8s\n", "size", "temporal ns", "NT ns", "T/NT");
+	printf("%-6s %10s %10s %7s | %12s %12s\n", "size", "temporal", "NT",
+	       "T/NT", "T + re-read", "NT + re-read");
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		double t = 0, n = 0;
-		double *tv = malloc(sizeof(double) * (size_t)reps);
-		double *nv = malloc(sizeof(double) * (size_t)reps);
+		double m[4];
 
-		for (int r = 0; r < reps; r++) {
-			int odd = r & 1;
+		for (int r = 0; r < reps; r++)
+			for (int j = 0; j < 4; j++) {
+				int x = (j + r) & 3;
 
-			tv[r] = xmem_flagged(sizes[i],
-					     odd ? XMEM_F_MEM_TEMPORAL
-						 : XMEM_F_MEM_NONTEMPORAL,
-					     1);
-			nv[r] = xmem_flagged(sizes[i],
-					     odd ? XMEM_F_MEM_NONTEMPORAL
-						 : XMEM_F_MEM_TEMPORAL,
-					     1);
-			if (!odd) {
-				double s = tv[r];
-
-				tv[r] = nv[r];
-				nv[r] = s;
+				v[x * reps + r] = xmem_flagged(
+					sizes[i], fl[x & 1], x >> 1);
 			}
-		}
-		t = median(tv, reps);
-		n = median(nv, reps);
-		printf("%-8zu %12.1f %12.1f %8.3f\n", sizes[i], t, n, t / n);
-		free(tv);
-		free(nv);
+		for (int j = 0; j < 4; j++)
+			m[j] = median(v + j * reps, reps);
+		printf("%-6zu %10.1f %10.1f %7.3f | %12.1f %12.1f\n", sizes[i],
+		       m[0], m[1], m[0] / m[1], m[2], m[3]);
 	}
+	free(v);
 }
 
 /* Both libraries read their environment at load time: set it and

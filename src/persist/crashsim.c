@@ -301,7 +301,31 @@ static int copy_extent(int in, int out, off_t off, off_t len, char *buf,
 	return 0;
 }
 
-/* Copies the data extents of in to out (or all of it without SEEK_DATA). */
+/* Makes [off, off+len) of out read as zeros: a hole if possible. */
+static int zero_extent(int out, off_t off, off_t len, char *buf, size_t bufsz)
+{
+	if (len <= 0)
+		return 0;
+	if (fallocate(out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		      len) == 0)
+		return 0;
+	memset(buf, 0, bufsz);
+	while (len > 0) {
+		size_t n = len < (off_t)bufsz ? (size_t)len : bufsz;
+		ssize_t w = pwrite(out, buf, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += w;
+		len -= w;
+	}
+	return 0;
+}
+
+/* Makes out a copy of in, in place: the data extents of in are copied,
+ * its holes are zeroed (punched) in out. */
 static int copy_fd(int in, int out, off_t size)
 {
 	size_t bufsz = 1u << 20;
@@ -315,17 +339,21 @@ static int copy_fd(int in, int out, off_t size)
 		off_t data = lseek(in, pos, SEEK_DATA);
 		off_t hole;
 
-		if (data < 0) {
-			if (errno == ENXIO)
-				break; /* only a hole is left */
-			data = pos;    /* no SEEK_DATA: copy everything */
+		if (data < 0 && errno == ENXIO) {
+			data = size; /* only a hole is left */
+			hole = size;
+		} else if (data < 0) {
+			data = pos; /* no SEEK_DATA: copy everything */
 			hole = size;
 		} else {
 			hole = lseek(in, data, SEEK_HOLE);
 			if (hole < 0 || hole > size)
 				hole = size;
 		}
-		rc = copy_extent(in, out, data, hole - data, buf, bufsz);
+		rc = zero_extent(out, pos, data - pos, buf, bufsz);
+		if (rc == 0)
+			rc = copy_extent(in, out, data, hole - data, buf,
+					 bufsz);
 		pos = hole;
 	}
 	free(buf);
@@ -341,7 +369,9 @@ int xmem__crashsim_copy_file(const char *src, const char *dst)
 	if (in < 0)
 		return xmem__err(-errno, "crash simulator: open %s: %s", src,
 				 strerror(errno));
-	out = open(dst, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* In place (no O_TRUNC): a reader that has dst mapped never sees
+	 * it shrink. */
+	out = open(dst, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (out < 0) {
 		rc = xmem__err(-errno, "crash simulator: create %s: %s", dst,
 			       strerror(errno));

@@ -34,10 +34,10 @@ void xmem__crashsim_flush(const void *addr, size_t len);
 void xmem__crashsim_drain(void);
 
 /*
- * Copies the file `src` to `dst` (created or truncated), keeping holes
- * where the file system reports them. 0 or a negative errno with a
- * message. Used to seed the image, and by the crash-test driver to reset
- * a device between runs.
+ * Makes the file `dst` (created if missing) an exact copy of `src`, in
+ * place: same size, src's data copied, src's holes punched (or zeroed). 0 or a
+ * negative errno with a message. Used to seed the image, and by the crash-test
+ * driver to reset a device between runs.
  */
 int xmem__crashsim_copy_file(const char *src, const char *dst);
 
