@@ -99,7 +99,7 @@ int xmem__tier_block(struct xmem_tier *t, uint64_t off, uint64_t len)
 
 	if (ioctl(t->uffd, UFFDIO_REGISTER, &reg) < 0)
 		return -errno;
-	if (madvise(t->base + off, len, MADV_DONTNEED) < 0) {
+	if (xmem__tier_madvise(t->base + off, len, MADV_DONTNEED) < 0) {
 		int e = errno;
 		xmem__tier_unblock(t, off, len);
 		return -e;
@@ -234,8 +234,8 @@ static void copy_unit(struct xmem_tier *t, uint64_t i, unsigned from)
 	char *dst = (from == XMEM_TIER_DRAM ? t->dev : t->dram) + off;
 
 	/* One call populates the page tables instead of a fault per page. */
-	madvise(src, t->unit, MADV_POPULATE_READ);
-	madvise(dst, t->unit, MADV_POPULATE_WRITE);
+	xmem__tier_madvise(src, t->unit, MADV_POPULATE_READ);
+	xmem__tier_madvise(dst, t->unit, MADV_POPULATE_WRITE);
 	memcpy(dst, src, t->unit);
 }
 

@@ -74,3 +74,9 @@ long xmem__tier_max_map_count(void)
 	}
 	return v;
 }
+
+/* madvise(2), direct (the preload library interposes madvise). */
+int xmem__tier_madvise(void *addr, size_t len, int advice)
+{
+	return (int)syscall(SYS_madvise, addr, len, advice);
+}

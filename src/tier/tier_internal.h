@@ -74,11 +74,11 @@
 struct tier_unit {
 	_Atomic uint32_t st;
 	_Atomic uint8_t advice;
-	uint8_t moves;          /* recent moves (ping-pong damping) */
+	_Atomic uint8_t moves;  /* recent moves (ping-pong damping) */
 	uint16_t pad;
-	uint32_t sample_off;    /* offset of the armed sample in the unit */
-	uint64_t sample_t0;     /* ns when the sample was armed */
-	uint64_t moved_ns;      /* last move, ns */
+	_Atomic uint32_t sample_off; /* offset of the armed sample */
+	_Atomic uint64_t sample_t0;  /* ns when the sample was armed */
+	_Atomic uint64_t moved_ns;   /* last move, ns */
 	_Atomic float heat;     /* accesses/s estimate, smoothed */
 };
 
@@ -135,6 +135,7 @@ struct xmem_tier {
 void *xmem__tier_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		      off_t off);
 int xmem__tier_munmap(void *addr, size_t len);
+int xmem__tier_madvise(void *addr, size_t len, int advice);
 uint64_t xmem__tier_now_ns(void);
 uint64_t xmem__tier_thread_cpu_ns(void);
 int xmem__tier_vma_count(void);
