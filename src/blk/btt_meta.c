@@ -334,10 +334,12 @@ XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 	if (rc)
 		return rc;
 	/* An older BTT must stop being valid before its map is rewritten:
-	 * wipe both possible first info blocks and make that durable. */
-	ops->memset(base, 0, BTT_INFO_SIZE, XMEM_F_MEM_NODRAIN);
+	 * wipe the signature line of both possible first info blocks (one
+	 * line each, so a crash leaves the old BTT whole or none). */
+	ops->memset(base, 0, XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
 	if (len >= BTT_V11_OFFSET + BTT_INFO_SIZE)
-		ops->memset(base + BTT_V11_OFFSET, 0, BTT_INFO_SIZE, 0);
+		ops->memset(base + BTT_V11_OFFSET, 0, XMEM_CACHELINE,
+			    XMEM_F_MEM_NODRAIN);
 	ops->drain();
 
 	/* Arenas as the kernel's create_arenas cuts them; infos written
@@ -375,12 +377,18 @@ XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 	ops->drain();
 	for (unsigned i = n; i-- > 0;) {
 		uint8_t *a = base + ar[i].off;
+		const uint8_t *src = (const uint8_t *)&ar[i].ib;
 
-		ops->memcpy(a + le64(ar[i].ib.info2off), &ar[i].ib, sizeof(ib),
+		ops->memcpy(a + le64(ar[i].ib.info2off), src, BTT_INFO_SIZE,
 			    XMEM_F_MEM_NODRAIN);
-		ops->memcpy(a, &ar[i].ib, sizeof(ib), XMEM_F_MEM_NODRAIN);
-		/* This arena's info blocks durable before the ones of the
-		 * arena in front of it, which make it reachable. */
+		ops->memcpy(a + XMEM_CACHELINE, src + XMEM_CACHELINE,
+			    BTT_INFO_SIZE - XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
+		/* The info block minus its signature line is durable before
+		 * the signature line makes it a valid info block. */
+		ops->drain();
+		ops->memcpy(a, src, XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
+		/* This arena is complete before the arena in front of it,
+		 * whose info block makes it reachable. */
 		ops->drain();
 	}
 	free(ar);

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blk_crash - a crash at every fence of BTT sector writes (one sector,
+ * eight in one call, one sector rewritten until the flog sequence wraps,
+ * both sector sizes), of write-zeroes and error marking, and of format,
+ * each also with torn write-back of the lines flushed since the previous
+ * fence. After each crash:
+ *   - `check` on the durable image is clean (pending flog updates count);
+ *   - after open (which runs recovery) every sector reads entirely old or
+ *     entirely new, and the sectors of one call became new in order;
+ *   - new writes to every sector read back and leave the BTT clean.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <xmem.h>
+
+#include "crashtest.h"
+#include "test.h"
+
+#define DEV_SIZE ((17ull << 20) + 4096)
+#define V_ZERO 0u
+#define V_ERR 99u
+#define MAXS 8
+
+struct sector {
+	uint64_t lba;
+	uint32_t base_ver;   /* version written before the operation */
+	uint32_t allowed[6]; /* versions acceptable after a crash */
+	unsigned nallowed;
+};
+
+struct scenario {
+	const char *name;
+	uint32_t lbasize;
+	int (*op)(struct xmem_blk *b);
+	int format; /* the operation formats the namespace again */
+	struct sector s[MAXS];
+	unsigned ns;
+	int ordered; /* sectors become new in order (one call) */
+};
+
+static char dev_path[256], img_path[256], work_path[256];
+static uint64_t total_points, total_runs;
+
+static void fill(uint8_t *buf, uint32_t len, uint64_t lba, uint32_t ver)
+{
+	for (uint32_t i = 0; i < len; i += 8) {
+		uint64_t v = lba << 24 | (uint64_t)ver << 16 | (i / 8);
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+/* Which version a sector holds: V_ZERO, V_ERR, a version, or -1 for
+ * anything else (a torn or foreign sector). */
+static int64_t sector_version(struct xmem_blk *b, uint64_t lba, uint32_t maxver)
+{
+	uint32_t lbs = xmem_blk_lbasize(b);
+	uint8_t buf[4096], want[4096];
+	int rc = xmem_blk_read(b, lba, buf, 1);
+
+	if (rc == XMEM_E_MEDIA)
+		return V_ERR;
+	if (rc)
+		return -1;
+	memset(want, 0, lbs);
+	if (memcmp(buf, want, lbs) == 0)
+		return V_ZERO;
+	for (uint32_t v = 1; v <= maxver; v++) {
+		fill(want, lbs, lba, v);
+		if (memcmp(buf, want, lbs) == 0)
+			return v;
+	}
+	return -1;
+}
+
+static int write_ver(struct xmem_blk *b, uint64_t lba, uint32_t ver)
+{
+	uint8_t buf[4096];
+
+	fill(buf, xmem_blk_lbasize(b), lba, ver);
+	return xmem_blk_write(b, lba, buf, 1);
+}
+
+static int op_one(struct xmem_blk *b)
+{
+	return write_ver(b, 5, 2);
+}
+
+static int op_eight(struct xmem_blk *b)
+{
+	uint8_t buf[8 * 512];
+
+	for (int i = 0; i < 8; i++)
+		fill(buf + i * 512, 512, 10 + i, 2);
+	return xmem_blk_write(b, 10, buf, 8);
+}
+
+static int op_wrap(struct xmem_blk *b)
+{
+	int rc = 0;
+
+	for (uint32_t v = 2; v <= 5 && rc == 0; v++)
+		rc = write_ver(b, 20, v);
+	return rc;
+}
+
+static int op_zero_err(struct xmem_blk *b)
+{
+	int rc = xmem_blk_write_zeroes(b, 30, 1);
+
+	return rc ? rc : xmem_blk_set_error(b, 31);
+}
+
+static struct scenario scenarios[] = {
+	{ "blk write 1 sector",
+	  512,
+	  op_one,
+	  0,
+	  { { 5, 1, { 1, 2 }, 2 } },
+	  1,
+	  0 },
+	{ "blk write 1 sector 4K",
+	  4096,
+	  op_one,
+	  0,
+	  { { 5, 1, { 1, 2 }, 2 } },
+	  1,
+	  0 },
+	{ "blk write 8 sectors",
+	  512,
+	  op_eight,
+	  0,
+	  { { 10, 1, { 1, 2 }, 2 },
+	    { 11, 1, { 1, 2 }, 2 },
+	    { 12, 1, { 1, 2 }, 2 },
+	    { 13, 1, { 1, 2 }, 2 },
+	    { 14, 1, { 1, 2 }, 2 },
+	    { 15, 1, { 1, 2 }, 2 },
+	    { 16, 1, { 1, 2 }, 2 },
+	    { 17, 1, { 1, 2 }, 2 } },
+	  8,
+	  1 },
+	{ "blk rewrite until the flog seq wraps",
+	  512,
+	  op_wrap,
+	  0,
+	  { { 20, 1, { 1, 2, 3, 4, 5 }, 5 } },
+	  1,
+	  0 },
+	{ "blk write-zeroes and set-error",
+	  512,
+	  op_zero_err,
+	  0,
+	  { { 30, 1, { 1, V_ZERO }, 2 }, { 31, 1, { 1, V_ERR }, 2 } },
+	  2,
+	  1 },
+	{ "blk format", 512, NULL, 1, { { 5, 1, { 1, V_ZERO }, 2 } }, 1, 0 },
+};
+
+static struct scenario *cur;
+
+/* The child: open the device's BTT (tracked by the simulator), run the
+ * operation, close. */
+static int child_op(void *arg)
+{
+	struct xmem_blk *b;
+	int rc;
+
+	(void)arg;
+	if (cur->format)
+		return xmem_blk_format_raw(dev_path, 0, 0,
+					   &(struct xmem_blk_format_opts){
+						   .lbasize = cur->lbasize });
+	rc = xmem_blk_open_raw(dev_path, 0, 0, 0, &b);
+	if (rc)
+		return rc;
+	rc = cur->op(b);
+	xmem_blk_close(&b);
+	return rc;
+}
+
+static int allowed(const struct sector *s, int64_t v)
+{
+	for (unsigned i = 0; i < s->nallowed; i++)
+		if (v == s->allowed[i])
+			return 1;
+	return 0;
+}
+
+/* Reads every sector of the scenario; 0 when each is acceptable. */
+static int verify_sectors(struct xmem_blk *b, uint64_t n)
+{
+	int bad = 0, seen_old = 0;
+
+	for (unsigned i = 0; i < cur->ns; i++) {
+		const struct sector *s = &cur->s[i];
+		int64_t v = sector_version(b, s->lba, 5);
+
+		if (!allowed(s, v)) {
+			fprintf(stderr,
+				"%s: crash %" PRIu64 ": sector %" PRIu64
+				" holds version %" PRId64 "\n",
+				cur->name, n, s->lba, v);
+			bad = 1;
+		}
+		/* One call's sectors turn new in order. */
+		if (cur->ordered && v == s->base_ver)
+			seen_old = 1;
+		else if (cur->ordered && seen_old) {
+			fprintf(stderr,
+				"%s: crash %" PRIu64 ": sector %" PRIu64
+				" new after an old one\n",
+				cur->name, n, s->lba);
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
+/* After the crash image was checked and read: the BTT must keep working. */
+static int verify_usable(struct xmem_blk *b, uint64_t n)
+{
+	int bad = 0;
+
+	for (unsigned r = 0; r < 3; r++)
+		for (unsigned i = 0; i < cur->ns; i++)
+			bad |= write_ver(b, cur->s[i].lba, 3 + r) != 0;
+	for (unsigned i = 0; i < cur->ns; i++)
+		bad |= sector_version(b, cur->s[i].lba, 5) != 5;
+	if (bad)
+		fprintf(stderr,
+			"%s: crash %" PRIu64 ": writes after "
+			"recovery failed\n",
+			cur->name, n);
+	return bad;
+}
+
+static int verify(const char *image, uint64_t n, void *arg)
+{
+	struct xmem_blk *b;
+	unsigned np = 0;
+	int rc, bad = 0;
+
+	(void)arg;
+	REQUIRE(xmem__crashsim_copy_file(image, work_path) == 0);
+	rc = xmem_blk_check_raw(work_path, 0, 0, NULL, NULL, &np);
+	if (rc == XMEM_E_NOREGION && cur->format)
+		return 0; /* format cut before its commit: no BTT at all */
+	if (rc) {
+		fprintf(stderr, "%s: crash %" PRIu64 ": check: %s\n", cur->name,
+			n, xmem_errormsg());
+		return 1;
+	}
+	rc = xmem_blk_open_raw(work_path, 0, 0, 0, &b);
+	if (rc) {
+		fprintf(stderr, "%s: crash %" PRIu64 ": open: %s\n", cur->name,
+			n, xmem_errormsg());
+		return 1;
+	}
+	bad |= verify_sectors(b, n);
+	bad |= verify_usable(b, n);
+	xmem_blk_close(&b);
+	if (xmem_blk_check_raw(work_path, 0, 0, NULL, NULL, &np) != 0) {
+		fprintf(stderr,
+			"%s: crash %" PRIu64 ": not clean after use: "
+			"%s\n",
+			cur->name, n, xmem_errormsg());
+		bad = 1;
+	}
+	return bad;
+}
+
+/* Formats the device and writes the base versions. */
+static void base_setup(const struct scenario *sc)
+{
+	struct xmem_blk *b;
+
+	REQUIRE_OK(xmem_blk_format_raw(
+		dev_path, 0, 0,
+		&(struct xmem_blk_format_opts){ .lbasize = sc->lbasize }));
+	REQUIRE_OK(xmem_blk_open_raw(dev_path, 0, 0, 0, &b));
+	for (unsigned i = 0; i < sc->ns; i++)
+		REQUIRE_OK(write_ver(b, sc->s[i].lba, sc->s[i].base_ver));
+	xmem_blk_close(&b);
+}
+
+int main(void)
+{
+	struct xmem_device *dev;
+
+	test_path(dev_path, sizeof(dev_path), "blkcrash.dev");
+	test_path(img_path, sizeof(img_path), "blkcrash.img");
+	test_path(work_path, sizeof(work_path), "blkcrash.work");
+	REQUIRE_OK(xmem_device_open(&dev, dev_path, DEV_SIZE, XMEM_F_CREATE));
+	xmem_device_close(&dev);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		struct crashtest ct = { .device_path = dev_path,
+					.image_path = img_path,
+					.op = child_op,
+					.verify = verify };
+		struct crashtest_result res;
+
+		cur = &scenarios[i];
+		ct.name = cur->name;
+		base_setup(cur);
+		CHECK(crashtest_run(&ct, &res) == 0);
+		CHECK(res.fences > 0);
+		total_points += res.points;
+		total_runs += res.runs;
+	}
+	printf("blk crash: %" PRIu64 " crash points, %" PRIu64
+	       " runs (plain and torn)\n",
+	       total_points, total_runs);
+	unlink(dev_path);
+	unlink(img_path);
+	unlink(work_path);
+	return test_result();
+}
