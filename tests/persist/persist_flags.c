@@ -127,7 +127,8 @@ static void test_flush_variants_and_flags(void)
 		XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_TEMPORAL,
 	};
 	size_t n = 3 * 4096 + 77;
-	unsigned char *a = aligned_alloc(64, n + 64), *b = malloc(n);
+	unsigned char *a = aligned_alloc(64, (n + 127) & ~(size_t)63);
+	unsigned char *b = malloc(n);
 	int avail;
 	const char *name;
 

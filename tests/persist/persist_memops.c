@@ -16,7 +16,7 @@
 
 #define MAXLEN (1u << 20)
 #define GUARD 256u
-#define BUFSZ (MAXLEN + 64 + 2 * GUARD)
+#define BUFSZ (MAXLEN + 4096) /* room for alignments and guards */
 
 static unsigned char *dst, *src, *ref;
 static unsigned flags_now;
