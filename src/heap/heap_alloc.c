@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_alloc.c - the allocator: size classes in runs (bitmaps in the
+ * metadata zone), extents of whole chunks for large objects, per-lane run
+ * caches, and the redo entries that make allocation state durable.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "heap/heap_internal.h"
+
+const uint32_t xmem__heap_class_size[HEAP_NCLASSES] = {
+	64,   96,   128,  160,   192,   256,   320,   384,
+	512,  640,  768,  1024,  1536,  2048,  3072,  4096,
+	6144, 8192, 12288, 16384, 24576, 32768, 65536, 131072,
+};
+
+/* Number of size classes. */
+unsigned xmem__heap_nclasses(void)
+{
+	return HEAP_NCLASSES;
+}
+
+/* Smallest class holding `size` bytes, or -1 for an extent. */
+int xmem__heap_class_of(uint64_t size)
+{
+	if (size <= 64)
+		return 0;
+	for (int i = 1; i < HEAP_NCLASSES; i++)
+		if (size <= xmem__heap_class_size[i])
+			return i;
+	return -1;
+}
+
+static uint32_t class_slots(unsigned cls)
+{
+	return HEAP_CHUNK_SIZE / xmem__heap_class_size[cls];
+}
+
+/* Checksum of a chunk header (csum field taken as 0). */
+uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c)
+{
+	return xmem__csum_struct(c, sizeof(*c),
+				 offsetof(struct heap_chunk_hdr, csum));
+}
+
+/* 1 if the header belongs to this heap and is intact, 0 if it is from
+ * another epoch (a free chunk), -1 if it is damaged. */
+int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c,
+			       uint32_t epoch)
+{
+	struct heap_chunk_hdr t;
+
+	memcpy(&t, c, sizeof(t));
+	if (t.epoch != epoch)
+		return 0;
+	if (xmem__heap_chunk_csum(&t) != t.csum || t.kind > 3 ||
+	    (t.kind == HEAP_CHUNK_RUN && t.cls >= HEAP_NCLASSES) ||
+	    (t.kind == HEAP_CHUNK_EXTENT && !t.nchunks))
+		return -1;
+	return 1;
+}
+
+/* Marks chunks [c, c+n) free (1) or used (0) in the volatile map. */
+static void freemap_set(struct xmem_heap *h, uint64_t c, uint64_t n, int f)
+{
+	for (uint64_t i = c; i < c + n; i++) {
+		if (f)
+			h->freemap[i / 64] |= 1ull << (i % 64);
+		else
+			h->freemap[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+/* Adds chunk c to the run pool of its class (chunk_lock held). */
+static int pool_add(struct xmem_heap *h, unsigned cls, int32_t c)
+{
+	typeof(h->pool[0]) *p = &h->pool[cls];
+
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		int32_t *nr = realloc(p->runs, ncap * sizeof(*nr));
+
+		if (!nr)
+			return xmem__err(-ENOMEM, "heap: no memory for runs");
+		p->runs = nr;
+		p->cap = ncap;
+	}
+	p->runs[p->n++] = c;
+	return 0;
+}
+
+/*
+ * Builds the volatile allocator state from the chunk headers: O(chunks).
+ * Run bitmaps are not read here; a run is loaded on first use.
+ */
+int xmem__heap_alloc_init(struct xmem_heap *h)
+{
+	uint64_t n = h->nchunks;
+	int rc;
+
+	h->chunks = calloc(n, sizeof(*h->chunks));
+	h->freemap = calloc((n + 63) / 64, 8);
+	if (!h->chunks || !h->freemap)
+		return xmem__err(-ENOMEM, "heap: no memory for chunk state");
+	for (uint64_t c = 0; c < n;) {
+		struct heap_chunk_hdr *ch = heap_chunk_hdr(h, c);
+		int v = xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch);
+
+		if (v < 0)
+			return xmem__err(XMEM_E_CORRUPT,
+					 "heap: chunk %llu header at offset "
+					 "%llu is damaged (run 'xmem heap "
+					 "check --repair')",
+					 (unsigned long long)c,
+					 (unsigned long long)heap_meta_off(h, c));
+		if (!v || ch->kind == HEAP_CHUNK_FREE) {
+			freemap_set(h, c, 1, 1);
+			c++;
+			continue;
+		}
+		h->chunks[c].kind = ch->kind;
+		h->chunks[c].cls = ch->cls;
+		h->chunks[c].type = ch->type;
+		if (ch->kind == HEAP_CHUNK_RUN) {
+			if ((rc = pool_add(h, ch->cls, (int32_t)c)))
+				return rc;
+			c++;
+		} else if (ch->kind == HEAP_CHUNK_EXTENT) {
+			if (ch->nchunks > n - c)
+				return xmem__err(XMEM_E_CORRUPT,
+						 "heap: extent at chunk %llu "
+						 "runs past the heap end",
+						 (unsigned long long)c);
+			h->chunks[c].nchunks = ch->nchunks;
+			c += ch->nchunks;
+		} else {
+			c++; /* quarantined */
+		}
+	}
+	return 0;
+}
+
+/* Frees the volatile allocator state. */
+void xmem__heap_alloc_fini(struct xmem_heap *h)
+{
+	if (h->chunks)
+		for (uint64_t c = 0; c < h->nchunks; c++)
+			free(atomic_load(&h->chunks[c].run));
+	free(h->chunks);
+	free(h->freemap);
+	for (unsigned i = 0; i < HEAP_NCLASSES; i++)
+		free(h->pool[i].runs);
+}
+
+static uint64_t *run_bitmap(struct xmem_heap *h, uint64_t c)
+{
+	return (uint64_t *)(h->base + heap_meta_off(h, c) + HEAP_META_BITMAP);
+}
+
+/* Returns the run state of chunk c, loading its bitmap on first use
+ * (chunk_lock held). */
+static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
+{
+	struct heap_run *r = atomic_load(&h->chunks[c].run);
+	uint64_t *bm = run_bitmap(h, c);
+	uint32_t nfree = 0;
+
+	if (r)
+		return r;
+	if (!(r = calloc(1, sizeof(*r))))
+		return NULL;
+	r->cls = h->chunks[c].cls;
+	r->nslots = class_slots(r->cls);
+	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
+		uint64_t v = __atomic_load_n(&bm[w], __ATOMIC_RELAXED);
+		uint64_t lim = r->nslots > w * 64 ? r->nslots - w * 64 : 0;
+
+		if (lim < 64)
+			v |= ~0ull << lim; /* slots past the run's end */
+		atomic_store(&r->taken[w], v);
+		nfree += 64 - __builtin_popcountll(v);
+	}
+	atomic_store(&r->nfree, nfree);
+	atomic_store(&r->owner, -1);
+	atomic_store(&h->chunks[c].run, r);
+	return r;
+}
+
+/* Returns the run of chunk c, loading it if needed. */
+static struct heap_run *run_get(struct xmem_heap *h, uint64_t c)
+{
+	struct heap_run *r = atomic_load(&h->chunks[c].run);
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&h->chunk_lock);
+	r = run_load(h, c);
+	pthread_mutex_unlock(&h->chunk_lock);
+	return r;
+}
+
+/* First-fit search for n free chunks (chunk_lock held); -1 if none. */
+static int64_t freemap_find(struct xmem_heap *h, uint64_t n)
+{
+	uint64_t run = 0, start = 0;
+
+	for (uint64_t c = 0; c < h->nchunks; c++) {
+		if (!(c % 64) && h->freemap[c / 64] == 0) {
+			run = 0;
+			c += 63;
+			continue;
+		}
+		if (h->freemap[c / 64] & (1ull << (c % 64))) {
+			if (!run++)
+				start = c;
+			if (run == n)
+				return (int64_t)start;
+		} else {
+			run = 0;
+		}
+	}
+	return -1;
+}
+
+/* Takes n free chunks off the volatile free map. */
+int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n,
+			      uint64_t *first)
+{
+	int64_t c;
+
+	pthread_mutex_lock(&h->chunk_lock);
+	c = freemap_find(h, n);
+	if (c >= 0) {
+		freemap_set(h, (uint64_t)c, n, 0);
+		h->chunks[c].kind = HEAP_CHUNK_EXTENT;
+		h->chunks[c].nchunks = (uint32_t)n;
+	}
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (c < 0)
+		return xmem__err(XMEM_E_NOSPACE,
+				 "heap: no %llu contiguous free chunks "
+				 "(%llu bytes)",
+				 (unsigned long long)n,
+				 (unsigned long long)n * HEAP_CHUNK_SIZE);
+	*first = (uint64_t)c;
+	return 0;
+}
+
+/* Returns reserved chunks to the free map. */
+void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
+				 uint64_t n)
+{
+	pthread_mutex_lock(&h->chunk_lock);
+	h->chunks[first].kind = HEAP_CHUNK_FREE;
+	h->chunks[first].nchunks = 0;
+	freemap_set(h, first, n, 1);
+	pthread_mutex_unlock(&h->chunk_lock);
+}
+
+/* Fills a chunk header with its checksum. */
+static void chunk_hdr_make(struct xmem_heap *h, struct heap_chunk_hdr *ch,
+			   unsigned kind, unsigned cls, unsigned type,
+			   uint32_t n)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->kind = (uint8_t)kind;
+	ch->cls = (uint8_t)cls;
+	ch->type = (uint16_t)type;
+	ch->nchunks = n;
+	ch->epoch = h->hdr.epoch;
+	ch->csum = xmem__heap_chunk_csum(ch);
+}
+
+/* Adds the two SET entries writing chunk c's header. */
+static int rec_chunk_hdr(struct xmem_heap *h, struct heap_lane *l,
+			 uint64_t c, const struct heap_chunk_hdr *ch)
+{
+	uint64_t w[2];
+	int rc;
+
+	memcpy(w, ch, 16);
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 8, heap_meta_off(h, c),
+				     w[0], 0)))
+		return rc;
+	return xmem__heap_rec_add(l, HEAP_REDO_SET, 8,
+				  heap_meta_off(h, c) + 8, w[1], 0);
+}
+
+/*
+ * Turns a free chunk into an empty run of class cls with its own record
+ * (one fence; once per 256 KiB chunk). Returns the chunk or -1.
+ */
+static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
+			  unsigned cls)
+{
+	struct heap_chunk_hdr ch;
+	uint64_t c;
+	int rc;
+
+	if (xmem__heap_extent_reserve(h, 1, &c))
+		return -1;
+	chunk_hdr_make(h, &ch, HEAP_CHUNK_RUN, cls, 0, 0);
+	xmem__heap_rec_reset(l);
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ZERO, 0,
+				     heap_meta_off(h, c) + HEAP_META_BITMAP,
+				     1024, 0)) ||
+	    (rc = rec_chunk_hdr(h, l, c, &ch)) ||
+	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
+		xmem__heap_rec_reset(l);
+		xmem__heap_extent_unreserve(h, c, 1);
+		return -1;
+	}
+	pthread_mutex_lock(&h->chunk_lock);
+	h->chunks[c].kind = HEAP_CHUNK_RUN;
+	h->chunks[c].cls = (uint8_t)cls;
+	h->chunks[c].nchunks = 0;
+	rc = run_load(h, c) ? pool_add(h, cls, (int32_t)c) : -ENOMEM;
+	pthread_mutex_unlock(&h->chunk_lock);
+	return rc ? -1 : (int64_t)c;
+}
+
+/* Finds a run of class cls with free slots that no lane owns, and takes
+ * it for lane l; creates one if none. Returns the chunk or -1. */
+static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
+			  unsigned cls)
+{
+	typeof(h->pool[0]) *p = &h->pool[cls];
+	int64_t found = -1;
+
+	pthread_mutex_lock(&h->chunk_lock);
+	for (size_t i = 0; i < p->n && found < 0; i++) {
+		struct heap_run *r = run_load(h, (uint64_t)p->runs[i]);
+		int none = -1;
+
+		if (r && atomic_load(&r->nfree) &&
+		    atomic_compare_exchange_strong(&r->owner, &none,
+						   (int)l->idx))
+			found = p->runs[i];
+	}
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (found >= 0)
+		return found;
+	found = run_create(h, l, cls);
+	if (found >= 0)
+		atomic_store(&h->chunks[found].run->owner, (int)l->idx);
+	return found;
+}
+
+/* Claims a free slot of run r; returns the slot or -1. */
+static int64_t run_claim(struct heap_run *r)
+{
+	for (unsigned k = 0; k < HEAP_BITMAP_WORDS; k++) {
+		unsigned w = (r->hint + k) % HEAP_BITMAP_WORDS;
+		uint64_t v = atomic_load(&r->taken[w]);
+
+		while (v != ~0ull) {
+			uint64_t bit = ~v & (v + 1);
+
+			if (atomic_compare_exchange_weak(&r->taken[w], &v,
+							 v | bit)) {
+				atomic_fetch_sub(&r->nfree, 1);
+				r->hint = w;
+				return (int64_t)w * 64 + __builtin_ctzll(bit);
+			}
+		}
+	}
+	return -1;
+}
+
+/* Reserves a small object of class cls through lane l's cached run. */
+static int reserve_small(struct xmem_heap *h, struct heap_lane *l,
+			 unsigned cls, uint64_t *off)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		int32_t c = l->cur_run[cls];
+		int64_t slot;
+
+		if (c >= 0) {
+			struct heap_run *r = atomic_load(&h->chunks[c].run);
+
+			if ((slot = run_claim(r)) >= 0) {
+				*off = heap_chunk_off(h, (uint64_t)c) +
+				       (uint64_t)slot *
+					       xmem__heap_class_size[cls];
+				return 0;
+			}
+			atomic_store(&r->owner, -1);
+			l->cur_run[cls] = -1;
+		}
+		int64_t nc = run_refill(h, l, cls);
+		if (nc < 0)
+			break;
+		l->cur_run[cls] = (int32_t)nc;
+	}
+	return xmem__err(XMEM_E_NOSPACE, "heap: no space for a %u-byte object",
+			 xmem__heap_class_size[cls]);
+}
+
+/*
+ * Reserves space for an object of `size` bytes (volatile only; a record
+ * makes it allocated). *cls gets the class, or UINT32_MAX for an extent.
+ */
+int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l,
+		       uint64_t size, uint64_t *off, uint32_t *cls)
+{
+	int c = xmem__heap_class_of(size);
+	uint64_t first, n;
+	int rc;
+
+	if (c >= 0) {
+		*cls = (uint32_t)c;
+		return reserve_small(h, l, (unsigned)c, off);
+	}
+	if (size > h->nchunks * (uint64_t)HEAP_CHUNK_SIZE)
+		return xmem__err(XMEM_E_NOSPACE,
+				 "heap: %llu bytes exceed the heap's data area",
+				 (unsigned long long)size);
+	n = (size + HEAP_CHUNK_SIZE - 1) >> HEAP_CHUNK_SHIFT;
+	if ((rc = xmem__heap_extent_reserve(h, n, &first)))
+		return rc;
+	*cls = UINT32_MAX;
+	*off = heap_chunk_off(h, first);
+	return 0;
+}
+
+/* Locates the slot of a small object: chunk, run class and slot index. */
+static void slot_of(const struct xmem_heap *h, uint64_t off, uint64_t *c,
+		    uint64_t *slot, unsigned cls)
+{
+	*c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+	*slot = ((off - h->hdr.data_off) & (HEAP_CHUNK_SIZE - 1)) /
+		xmem__heap_class_size[cls];
+}
+
+/* Gives back a reservation that no record made durable. */
+void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls)
+{
+	uint64_t c, slot;
+
+	if (cls == UINT32_MAX) {
+		c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+		xmem__heap_extent_unreserve(h, c, h->chunks[c].nchunks);
+		return;
+	}
+	slot_of(h, off, &c, &slot, cls);
+	struct heap_run *r = atomic_load(&h->chunks[c].run);
+	atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64)));
+	atomic_fetch_add(&r->nfree, 1);
+}
+
+/* Adds the entries that mark a reserved object allocated with `type`. */
+int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
+			 uint64_t off, uint32_t cls, uint32_t type)
+{
+	uint64_t c, slot, moff;
+	int rc;
+
+	if (cls == UINT32_MAX) {
+		struct heap_chunk_hdr ch;
+
+		c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+		chunk_hdr_make(h, &ch, HEAP_CHUNK_EXTENT, 0, type,
+			       h->chunks[c].nchunks);
+		h->chunks[c].type = (uint16_t)type;
+		return rec_chunk_hdr(h, l, c, &ch);
+	}
+	slot_of(h, off, &c, &slot, cls);
+	moff = heap_meta_off(h, c);
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+				     moff + HEAP_META_BITMAP + slot / 64 * 8,
+				     1ull << (slot % 64), 0)) ||
+	    (rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+				     moff + HEAP_META_MIRROR + slot / 64 * 8,
+				     1ull << (slot % 64), 0)))
+		return rc;
+	return xmem__heap_rec_add(l, HEAP_REDO_SET, 2,
+				  moff + HEAP_META_TYPES + slot * 2, type, 0);
+}
+
+/*
+ * Looks up a live object from the persistent metadata. Returns 0 with
+ * its usable size, type and class (UINT32_MAX: extent), or
+ * XMEM_E_BADOID.
+ */
+int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
+		      uint64_t *size, uint32_t *type, uint32_t *cls)
+{
+	const struct heap_chunk_hdr *ch;
+	uint64_t c, in, slot;
+	const uint8_t *meta;
+
+	if (off < h->hdr.data_off ||
+	    off >= h->hdr.data_off + (h->nchunks << HEAP_CHUNK_SHIFT))
+		return XMEM_E_BADOID;
+	c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+	in = (off - h->hdr.data_off) & (HEAP_CHUNK_SIZE - 1);
+	meta = h->base + h->hdr.meta_off + c * HEAP_META_SIZE;
+	ch = (const void *)meta;
+	if (xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch) != 1)
+		return XMEM_E_BADOID;
+	if (ch->kind == HEAP_CHUNK_EXTENT) {
+		if (in)
+			return XMEM_E_BADOID;
+		*size = (uint64_t)ch->nchunks << HEAP_CHUNK_SHIFT;
+		*type = ch->type;
+		*cls = UINT32_MAX;
+		return 0;
+	}
+	if (ch->kind != HEAP_CHUNK_RUN)
+		return XMEM_E_BADOID;
+	uint32_t csz = xmem__heap_class_size[ch->cls];
+	slot = in / csz;
+	if (in % csz || slot >= class_slots(ch->cls))
+		return XMEM_E_BADOID;
+	uint64_t w = __atomic_load_n(
+		(const uint64_t *)(meta + HEAP_META_BITMAP) + slot / 64,
+		__ATOMIC_RELAXED);
+	if (!(w & (1ull << (slot % 64))))
+		return XMEM_E_BADOID;
+	*size = csz;
+	*type = __atomic_load_n((const uint16_t *)(meta + HEAP_META_TYPES) +
+					slot,
+				__ATOMIC_RELAXED);
+	*cls = ch->cls;
+	return 0;
+}
+
+/* Adds the entries that free the live object at off. */
+int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l,
+			uint64_t off, int *extent_out)
+{
+	uint64_t size, c, slot, moff;
+	uint32_t type, cls;
+	int rc;
+
+	if ((rc = xmem__heap_lookup(h, off, &size, &type, &cls)))
+		return xmem__err(rc, "heap: free of %#llx: not a live object",
+				 (unsigned long long)off);
+	*extent_out = cls == UINT32_MAX;
+	if (cls == UINT32_MAX) {
+		c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+		moff = heap_meta_off(h, c);
+		if ((rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 8, moff, 0, 0)))
+			return rc;
+		return xmem__heap_rec_add(l, HEAP_REDO_SET, 8, moff + 8, 0, 0);
+	}
+	slot_of(h, off, &c, &slot, cls);
+	moff = heap_meta_off(h, c);
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
+				     moff + HEAP_META_BITMAP + slot / 64 * 8,
+				     1ull << (slot % 64), 0)))
+		return rc;
+	return xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
+				  moff + HEAP_META_MIRROR + slot / 64 * 8,
+				  1ull << (slot % 64), 0);
+}
+
+/* After a free is committed: makes the space available again. */
+void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
+{
+	uint64_t c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
+	uint64_t slot;
+	struct heap_run *r;
+
+	if (h->chunks[c].kind == HEAP_CHUNK_EXTENT &&
+	    off == heap_chunk_off(h, c)) {
+		xmem__heap_extent_unreserve(h, c, h->chunks[c].nchunks);
+		return;
+	}
+	if (!(r = run_get(h, c)))
+		return; /* no memory: the slot stays unused until reopen */
+	slot_of(h, off, &c, &slot, r->cls);
+	atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64)));
+	atomic_fetch_add(&r->nfree, 1);
+}

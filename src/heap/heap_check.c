@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_check.c - validation of all heap metadata, and explicit repair.
+ *
+ * Cost: O(lanes x (ring + undo area) + chunks x HEAP_META_SIZE): every
+ * header copy, every log record, every chunk header, every run bitmap
+ * word and its mirror are read once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "heap/heap_internal.h"
+#include "heap/heap_recover.h"
+
+struct ck {
+	uint8_t *base;
+	uint64_t size;
+	const struct heap_header *hd;
+	const struct xmem_persist_ops *ops;
+	int repair;
+	xmem_check_fn fn;
+	void *arg;
+	unsigned nproblems, unrepaired;
+	uint64_t *skip; /* bitmap words pending records will change */
+	size_t nskip, capskip;
+};
+
+/* Reports one problem; `fixed` says whether repair changed it. */
+static void report(struct ck *k, const char *structure, uint64_t off,
+		   int fixed, int fatal, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static void report(struct ck *k, const char *structure, uint64_t off,
+		   int fixed, int fatal, const char *fmt, ...)
+{
+	struct xmem_check_problem p;
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	p.structure = structure;
+	p.offset = off;
+	p.what = what;
+	p.repaired = fixed;
+	p.fatal = fatal;
+	k->nproblems++;
+	if (!fixed)
+		k->unrepaired++;
+	if (k->fn)
+		k->fn(&p, k->arg);
+}
+
+/* Writes bytes durably (repair only). */
+static void put(struct ck *k, uint64_t off, const void *src, size_t len)
+{
+	memcpy(k->base + off, src, len);
+	k->ops->persist(k->base + off, len);
+}
+
+/* Checks both header copies; restores a damaged one from the other.
+ * Returns 0 if a usable header is at offset 0 afterwards. */
+static int check_headers(struct ck *k)
+{
+	struct heap_header p, b;
+	char pw[160], bw[160];
+	int pv, bv;
+
+	memcpy(&p, k->base + HEAP_HDR_OFF, sizeof(p));
+	memcpy(&b, k->base + HEAP_HDR_BACKUP_OFF, sizeof(b));
+	pv = xmem__heap_header_valid(&p, k->size, pw, sizeof(pw));
+	bv = xmem__heap_header_valid(&b, k->size, bw, sizeof(bw));
+	if (pv && bv) {
+		report(k, "heap header", HEAP_HDR_OFF, 0, 1,
+		       "both copies damaged: primary: %s; backup: %s", pw, bw);
+		return -1;
+	}
+	if (pv) {
+		if (k->repair)
+			put(k, HEAP_HDR_OFF, &b, sizeof(b));
+		report(k, "heap header (primary)", HEAP_HDR_OFF, k->repair,
+		       !k->repair, "%s%s", pw,
+		       k->repair ? "; restored from the backup copy" : "");
+		return k->repair ? 0 : -1;
+	}
+	if (bv || memcmp(&p, &b, sizeof(p))) {
+		if (k->repair)
+			put(k, HEAP_HDR_BACKUP_OFF, &p, sizeof(p));
+		report(k, "heap header (backup)", HEAP_HDR_BACKUP_OFF,
+		       k->repair, 0, "%s%s", bv ? bw : "differs from the primary",
+		       k->repair ? "; rewritten from the primary" : "");
+	}
+	return 0;
+}
+
+/* Remembers the bitmap words a pending record will change. */
+static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
+{
+	const uint8_t *e = (const uint8_t *)(rh + 1);
+
+	for (size_t pos = 0; pos + 16 <= rh->nbytes;) {
+		uint64_t w0;
+		unsigned op;
+
+		memcpy(&w0, e + pos, 8);
+		op = w0 >> 56;
+		if ((op == HEAP_REDO_OR || op == HEAP_REDO_ANDN ||
+		     op == HEAP_REDO_ZERO || op == HEAP_REDO_SET) &&
+		    k->nskip < 4096) {
+			if (k->nskip == k->capskip) {
+				size_t nc = k->capskip ? k->capskip * 2 : 64;
+				void *ns = realloc(k->skip, nc * 8);
+				if (!ns)
+					return;
+				k->skip = ns;
+				k->capskip = nc;
+			}
+			k->skip[k->nskip++] = w0 & HEAP_REDO_OFF_MASK;
+		}
+		pos += op == HEAP_REDO_CSET ? 24 : 16;
+	}
+}
+
+struct ring_ck {
+	struct ck *k;
+	unsigned *pending;
+	uint32_t end; /* ring offset after the last intact record */
+};
+
+/* heap_rec_fn: validates a pending record's entries. */
+static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane,
+		    uint32_t pos, void *arg)
+{
+	struct ring_ck *r = arg;
+
+	(void)lane;
+	r->end = pos;
+	if (xmem__heap_redo_apply(r->k->base, r->k->size,
+				  (uint8_t *)(rh + 1), rh->nbytes, 1))
+		return XMEM_E_CORRUPT;
+	r->end = pos + 64 + (uint32_t)align_up(rh->nbytes, 64);
+	(*r->pending)++;
+	note_pending(r->k, rh);
+	return 0;
+}
+
+/* Checks a lane's ring: records above C must be intact; a damaged one
+ * (not the torn tail) is reported and, with repair, discarded. */
+static void check_ring(struct ck *k, unsigned lane, uint64_t c,
+		       unsigned *pending)
+{
+	uint64_t roff = HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
+	struct ring_ck r = { k, pending, 0 };
+	char st[64];
+	int rc;
+
+	rc = xmem__heap_ring_walk(k->base, lane, k->hd->epoch, c, ring_rec,
+				  &r);
+	if (!rc)
+		return;
+	snprintf(st, sizeof(st), "lane %u redo log", lane);
+	struct heap_rec_hdr *rh = (void *)(k->base + roff + r.end);
+	if (k->repair) {
+		uint32_t zero = 0;
+		put(k, roff + r.end, &zero, 4);
+	}
+	report(k, st, roff + r.end, k->repair, 0,
+	       "record seq %llu at ring offset %u: entries damaged "
+	       "(checksum or bounds) and later records follow it%s",
+	       (unsigned long long)rh->seq, r.end,
+	       k->repair ? "; record discarded (its operation is lost)" : "");
+}
+
+/* heap_undo_fn that counts snapshots. */
+static int count_undo(const struct heap_undo_hdr *u, const uint8_t *d,
+		      void *arg)
+{
+	(void)u;
+	(void)d;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* Checks the undo area of a lane: an entry with an intact magic, epoch
+ * and the transaction's id but a bad checksum that is followed by an
+ * intact entry is damage, not a torn append. */
+static void check_undo(struct ck *k, unsigned lane, uint64_t c,
+		       unsigned *pending)
+{
+	uint64_t uoff = HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE +
+			HEAP_RING_SIZE;
+	uint64_t txid;
+	unsigned n = 0;
+	char st[64];
+
+	xmem__heap_undo_walk(k->base, k->size, k->hd, lane, c, count_undo, &n,
+			     &txid);
+	if (!txid)
+		return;
+	(*pending)++;
+	/* find where the walk stopped inside the lane's own area */
+	uint64_t pos = 0;
+	for (unsigned i = 0; i <= n && pos + 64 <= HEAP_UNDO_SIZE; i++) {
+		struct heap_undo_hdr *u = (void *)(k->base + uoff + pos);
+
+		if (le32(u->magic) != HEAP_UNDO_MAGIC || u->txid != txid ||
+		    u->kind != HEAP_UNDO_RANGE)
+			return;
+		if (i < n) {
+			pos += 64 + align_up(u->len, 64);
+			continue;
+		}
+		uint64_t nxt = pos + 64 + align_up(u->len, 64);
+		struct heap_undo_hdr *u2 = (void *)(k->base + uoff + nxt);
+		if (u->len > HEAP_UNDO_SIZE || nxt + 64 > HEAP_UNDO_SIZE ||
+		    le32(u2->magic) != HEAP_UNDO_MAGIC || u2->txid != txid)
+			return; /* a torn last append, not damage */
+		snprintf(st, sizeof(st), "lane %u undo log", lane);
+		if (k->repair) {
+			uint32_t zero = 0;
+			put(k, uoff + pos, &zero, 4);
+		}
+		report(k, st, uoff + pos, k->repair, 0,
+		       "snapshot entry %u of transaction %llu is damaged; "
+		       "the transaction cannot be fully rolled back%s",
+		       i, (unsigned long long)txid,
+		       k->repair ? "; entry discarded" : "");
+		return;
+	}
+}
+
+/* 1 if a pending record will change the word at off. */
+static int skipped(const struct ck *k, uint64_t off)
+{
+	for (size_t i = 0; i < k->nskip; i++)
+		if (k->skip[i] == off)
+			return 1;
+	return 0;
+}
+
+/* Checks a run's bitmap against its mirror and its slot count. */
+static void check_run(struct ck *k, uint64_t c, unsigned cls, uint64_t *live)
+{
+	uint64_t moff = k->hd->meta_off + c * HEAP_META_SIZE;
+	uint64_t *bm = (uint64_t *)(k->base + moff + HEAP_META_BITMAP);
+	uint64_t *mr = (uint64_t *)(k->base + moff + HEAP_META_MIRROR);
+	uint32_t nslots = HEAP_CHUNK_SIZE / xmem__heap_class_size[cls];
+	char st[64];
+
+	snprintf(st, sizeof(st), "chunk %llu run bitmap",
+		 (unsigned long long)c);
+	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
+		uint64_t b = bm[w], m = mr[w];
+		uint64_t lim = nslots > w * 64 ? nslots - w * 64 : 0;
+		uint64_t beyond = lim >= 64 ? 0 : ~0ull << lim;
+		uint64_t woff = moff + HEAP_META_BITMAP + w * 8;
+
+		if (b != m && !skipped(k, woff)) {
+			uint64_t u = (b | m) & ~beyond;
+			if (k->repair) {
+				put(k, woff, &u, 8);
+				put(k, moff + HEAP_META_MIRROR + w * 8, &u, 8);
+			}
+			report(k, st, woff, k->repair, 0,
+			       "word %u: bitmap %#llx and mirror %#llx differ"
+			       "%s",
+			       w, (unsigned long long)b, (unsigned long long)m,
+			       k->repair ? "; both set to their union (slots "
+					   "kept allocated, none dangling)"
+					 : "");
+			b = m = u;
+		}
+		if ((b | m) & beyond) {
+			uint64_t u = b & ~beyond;
+			if (k->repair) {
+				put(k, woff, &u, 8);
+				put(k, moff + HEAP_META_MIRROR + w * 8, &u, 8);
+			}
+			report(k, st, woff, k->repair, 0,
+			       "word %u: bits set past the run's %u slots%s", w,
+			       nslots, k->repair ? "; cleared" : "");
+			b = u;
+		}
+		*live += (uint64_t)__builtin_popcountll(b & ~beyond);
+	}
+}
+
+/* Writes a quarantine header on chunk c (repair). */
+static void quarantine(struct ck *k, uint64_t c)
+{
+	struct heap_chunk_hdr ch;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.kind = HEAP_CHUNK_QUARANTINE;
+	ch.epoch = k->hd->epoch;
+	ch.csum = xmem__heap_chunk_csum(&ch);
+	put(k, k->hd->meta_off + c * HEAP_META_SIZE, &ch, sizeof(ch));
+}
+
+/* Walks the chunk headers: validity, extents in bounds, no overlap. */
+static void check_chunks(struct ck *k, uint64_t *live)
+{
+	uint64_t n = k->hd->nchunks;
+	char st[64];
+
+	for (uint64_t c = 0; c < n;) {
+		uint64_t moff = k->hd->meta_off + c * HEAP_META_SIZE;
+		struct heap_chunk_hdr *ch = (void *)(k->base + moff);
+		int v = xmem__heap_chunk_hdr_valid(ch, k->hd->epoch);
+
+		snprintf(st, sizeof(st), "chunk %llu header",
+			 (unsigned long long)c);
+		if (v < 0) {
+			if (k->repair)
+				quarantine(k, c);
+			report(k, st, moff, k->repair, 0,
+			       "checksum or fields invalid (kind %u)%s",
+			       ch->kind,
+			       k->repair ? "; chunk quarantined" : "");
+			c++;
+			continue;
+		}
+		if (!v || ch->kind != HEAP_CHUNK_EXTENT) {
+			if (v && ch->kind == HEAP_CHUNK_RUN)
+				check_run(k, c, ch->cls, live);
+			c++;
+			continue;
+		}
+		uint64_t len = ch->nchunks, stop = len;
+		if (len > n - c)
+			stop = n - c;
+		for (uint64_t i = 1; i < stop; i++) {
+			struct heap_chunk_hdr *o =
+				(void *)(k->base + moff + i * HEAP_META_SIZE);
+			if (xmem__heap_chunk_hdr_valid(o, k->hd->epoch) &&
+			    o->kind != HEAP_CHUNK_FREE) {
+				stop = i;
+				break;
+			}
+		}
+		if (stop != len) {
+			if (k->repair) {
+				struct heap_chunk_hdr t = *ch;
+				t.nchunks = (uint32_t)stop;
+				t.csum = xmem__heap_chunk_csum(&t);
+				put(k, moff, &t, sizeof(t));
+			}
+			report(k, st, moff, k->repair, 0,
+			       "extent of %llu chunks %s at chunk %llu%s",
+			       (unsigned long long)len,
+			       stop < n - c ? "overlaps the allocation"
+					    : "runs past the heap end",
+			       (unsigned long long)(c + stop),
+			       k->repair ? "; extent truncated there" : "");
+		}
+		(*live)++;
+		c += stop;
+	}
+}
+
+/* The root reference must be 0 or name a live object. */
+static void check_root(struct ck *k, struct xmem_heap *h)
+{
+	struct heap_root *r = (void *)(k->base + HEAP_ROOT_OFF);
+	uint64_t sz;
+	uint32_t ty, cls;
+
+	if (!r->oid || !xmem__heap_lookup(h, r->oid, &sz, &ty, &cls))
+		return;
+	report(k, "root line", HEAP_ROOT_OFF, 0, 0,
+	       "root reference %#llx does not name a live object",
+	       (unsigned long long)r->oid);
+}
+
+/* Checks (and with XMEM_F_REPAIR repairs) the heap in [base, base+size). */
+int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
+			 const struct xmem_persist_ops *ops, xmem_check_fn fn,
+			 void *arg, unsigned *nproblems)
+{
+	struct ck k = { base, size, NULL, ops, !!(flags & XMEM_F_REPAIR), fn,
+			arg, 0, 0, NULL, 0, 0 };
+	struct heap_header hd;
+	struct xmem_heap fake;
+	unsigned pending = 0;
+	uint64_t live = 0, c;
+
+	if (size < HEAP_MIN_SIZE) {
+		report(&k, "heap", 0, 0, 1, "mapping too small for a heap");
+		goto out;
+	}
+	if (check_headers(&k))
+		goto out;
+	memcpy(&hd, base, sizeof(hd));
+	k.hd = &hd;
+	c = le64(((struct heap_ckpt *)(base + HEAP_CKPT_OFF))->seq);
+	for (unsigned i = 0; i < HEAP_NLANES; i++) {
+		check_ring(&k, i, c, &pending);
+		check_undo(&k, i, c, &pending);
+	}
+	if (pending && k.repair) {
+		struct xmem_heap *h;
+		if (!xmem__heap_open_mem(base, size, ops, 0, &h)) {
+			xmem__heap_close_mem(h); /* recovery applied them */
+			k.nskip = 0;
+		}
+	}
+	check_chunks(&k, &live);
+	memset(&fake, 0, sizeof(fake));
+	fake.base = base;
+	fake.size = size;
+	fake.hdr = hd;
+	fake.nchunks = hd.nchunks;
+	check_root(&k, &fake);
+out:
+	free(k.skip);
+	if (nproblems)
+		*nproblems = k.nproblems;
+	return k.unrepaired ? xmem__err(XMEM_E_CORRUPT,
+					"heap: %u problem(s) found, %u not "
+					"repaired",
+					k.nproblems, k.unrepaired)
+			    : 0;
+}
+
+XMEM_EXPORT int xmem_heap_check(struct xmem_heap *h, unsigned flags,
+				xmem_check_fn fn, void *arg,
+				unsigned *nproblems)
+{
+	if (!h)
+		return xmem__err(-EINVAL, "heap: NULL heap");
+	if (flags & XMEM_F_REPAIR)
+		return xmem__err(-EBUSY, "heap: repair needs the heap closed "
+					 "(use xmem_heap_check_map)");
+	return xmem__heap_check_mem(h->base, h->size, 0, h->ops, fn, arg,
+				    nproblems);
+}
+
+XMEM_EXPORT int xmem_heap_check_map(struct xmem_map *m, unsigned flags,
+				    xmem_check_fn fn, void *arg,
+				    unsigned *nproblems)
+{
+	if (!m)
+		return xmem__err(-EINVAL, "heap: NULL map");
+	return xmem__heap_check_mem(xmem_map_addr(m), xmem_map_size(m), flags,
+				    xmem_map_ops(m), fn, arg, nproblems);
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* heap_internal.h - volatile state of an open heap (internal). */
+#ifndef XMEM_HEAP_INTERNAL_H
+#define XMEM_HEAP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <xmem/heap.h>
+#include "heap/heap_layout.h"
+
+#define HEAP_NCLASSES 24
+#define HEAP_BUSY_PENDING UINT64_MAX
+
+/* Volatile state of one run, created on the run's first use. */
+struct heap_run {
+	_Atomic uint64_t taken[HEAP_BITMAP_WORDS]; /* allocated or reserved */
+	_Atomic uint32_t nfree;
+	uint32_t nslots;
+	uint32_t cls;
+	uint32_t hint;       /* word to search first (owner only) */
+	_Atomic int owner;   /* lane index, or -1 */
+};
+
+/* Volatile view of a chunk; kind and nchunks change under chunk_lock. */
+struct heap_chunk {
+	uint8_t kind;
+	uint8_t cls;
+	uint16_t type;
+	uint32_t nchunks;
+	struct heap_run *_Atomic run;
+};
+
+struct heap_range {
+	uint64_t off, len;
+};
+
+/* A byte range snapshotted by the current transaction. */
+struct heap_snap {
+	uint64_t off, len;
+	uint8_t *copy; /* the bytes before the tx (NULL when large) */
+};
+
+/* An object allocated by the current transaction. */
+struct heap_txobj {
+	uint64_t off, size;
+	uint32_t cls;  /* class, or UINT32_MAX for an extent */
+	uint16_t type;
+	uint8_t *before; /* contents when handed out (small objects) */
+};
+
+struct heap_tx {
+	int depth;
+	int aborted;
+	uint64_t txid;    /* 0 until the first snapshot */
+	struct heap_snap *snaps;
+	size_t nsnaps, capsnaps;
+	struct heap_txobj *objs;
+	size_t nobjs, capobjs;
+	uint64_t *frees;
+	size_t nfrees, capfrees;
+	/* undo writer */
+	uint8_t *useg;     /* current segment (mapped) */
+	uint64_t useg_off; /* its heap offset */
+	uint64_t useg_len;
+	uint64_t upos;     /* write position in the segment */
+	struct heap_range *xsegs; /* overflow segments (extents) */
+	size_t nxsegs, capxsegs;
+};
+
+struct heap_lane {
+	pthread_mutex_t lock; /* held for an operation or a transaction */
+	unsigned idx;
+	pthread_t holder;
+	int held;
+	uint32_t ring_pos;
+	uint64_t last_seq;    /* this lane's last record */
+	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
+	uint64_t fences;
+	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
+	/* lines of this lane's records not yet made durable by its own
+	 * fence; a checkpoint re-flushes them */
+	pthread_spinlock_t tlock;
+	struct heap_range *targets;
+	size_t ntargets, captargets;
+	/* the record being built */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	struct heap_range *pend; /* lines the record will touch */
+	size_t npend, cappend;
+	struct heap_tx tx;
+};
+
+struct xmem_heap {
+	uint8_t *base;
+	uint64_t size;
+	struct xmem_map *map;     /* the mapping (owned if own_map) */
+	struct xmem_range *range; /* when opened on a range */
+	const struct xmem_persist_ops *ops;
+	struct heap_header hdr;   /* validated copy */
+	uint64_t gen;             /* unique per open, for thread caches */
+	uint64_t nchunks;
+	struct heap_chunk *chunks;
+	pthread_mutex_t chunk_lock; /* chunk kinds, free chunk map, pools */
+	uint64_t *freemap;          /* bit per chunk: free */
+	uint64_t free_hint;
+	struct {
+		int32_t *runs; /* chunks that are runs of this class */
+		size_t n, cap;
+	} pool[HEAP_NCLASSES];
+	_Atomic uint64_t next_seq;
+	pthread_mutex_t ckpt_lock;
+	pthread_mutex_t root_lock;
+	_Atomic uint64_t ckpt_seq; /* durable C */
+	_Atomic uint64_t nckpt;
+	_Atomic unsigned lane_rr;
+	uint64_t recovered;
+	struct heap_lane lanes[HEAP_NLANES];
+};
+
+/* Size classes. */
+extern const uint32_t xmem__heap_class_size[HEAP_NCLASSES];
+unsigned xmem__heap_nclasses(void);
+int xmem__heap_class_of(uint64_t size); /* -1: an extent */
+
+static inline struct heap_chunk_hdr *heap_chunk_hdr(struct xmem_heap *h,
+						    uint64_t c)
+{
+	return (struct heap_chunk_hdr *)(h->base + h->hdr.meta_off +
+					 c * HEAP_META_SIZE);
+}
+
+static inline uint64_t heap_meta_off(struct xmem_heap *h, uint64_t c)
+{
+	return h->hdr.meta_off + c * HEAP_META_SIZE;
+}
+
+static inline uint64_t heap_chunk_off(struct xmem_heap *h, uint64_t c)
+{
+	return h->hdr.data_off + (c << HEAP_CHUNK_SHIFT);
+}
+
+/* heap_persist.c: fences counted per lane. */
+void xmem__heap_flush(struct xmem_heap *h, const void *p, size_t len);
+void xmem__heap_fence(struct xmem_heap *h, struct heap_lane *l);
+
+/* heap_lane.c */
+struct heap_lane *xmem__heap_lane_get(struct xmem_heap *h);
+void xmem__heap_lane_put(struct xmem_heap *h, struct heap_lane *l);
+struct heap_lane *xmem__heap_lane_mine(struct xmem_heap *h);
+
+/* heap_log.c: building, committing and replaying redo records. */
+void xmem__heap_rec_reset(struct heap_lane *l);
+int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
+		       uint64_t off, uint64_t value, uint64_t old);
+int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
+			  unsigned kind, uint64_t txid);
+uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
+int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
+			  uint64_t need);
+int xmem__heap_recover(struct xmem_heap *h);
+/* Walks a record's entries; used by recovery, check and repair. */
+int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
+			  size_t nbytes, int check_only);
+
+/* heap_alloc.c */
+int xmem__heap_alloc_init(struct xmem_heap *h);
+void xmem__heap_alloc_fini(struct xmem_heap *h);
+int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l,
+		       uint64_t size, uint64_t *off, uint32_t *cls);
+void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls);
+int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
+			 uint64_t off, uint32_t cls, uint32_t type);
+int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l,
+			uint64_t off, int *extent_out);
+void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
+int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
+		      uint64_t *size, uint32_t *type, uint32_t *cls);
+int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t nchunks,
+			      uint64_t *first);
+void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
+				 uint64_t nchunks);
+
+/* heap.c */
+int xmem__heap_create_mem(uint8_t *base, uint64_t size,
+			  const struct xmem_persist_ops *ops);
+int xmem__heap_open_mem(uint8_t *base, uint64_t size,
+			const struct xmem_persist_ops *ops, unsigned flags,
+			struct xmem_heap **hp);
+void xmem__heap_close_mem(struct xmem_heap *h);
+
+/* heap_atomic.c */
+int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
+			  uint32_t type, unsigned flags, xmem_heap_ctor ctor,
+			  void *arg);
+
+/* heap_tx.c */
+void xmem__heap_tx_fini(struct heap_tx *tx);
+
+/* heap_check.c */
+int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
+			 const struct xmem_persist_ops *ops,
+			 xmem_check_fn fn, void *arg, unsigned *nproblems);
+int xmem__heap_header_valid(const struct heap_header *hd, uint64_t size,
+			    char *why, size_t whylen);
+int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c,
+			       uint32_t epoch);
+uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c);
+
+#endif /* XMEM_HEAP_INTERNAL_H */

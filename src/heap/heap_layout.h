@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_layout.h - the on-media format of an xmem heap (and its manual).
+ *
+ * All fields are little-endian. Offsets are from the start of the heap
+ * (the start of its range); an xmem_oid is such an offset.
+ *
+ *   0        header, primary copy          (struct heap_header, 256 B)
+ *   2048     header, backup copy
+ *   4096     checkpoint line               (struct heap_ckpt, 64 B)
+ *   4160     root line                     (struct heap_root, 64 B)
+ *   8192     lanes: HEAP_NLANES x HEAP_LANE_SIZE
+ *              each: redo ring (HEAP_RING_SIZE) then undo area
+ *   meta_off chunk metadata: nchunks x HEAP_META_SIZE
+ *              each: chunk header (16 B, in a 64 B line), run bitmap
+ *              (512 B), its mirror copy (512 B), slot types (8 KiB)
+ *   data_off chunks: nchunks x HEAP_CHUNK_SIZE (256 KiB), the only bytes
+ *            user objects occupy. Metadata never sits next to user data,
+ *            so an overflow of an object cannot reach it.
+ *
+ * Chunks. A chunk is free, a run, or the head of an extent:
+ *   - a run holds objects of one size class; slot i is allocated when bit
+ *     i of its bitmap is set (and of the mirror: the two must agree) and
+ *     its type is types[i];
+ *   - an extent is `nchunks` chunks holding one large object; only its
+ *     head chunk has a header, the chunks it covers stay marked free and
+ *     are skipped by every walk. An object can be as large as the heap.
+ * A chunk header whose epoch differs from the heap's is free: a new heap
+ * never has to clear the metadata of an old one (creating 1 GiB writes a
+ * few KiB). A header with the heap's epoch must carry a valid checksum.
+ *
+ * Logs and crash consistency. Every change of allocator metadata and every
+ * atomic publication goes through a redo record in the calling lane's
+ * ring: the record (entries + checksum) is written and made durable with
+ * ONE fence; that fence is the commit point. The entries are then applied
+ * in place and flushed, without a fence: they become durable with the
+ * lane's next fence. Records are retired in bulk by a checkpoint, which
+ * re-flushes the lines of every lane's last record, fences, and stores the
+ * checkpoint sequence number C (heap_ckpt.seq). Every record has a
+ * sequence number from one heap-wide counter, taken while the resources it
+ * changes are held, so conflicting records are ordered by it.
+ *
+ * Transactions snapshot ranges into the lane's undo area (entries with the
+ * transaction's id and a checksum, made durable before add_range returns:
+ * one fence per add_range of new bytes). Commit writes a COMMIT redo
+ * record naming the transaction; small dirty data (snapshotted ranges and
+ * new objects, <= HEAP_INLINE_MAX bytes) rides in the record as
+ * conditional words, larger data is flushed and fenced first. Abort
+ * restores the snapshots in place and writes an ABORT record.
+ *
+ * Recovery (on open), in O(lanes x (ring + undo area)), independent of the
+ * number of objects:
+ *   1. read C; in each lane parse ring records with seq > C (a torn or
+ *      stale record ends the lane's ring) and the undo entries of the
+ *      lane's last transaction (id > C);
+ *   2. in sequence order: replay each record's entries (OR/ANDN/SET are
+ *      idempotent; CSET words are applied only where the location still
+ *      holds the old value), and roll back each transaction that has
+ *      undo entries but neither COMMIT nor ABORT record (restoring its
+ *      snapshots, latest first);
+ *   3. flush, fence, store C = the highest sequence seen, fence.
+ * A crash during recovery repeats it with the same result.
+ * Opening then scans the chunk headers (O(chunks), 4096 per GiB); run
+ * bitmaps are read lazily on a run's first use.
+ *
+ * Check reads every structure: O(lanes x log + chunks x meta size).
+ */
+#ifndef XMEM_HEAP_LAYOUT_H
+#define XMEM_HEAP_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HEAP_MAGIC "XMEMHEAP"
+#define HEAP_VERSION 1u
+
+#define HEAP_HDR_OFF 0u
+#define HEAP_HDR_BACKUP_OFF 2048u
+#define HEAP_CKPT_OFF 4096u
+#define HEAP_ROOT_OFF 4160u
+#define HEAP_LANES_OFF 8192u
+
+#define HEAP_NLANES 32u
+#define HEAP_RING_SIZE (64u << 10)
+#define HEAP_UNDO_SIZE (32u << 10)
+#define HEAP_LANE_SIZE (HEAP_RING_SIZE + HEAP_UNDO_SIZE)
+
+#define HEAP_CHUNK_SHIFT 18u
+#define HEAP_CHUNK_SIZE (1u << HEAP_CHUNK_SHIFT) /* 256 KiB */
+#define HEAP_MIN_CLASS 64u
+#define HEAP_MAX_SLOTS (HEAP_CHUNK_SIZE / HEAP_MIN_CLASS) /* 4096 */
+#define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)          /* 64 */
+
+/* Per-chunk metadata block. */
+#define HEAP_META_HDR 0u
+#define HEAP_META_BITMAP 64u
+#define HEAP_META_MIRROR (64u + 512u)
+#define HEAP_META_TYPES (64u + 1024u)
+#define HEAP_META_SIZE (64u + 1024u + 2u * HEAP_MAX_SLOTS) /* 9280 */
+
+#define HEAP_MIN_SIZE (4ull << 20)
+#define HEAP_INLINE_MAX 1024u /* dirty bytes carried in a COMMIT record */
+
+/* The heap header (both copies). Written once, at create. */
+struct heap_header {
+	char magic[8];        /* "XMEMHEAP" */
+	uint32_t version;     /* HEAP_VERSION */
+	uint32_t csum;        /* crc32c of the 256 bytes, this field 0 */
+	uint8_t uuid[16];
+	uint64_t heap_size;   /* bytes the heap spans */
+	uint64_t created;     /* seconds since the epoch */
+	uint32_t epoch;       /* non-zero; tags chunk headers and logs */
+	uint32_t nlanes;      /* HEAP_NLANES */
+	uint32_t lane_size;   /* HEAP_LANE_SIZE */
+	uint32_t ring_size;   /* HEAP_RING_SIZE */
+	uint32_t chunk_size;  /* HEAP_CHUNK_SIZE */
+	uint32_t meta_size;   /* HEAP_META_SIZE */
+	uint64_t lanes_off;   /* HEAP_LANES_OFF */
+	uint64_t meta_off;
+	uint64_t data_off;    /* multiple of 4096 */
+	uint64_t nchunks;
+	uint8_t reserved[152];
+};
+_Static_assert(sizeof(struct heap_header) == 256, "heap_header size");
+_Static_assert(offsetof(struct heap_header, csum) == 12, "csum offset");
+_Static_assert(offsetof(struct heap_header, nchunks) == 96, "nchunks off");
+
+/* The checkpoint line: records with seq <= C are retired. */
+struct heap_ckpt {
+	uint64_t seq;
+	uint8_t reserved[56];
+};
+_Static_assert(sizeof(struct heap_ckpt) == 64, "heap_ckpt size");
+
+/* The root line: the root object's reference (published by a record). */
+struct heap_root {
+	uint64_t oid;
+	uint8_t reserved[56];
+};
+_Static_assert(sizeof(struct heap_root) == 64, "heap_root size");
+
+/* Chunk header: 16 bytes at the start of the chunk's metadata block. */
+enum heap_chunk_kind {
+	HEAP_CHUNK_FREE = 0,
+	HEAP_CHUNK_RUN = 1,
+	HEAP_CHUNK_EXTENT = 2,
+	HEAP_CHUNK_QUARANTINE = 3, /* set by repair: never used again */
+};
+
+struct heap_chunk_hdr {
+	uint8_t kind;      /* enum heap_chunk_kind */
+	uint8_t cls;       /* run: size class index */
+	uint16_t type;     /* extent: the object's type */
+	uint32_t csum;     /* crc32c of the 16 bytes, this field 0 */
+	uint32_t nchunks;  /* extent: chunks covered (head included) */
+	uint32_t epoch;    /* the heap's epoch, else the chunk is free */
+};
+_Static_assert(sizeof(struct heap_chunk_hdr) == 16, "chunk hdr size");
+_Static_assert(offsetof(struct heap_chunk_hdr, csum) == 4, "chunk csum");
+
+/*
+ * Redo records, in a lane's ring, back to back from offset 0, each padded
+ * to 64 bytes. A record is valid when magic, epoch and both checksums
+ * match and seq > C and > the previous record's seq.
+ */
+#define HEAP_REC_MAGIC 0x58524543u /* "CERX" */
+enum heap_rec_kind {
+	HEAP_REC_OP = 1,     /* an atomic operation */
+	HEAP_REC_COMMIT = 2, /* a transaction committed (txid) */
+	HEAP_REC_ABORT = 3,  /* a transaction was rolled back (txid) */
+};
+
+struct heap_rec_hdr {
+	uint32_t magic;
+	uint16_t kind;    /* enum heap_rec_kind */
+	uint16_t flags;
+	uint32_t epoch;
+	uint32_t nbytes;  /* entry bytes that follow */
+	uint64_t seq;
+	uint64_t txid;    /* COMMIT/ABORT: the transaction's id */
+	uint32_t pcsum;   /* crc32c of the entry bytes */
+	uint32_t hcsum;   /* crc32c of this header, this field 0 */
+	uint8_t reserved[24];
+};
+_Static_assert(sizeof(struct heap_rec_hdr) == 64, "rec hdr size");
+_Static_assert(offsetof(struct heap_rec_hdr, hcsum) == 36, "rec hcsum");
+
+/*
+ * Redo entries: a 16-byte head { u64 op_off: op in bits 56..63, size in
+ * bits 48..55, heap offset in bits 0..47; u64 value }, then for CSET
+ * one more u64 (the old value) and for ZERO nothing (value = length).
+ */
+enum heap_redo_op {
+	HEAP_REDO_SET = 1,  /* store `value` (size 2 or 8 bytes) */
+	HEAP_REDO_OR = 2,   /* 8-byte word |= value */
+	HEAP_REDO_ANDN = 3, /* 8-byte word &= ~value */
+	HEAP_REDO_CSET = 4, /* 8-byte word = value where it still holds old */
+	HEAP_REDO_ZERO = 5, /* zero `value` bytes */
+};
+#define HEAP_REDO_OFF_MASK ((1ull << 48) - 1)
+
+struct heap_redo_ent {
+	uint64_t op_off;
+	uint64_t value;
+};
+_Static_assert(sizeof(struct heap_redo_ent) == 16, "redo ent size");
+
+/*
+ * Undo entries, in a lane's undo area (and, past it, in overflow
+ * segments linked from a LINK entry): each a 64-byte header followed by
+ * the snapshot data padded to 64 bytes. Valid when magic, epoch, csum
+ * (header and data) match and txid equals the first entry's txid.
+ */
+#define HEAP_UNDO_MAGIC 0x58554e44u /* "DNUX" */
+enum heap_undo_kind {
+	HEAP_UNDO_RANGE = 1, /* data: the bytes at off before the tx */
+	HEAP_UNDO_LINK = 2,  /* next entries at off, a segment of len bytes */
+	HEAP_UNDO_END = 3,   /* no more entries */
+};
+
+struct heap_undo_hdr {
+	uint32_t magic;
+	uint16_t kind;
+	uint16_t flags;
+	uint32_t epoch;
+	uint32_t csum; /* crc32c of header (this field 0) then data */
+	uint64_t txid;
+	uint64_t off;
+	uint64_t len;
+	uint8_t reserved[24];
+};
+_Static_assert(sizeof(struct heap_undo_hdr) == 64, "undo hdr size");
+
+#endif /* XMEM_HEAP_LAYOUT_H */

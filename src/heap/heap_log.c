@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_log.c - redo records: building one, committing it with a single
+ * fence, applying it, retiring records by checkpoint. See heap_layout.h
+ * for the protocol.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "heap/heap_internal.h"
+
+/* Flushes at the heap's granularity (no ordering). */
+void xmem__heap_flush(struct xmem_heap *h, const void *p, size_t len)
+{
+	if (len)
+		h->ops->flush(p, len);
+}
+
+/* Waits for earlier flushes; counted on the lane for the statistics. */
+void xmem__heap_fence(struct xmem_heap *h, struct heap_lane *l)
+{
+	h->ops->drain();
+	if (l)
+		l->fences++;
+}
+
+/* Grows a vector of `esz`-byte elements to hold `need` elements. */
+static int grow(void **v, size_t *cap, size_t need, size_t esz)
+{
+	size_t ncap;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	while (ncap < need)
+		ncap *= 2;
+	nv = realloc(*v, ncap * esz);
+	if (!nv)
+		return xmem__err(-ENOMEM, "heap: out of memory for a log");
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* Starts a new record on the lane. */
+void xmem__heap_rec_reset(struct heap_lane *l)
+{
+	l->rlen = 0;
+	l->npend = 0;
+}
+
+/* Appends one redo entry (see enum heap_redo_op). */
+int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
+		       uint64_t off, uint64_t value, uint64_t old)
+{
+	size_t n = op == HEAP_REDO_CSET ? 24 : 16;
+	uint64_t w[3];
+	int rc;
+
+	if ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1)) ||
+	    (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
+		       sizeof(*l->pend))))
+		return rc;
+	w[0] = (uint64_t)op << 56 | (uint64_t)size << 48 | off;
+	w[1] = value;
+	w[2] = old;
+	memcpy(l->rbuf + l->rlen, w, n);
+	l->rlen += n;
+	l->pend[l->npend].off = off;
+	l->pend[l->npend].len = op == HEAP_REDO_ZERO ? value
+				: op == HEAP_REDO_SET ? size
+						      : 8;
+	l->npend++;
+	return 0;
+}
+
+/* Size in bytes of the entry at p, or 0 if malformed. */
+static size_t ent_size(const uint8_t *p, size_t left)
+{
+	uint64_t w0;
+	unsigned op;
+
+	if (left < 16)
+		return 0;
+	memcpy(&w0, p, 8);
+	op = w0 >> 56;
+	if (op == HEAP_REDO_CSET)
+		return left >= 24 ? 24 : 0;
+	return op >= HEAP_REDO_SET && op <= HEAP_REDO_ZERO ? 16 : 0;
+}
+
+/*
+ * Applies (or with check_only, only validates) redo entries against the
+ * heap at base. Every offset is bounds-checked: logs are untrusted.
+ */
+int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
+			  size_t nbytes, int check_only)
+{
+	size_t pos = 0, n;
+	uint64_t w[3], off;
+	unsigned op, sz;
+
+	while (pos < nbytes) {
+		if (!(n = ent_size(ents + pos, nbytes - pos)))
+			return XMEM_E_CORRUPT;
+		memcpy(w, ents + pos, n);
+		op = w[0] >> 56;
+		sz = (w[0] >> 48) & 0xff;
+		off = w[0] & HEAP_REDO_OFF_MASK;
+		if (op == HEAP_REDO_ZERO) {
+			if (!range_fits(off, w[1], size) ||
+			    off < HEAP_LANES_OFF)
+				return XMEM_E_CORRUPT;
+		} else if (op == HEAP_REDO_SET && sz == 2) {
+			if (!range_fits(off, 2, size) || (off & 1))
+				return XMEM_E_CORRUPT;
+		} else if (sz != 8 || !range_fits(off, 8, size) || (off & 7)) {
+			return XMEM_E_CORRUPT;
+		}
+		if (off < HEAP_CKPT_OFF)
+			return XMEM_E_CORRUPT; /* never the header */
+		pos += n;
+		if (check_only)
+			continue;
+		uint8_t *p = base + off;
+		switch (op) {
+		case HEAP_REDO_SET:
+			if (sz == 2)
+				__atomic_store_n((uint16_t *)p, (uint16_t)w[1],
+						 __ATOMIC_RELAXED);
+			else
+				__atomic_store_n((uint64_t *)p, w[1],
+						 __ATOMIC_RELAXED);
+			break;
+		case HEAP_REDO_OR:
+			__atomic_fetch_or((uint64_t *)p, w[1],
+					  __ATOMIC_RELAXED);
+			break;
+		case HEAP_REDO_ANDN:
+			__atomic_fetch_and((uint64_t *)p, ~w[1],
+					   __ATOMIC_RELAXED);
+			break;
+		case HEAP_REDO_CSET: {
+			uint64_t old = w[2];
+			__atomic_compare_exchange_n((uint64_t *)p, &old, w[1],
+						    0, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+			break;
+		}
+		case HEAP_REDO_ZERO:
+			memset(p, 0, w[1]);
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Flushes the lines a record's entries touch. */
+static void flush_pend(struct xmem_heap *h, const struct heap_range *r,
+		       size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		xmem__heap_flush(h, h->base + r[i].off, r[i].len);
+}
+
+/* Records the lines of the lane's newest record for a checkpoint. */
+static int keep_targets(struct heap_lane *l, int clear_old)
+{
+	int rc = 0;
+
+	pthread_spin_lock(&l->tlock);
+	if (clear_old)
+		l->ntargets = 0;
+	if (!(rc = grow((void **)&l->targets, &l->captargets,
+			l->ntargets + l->npend, sizeof(*l->targets)))) {
+		memcpy(l->targets + l->ntargets, l->pend,
+		       l->npend * sizeof(*l->pend));
+		l->ntargets += l->npend;
+	}
+	pthread_spin_unlock(&l->tlock);
+	return rc;
+}
+
+/* Takes a sequence number; the lane's busy mark keeps a checkpoint from
+ * passing it until the record is applied. */
+static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
+{
+	uint64_t seq;
+
+	if (atomic_load(&l->busy))
+		return atomic_fetch_add(&h->next_seq, 1);
+	atomic_store(&l->busy, HEAP_BUSY_PENDING);
+	seq = atomic_fetch_add(&h->next_seq, 1);
+	atomic_store(&l->busy, seq);
+	return seq;
+}
+
+/* Gives the lane's transaction its id (first snapshot). */
+uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l)
+{
+	return take_seq(h, l);
+}
+
+/* Writes the record header and entries into the ring at the lane's
+ * position and flushes them. */
+static void write_record(struct xmem_heap *h, struct heap_lane *l,
+			 unsigned kind, uint64_t seq, uint64_t txid)
+{
+	uint8_t *dst = h->base + HEAP_LANES_OFF +
+		       (uint64_t)l->idx * HEAP_LANE_SIZE + l->ring_pos;
+	struct heap_rec_hdr rh;
+	size_t padded = align_up(l->rlen, 64);
+
+	memset(&rh, 0, sizeof(rh));
+	rh.magic = le32(HEAP_REC_MAGIC);
+	rh.kind = kind;
+	rh.epoch = h->hdr.epoch;
+	rh.nbytes = (uint32_t)l->rlen;
+	rh.seq = seq;
+	rh.txid = txid;
+	rh.pcsum = xmem__crc32c(0, l->rbuf, l->rlen);
+	rh.hcsum = xmem__csum_struct(&rh, sizeof(rh),
+				     offsetof(struct heap_rec_hdr, hcsum));
+	memcpy(dst, &rh, sizeof(rh));
+	memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
+	if (padded > l->rlen)
+		memset(dst + sizeof(rh) + l->rlen, 0, padded - l->rlen);
+	xmem__heap_flush(h, dst, sizeof(rh) + padded);
+	l->ring_pos += (uint32_t)(sizeof(rh) + padded);
+}
+
+/*
+ * Commits the lane's record: one fence makes it durable (the commit
+ * point), then its entries are applied in place and flushed; they become
+ * durable with the lane's next fence or a checkpoint.
+ */
+int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
+			  unsigned kind, uint64_t txid)
+{
+	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
+	uint64_t seq;
+	int rc;
+
+	if (reclen > HEAP_RING_SIZE)
+		return xmem__err(XMEM_E_NOSPACE,
+				 "heap: a record of %zu bytes exceeds the "
+				 "lane log (%u bytes)",
+				 reclen, HEAP_RING_SIZE);
+	if (l->ring_pos + reclen > HEAP_RING_SIZE) {
+		if ((rc = xmem__heap_checkpoint(h, l, l->last_seq)))
+			return rc;
+		l->ring_pos = 0;
+	}
+	seq = take_seq(h, l);
+	write_record(h, l, kind, seq, txid);
+	/* The record (and, with it, the lines of this lane's previous
+	 * record) must be durable before any entry is applied in place. */
+	xmem__heap_fence(h, l);
+	xmem__heap_redo_apply(h->base, h->size, l->rbuf, l->rlen, 0);
+	flush_pend(h, l->pend, l->npend);
+	rc = keep_targets(l, 1);
+	l->last_seq = seq;
+	if (!l->tx.txid)
+		atomic_store(&l->busy, 0);
+	xmem__heap_rec_reset(l);
+	return rc;
+}
+
+/*
+ * Retires records: every record with seq <= C has its applied lines
+ * durable. C is the highest sequence number below every in-flight record
+ * or transaction; waits (yielding) until C >= need. Two fences.
+ */
+int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
+			  uint64_t need)
+{
+	struct heap_ckpt *ck = (struct heap_ckpt *)(h->base + HEAP_CKPT_OFF);
+	uint64_t hi, b;
+
+	pthread_mutex_lock(&h->ckpt_lock);
+	for (;;) {
+		hi = atomic_load(&h->next_seq) - 1;
+		for (unsigned i = 0; i < HEAP_NLANES; i++) {
+			while ((b = atomic_load(&h->lanes[i].busy)) ==
+			       HEAP_BUSY_PENDING)
+				sched_yield();
+			if (b && b - 1 < hi)
+				hi = b - 1;
+		}
+		if (hi >= need)
+			break;
+		pthread_mutex_unlock(&h->ckpt_lock);
+		sched_yield();
+		pthread_mutex_lock(&h->ckpt_lock);
+	}
+	for (unsigned i = 0; i < HEAP_NLANES; i++) {
+		struct heap_lane *l = &h->lanes[i];
+
+		pthread_spin_lock(&l->tlock);
+		flush_pend(h, l->targets, l->ntargets);
+		pthread_spin_unlock(&l->tlock);
+	}
+	/* The applied lines of every record up to hi must be durable
+	 * before C says they are. */
+	xmem__heap_fence(h, self);
+	if (hi > atomic_load(&h->ckpt_seq)) {
+		__atomic_store_n(&ck->seq, le64(hi), __ATOMIC_RELAXED);
+		xmem__heap_flush(h, &ck->seq, 8);
+		/* C must be durable before a lane's ring is reused. */
+		xmem__heap_fence(h, self);
+		atomic_store(&h->ckpt_seq, hi);
+	}
+	atomic_fetch_add(&h->nckpt, 1);
+	pthread_mutex_unlock(&h->ckpt_lock);
+	return 0;
+}

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_recover.c - recovery on open: replays committed redo records and
+ * rolls back unfinished transactions, in sequence order.
+ *
+ * Cost: O(lanes x (ring size + undo log size)); nothing here depends on
+ * the number of objects in the heap.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "heap/heap_internal.h"
+#include "heap/heap_recover.h"
+
+/* Validates the record header at `pos` of a ring; returns its length or 0. */
+static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
+			uint64_t prev_seq, const struct heap_rec_hdr **out)
+{
+	const struct heap_rec_hdr *rh = (const void *)(ring + pos);
+	size_t len;
+
+	if (pos + sizeof(*rh) > HEAP_RING_SIZE)
+		return 0;
+	if (le32(rh->magic) != HEAP_REC_MAGIC || rh->epoch != epoch ||
+	    xmem__csum_struct(rh, sizeof(*rh),
+			      offsetof(struct heap_rec_hdr, hcsum)) !=
+		    rh->hcsum)
+		return 0;
+	len = sizeof(*rh) + align_up(rh->nbytes, 64);
+	if (rh->seq <= prev_seq || len > HEAP_RING_SIZE - pos ||
+	    rh->kind < HEAP_REC_OP || rh->kind > HEAP_REC_ABORT)
+		return 0;
+	if (xmem__crc32c(0, rh + 1, rh->nbytes) != rh->pcsum)
+		return 0;
+	*out = rh;
+	return len;
+}
+
+/* Calls fn for each valid record of lane `lane` with seq > C. */
+int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
+			 uint64_t c, heap_rec_fn fn, void *arg)
+{
+	const uint8_t *ring =
+		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
+	const struct heap_rec_hdr *rh;
+	uint64_t prev = c;
+	uint32_t pos = 0;
+	size_t len;
+	int rc;
+
+	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
+		if ((rc = fn(rh, lane, pos, arg)))
+			return rc;
+		prev = rh->seq;
+		pos += (uint32_t)len;
+	}
+	/* A torn record can only be the last one: an intact header with
+	 * damaged entries followed by a valid record is damage. */
+	rh = (const void *)(ring + pos);
+	if (pos + sizeof(*rh) <= HEAP_RING_SIZE &&
+	    le32(rh->magic) == HEAP_REC_MAGIC && rh->epoch == epoch &&
+	    rh->seq > prev && rh->nbytes <= HEAP_RING_SIZE &&
+	    xmem__csum_struct(rh, sizeof(*rh),
+			      offsetof(struct heap_rec_hdr, hcsum)) ==
+		    rh->hcsum) {
+		uint64_t nxt = pos + sizeof(*rh) + align_up(rh->nbytes, 64);
+		const struct heap_rec_hdr *n2;
+
+		if (nxt < HEAP_RING_SIZE &&
+		    rec_valid(ring, (uint32_t)nxt, epoch, rh->seq, &n2))
+			return xmem__err(XMEM_E_CORRUPT,
+					 "heap: lane %u redo record seq %llu "
+					 "at ring offset %u is damaged "
+					 "(run 'xmem heap check --repair')",
+					 lane, (unsigned long long)rh->seq,
+					 pos);
+	}
+	return 0;
+}
+
+/* Highest sequence number of any intact record header in a lane's ring
+ * (torn records included, so that a checkpoint passes them). */
+uint64_t xmem__heap_ring_maxseq(const uint8_t *base, unsigned lane,
+				uint32_t epoch)
+{
+	const uint8_t *ring =
+		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
+	uint64_t max = 0;
+
+	for (uint32_t pos = 0; pos + 64 <= HEAP_RING_SIZE; pos += 64) {
+		const struct heap_rec_hdr *rh = (const void *)(ring + pos);
+
+		if (le32(rh->magic) == HEAP_REC_MAGIC && rh->epoch == epoch &&
+		    rh->seq > max &&
+		    xmem__csum_struct(rh, sizeof(*rh),
+				      offsetof(struct heap_rec_hdr, hcsum)) ==
+			    rh->hcsum)
+			max = rh->seq;
+	}
+	return max;
+}
+
+/* Validates one undo entry header of segment [seg, seg+seglen). */
+static int undo_valid(const uint8_t *base, uint64_t size, uint64_t data_off,
+		      const uint8_t *e, uint64_t left, uint32_t epoch,
+		      uint64_t txid)
+{
+	const struct heap_undo_hdr *u = (const void *)e;
+	uint32_t crc;
+	struct heap_undo_hdr tmp;
+
+	if (left < sizeof(*u) || le32(u->magic) != HEAP_UNDO_MAGIC ||
+	    u->epoch != epoch || (txid && u->txid != txid) || !u->txid)
+		return 0;
+	if (u->kind == HEAP_UNDO_RANGE) {
+		if (u->len > left - sizeof(*u) ||
+		    align_up(u->len, 64) > left - sizeof(*u) ||
+		    !range_fits(u->off, u->len, size) || u->off < data_off)
+			return 0;
+	} else if (u->kind == HEAP_UNDO_LINK) {
+		if (!range_fits(u->off, u->len, size) || u->off < data_off ||
+		    u->len < 128 || (u->off & 63))
+			return 0;
+	} else if (u->kind != HEAP_UNDO_END) {
+		return 0;
+	}
+	tmp = *u;
+	tmp.csum = 0;
+	crc = xmem__crc32c(0, &tmp, sizeof(tmp));
+	if (u->kind == HEAP_UNDO_RANGE)
+		crc = xmem__crc32c(crc, e + sizeof(*u), u->len);
+	(void)base;
+	return crc == u->csum;
+}
+
+/*
+ * Calls fn for each snapshot of the lane's last transaction if its id is
+ * above C; *txid_out gets the id (0 if none). Follows LINK entries; a
+ * loop of links is cut after 1<<20 segments.
+ */
+int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
+			 const struct heap_header *hd, unsigned lane,
+			 uint64_t c, heap_undo_fn fn, void *arg,
+			 uint64_t *txid_out)
+{
+	const uint8_t *seg = base + HEAP_LANES_OFF +
+			     (uint64_t)lane * HEAP_LANE_SIZE + HEAP_RING_SIZE;
+	uint64_t seglen = HEAP_UNDO_SIZE, pos = 0, txid = 0;
+	unsigned hops = 0;
+	int rc;
+
+	*txid_out = 0;
+	for (;;) {
+		const struct heap_undo_hdr *u = (const void *)(seg + pos);
+
+		if (!undo_valid(base, size, hd->data_off, seg + pos,
+				seglen - pos, hd->epoch, txid))
+			break;
+		if (!txid) {
+			if (u->txid <= c)
+				break;
+			txid = u->txid;
+			*txid_out = txid;
+		}
+		if (u->kind == HEAP_UNDO_END)
+			break;
+		if (u->kind == HEAP_UNDO_LINK) {
+			if (++hops > (1u << 20))
+				break;
+			seg = base + u->off;
+			seglen = u->len;
+			pos = 0;
+			continue;
+		}
+		if ((rc = fn(u, (const uint8_t *)(u + 1), arg)))
+			return rc;
+		pos += sizeof(*u) + align_up(u->len, 64);
+	}
+	return 0;
+}
+
+struct action {
+	uint64_t seq;
+	int rollback;
+	unsigned lane;
+	const struct heap_rec_hdr *rh;
+};
+
+struct collect {
+	struct action *a;
+	size_t n, cap;
+	uint64_t maxseq;
+	uint64_t done_tx[HEAP_NLANES]; /* COMMIT/ABORT txids per lane */
+	size_t ndone[HEAP_NLANES];
+};
+
+/* Adds an action to the list. */
+static int push(struct collect *c, struct action a)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		void *na = realloc(c->a, ncap * sizeof(*c->a));
+
+		if (!na)
+			return -ENOMEM;
+		c->a = na;
+		c->cap = ncap;
+	}
+	c->a[c->n++] = a;
+	if (a.seq > c->maxseq)
+		c->maxseq = a.seq;
+	return 0;
+}
+
+/* heap_rec_fn collecting a lane's records. */
+static int collect_rec(const struct heap_rec_hdr *rh, unsigned lane,
+		       uint32_t pos, void *arg)
+{
+	struct collect *c = arg;
+	struct action a = { rh->seq, 0, lane, rh };
+
+	(void)pos;
+	if (rh->kind != HEAP_REC_OP && rh->txid)
+		c->done_tx[lane] = rh->txid; /* a lane runs one tx at a time */
+	return push(c, a);
+}
+
+/* heap_undo_fn that does nothing: used to find a lane's txid. */
+static int undo_none(const struct heap_undo_hdr *u, const uint8_t *d,
+		     void *arg)
+{
+	(void)u;
+	(void)d;
+	(void)arg;
+	return 0;
+}
+
+struct rollback {
+	struct xmem_heap *h;
+	const struct heap_undo_hdr **e;
+	size_t n, cap;
+};
+
+/* heap_undo_fn gathering a transaction's snapshots. */
+static int undo_gather(const struct heap_undo_hdr *u, const uint8_t *d,
+		       void *arg)
+{
+	struct rollback *r = arg;
+
+	(void)d;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 16;
+		void *ne = realloc(r->e, ncap * sizeof(*r->e));
+
+		if (!ne)
+			return -ENOMEM;
+		r->e = ne;
+		r->cap = ncap;
+	}
+	r->e[r->n++] = u;
+	return 0;
+}
+
+/* Restores a transaction's snapshots, latest first. */
+static int roll_back(struct xmem_heap *h, unsigned lane, uint64_t c)
+{
+	struct rollback r = { h, NULL, 0, 0 };
+	uint64_t txid;
+	int rc;
+
+	rc = xmem__heap_undo_walk(h->base, h->size, &h->hdr, lane, c,
+				  undo_gather, &r, &txid);
+	for (size_t i = r.n; !rc && i-- > 0;) {
+		memcpy(h->base + r.e[i]->off, r.e[i] + 1, r.e[i]->len);
+		xmem__heap_flush(h, h->base + r.e[i]->off, r.e[i]->len);
+	}
+	free(r.e);
+	return rc;
+}
+
+/* Orders actions by sequence number. */
+static int cmp_action(const void *a, const void *b)
+{
+	const struct action *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Replays one record, flushing what it touched. */
+static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+{
+	const uint8_t *e = (const uint8_t *)(rh + 1);
+	size_t pos = 0;
+	int rc;
+
+	if ((rc = xmem__heap_redo_apply(h->base, h->size, e, rh->nbytes, 1)))
+		return xmem__err(rc, "heap: redo record seq %llu is malformed",
+				 (unsigned long long)rh->seq);
+	xmem__heap_redo_apply(h->base, h->size, e, rh->nbytes, 0);
+	while (pos < rh->nbytes) {
+		uint64_t w[2];
+		unsigned op;
+
+		memcpy(w, e + pos, 16);
+		op = w[0] >> 56;
+		xmem__heap_flush(h, h->base + (w[0] & HEAP_REDO_OFF_MASK),
+				 op == HEAP_REDO_ZERO	? w[1]
+				 : op == HEAP_REDO_SET ? ((w[0] >> 48) & 0xff)
+						       : 8);
+		pos += op == HEAP_REDO_CSET ? 24 : 16;
+	}
+	return 0;
+}
+
+/*
+ * Runs recovery: collects every lane's live records and its unfinished
+ * transaction, applies them in sequence order, then moves the checkpoint
+ * past all of them. Sets h->next_seq.
+ */
+int xmem__heap_recover(struct xmem_heap *h)
+{
+	struct heap_ckpt *ck = (struct heap_ckpt *)(h->base + HEAP_CKPT_OFF);
+	uint64_t c = le64(ck->seq);
+	struct collect col;
+	int rc = 0;
+
+	memset(&col, 0, sizeof(col));
+	col.maxseq = c;
+	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++)
+		rc = xmem__heap_ring_walk(h->base, i, h->hdr.epoch, c,
+					  collect_rec, &col);
+	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
+		uint64_t txid;
+
+		rc = xmem__heap_undo_walk(h->base, h->size, &h->hdr, i, c,
+					  undo_none, NULL, &txid);
+		if (!rc && txid && col.done_tx[i] != txid)
+			rc = push(&col, (struct action){ txid, 1, i, NULL });
+		else if (!rc && txid > col.maxseq)
+			col.maxseq = txid;
+	}
+	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++)
+		col.maxseq = MAX(col.maxseq,
+				 xmem__heap_ring_maxseq(h->base, i, h->hdr.epoch));
+	if (rc) {
+		free(col.a);
+		return rc == -ENOMEM ? xmem__err(rc, "heap: recovery: no memory")
+				     : rc;
+	}
+	qsort(col.a, col.n, sizeof(*col.a), cmp_action);
+	for (size_t i = 0; i < col.n && !rc; i++)
+		rc = col.a[i].rollback ? roll_back(h, col.a[i].lane, c)
+				       : replay(h, col.a[i].rh);
+	h->recovered = col.n;
+	free(col.a);
+	if (rc)
+		return rc;
+	if (col.maxseq > c) {
+		/* Everything replayed must be durable before C retires it. */
+		xmem__heap_fence(h, &h->lanes[0]);
+		ck->seq = le64(col.maxseq);
+		xmem__heap_flush(h, &ck->seq, 8);
+		/* C must be durable before the rings are written again. */
+		xmem__heap_fence(h, &h->lanes[0]);
+	}
+	atomic_store(&h->ckpt_seq, col.maxseq);
+	atomic_store(&h->next_seq, col.maxseq + 1);
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* heap_recover.h - walking lane logs, shared by recovery and check. */
+#ifndef XMEM_HEAP_RECOVER_H
+#define XMEM_HEAP_RECOVER_H
+
+#include <stdint.h>
+#include "heap/heap_layout.h"
+
+typedef int (*heap_rec_fn)(const struct heap_rec_hdr *rh, unsigned lane,
+			   uint32_t pos, void *arg);
+typedef int (*heap_undo_fn)(const struct heap_undo_hdr *u,
+			    const uint8_t *data, void *arg);
+
+/* Calls fn for each valid record of a lane's ring with seq > c. */
+int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
+			 uint64_t c, heap_rec_fn fn, void *arg);
+
+/* Calls fn for each snapshot of the lane's last transaction (id > c). */
+int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
+			 const struct heap_header *hd, unsigned lane,
+			 uint64_t c, heap_undo_fn fn, void *arg,
+			 uint64_t *txid_out);
+
+/* Highest seq of any intact record header in a lane's ring. */
+uint64_t xmem__heap_ring_maxseq(const uint8_t *base, unsigned lane,
+				uint32_t epoch);
+
+#endif /* XMEM_HEAP_RECOVER_H */

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_tx.c - transactions: undo snapshots (one fence per add_range of
+ * new bytes), allocations and frees deferred to one COMMIT record.
+ *
+ * Fences: add_range 1 (if it snapshots anything); commit 1, plus 1 first
+ * when new objects or large snapshots must be flushed; abort 2.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/util.h"
+#include "heap/heap_internal.h"
+#include "heap/heap_recover.h"
+
+#define SNAP_COPY_MAX 1024u /* snapshots kept in DRAM for CSET words */
+
+/* Frees a transaction's vectors. */
+void xmem__heap_tx_fini(struct heap_tx *tx)
+{
+	for (size_t i = 0; i < tx->nsnaps; i++)
+		free(tx->snaps[i].copy);
+	free(tx->snaps);
+	free(tx->objs);
+	free(tx->frees);
+	free(tx->xsegs);
+	memset(tx, 0, sizeof(*tx));
+}
+
+/* Grows a vector (see heap_log.c). */
+static int vgrow(void **v, size_t *cap, size_t need, size_t esz)
+{
+	size_t ncap;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 16;
+	while (ncap < need)
+		ncap *= 2;
+	if (!(nv = realloc(*v, ncap * esz)))
+		return xmem__err(-ENOMEM, "heap: transaction: out of memory");
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* Ends the transaction's bookkeeping (the lane stays held). */
+static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
+{
+	struct heap_tx *tx = &l->tx;
+
+	for (size_t i = 0; i < tx->nsnaps; i++)
+		free(tx->snaps[i].copy);
+	for (size_t i = 0; i < tx->nxsegs; i++)
+		xmem__heap_extent_unreserve(
+			h, (tx->xsegs[i].off - h->hdr.data_off) >>
+				   HEAP_CHUNK_SHIFT,
+			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
+	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = 0;
+	tx->txid = 0;
+	tx->aborted = 0;
+	tx->useg = NULL;
+	atomic_store(&l->busy, 0);
+}
+
+/* The calling thread's lane if it is inside a live transaction. */
+static int tx_cur(struct xmem_heap *h, struct heap_lane **lp)
+{
+	struct heap_lane *l = h ? xmem__heap_lane_mine(h) : NULL;
+
+	if (!l || !l->tx.depth)
+		return xmem__err(XMEM_E_TXSTATE, "heap: no transaction");
+	if (l->tx.aborted)
+		return xmem__err(XMEM_E_TXABORTED,
+				 "heap: the transaction was aborted");
+	*lp = l;
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_begin(struct xmem_heap *h)
+{
+	struct heap_lane *l;
+
+	if (!h)
+		return xmem__err(-EINVAL, "heap: NULL heap");
+	if (!(l = xmem__heap_lane_get(h)))
+		return -EBUSY;
+	if (!l->tx.depth++) {
+		l->tx.aborted = 0;
+		l->tx.txid = 0;
+	}
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_depth(struct xmem_heap *h)
+{
+	struct heap_lane *l = h ? xmem__heap_lane_mine(h) : NULL;
+
+	return l ? l->tx.depth : 0;
+}
+
+/* Index of the first snapshot ending after off (snaps sorted). */
+static size_t snap_find(const struct heap_tx *tx, uint64_t off)
+{
+	size_t lo = 0, hi = tx->nsnaps;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (tx->snaps[mid].off + tx->snaps[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Opens a new undo segment of at least `need` bytes (an extent taken
+ * from the free chunks for the transaction's life) and links to it. */
+static int undo_grow(struct xmem_heap *h, struct heap_lane *l, uint64_t need)
+{
+	struct heap_tx *tx = &l->tx;
+	struct heap_undo_hdr u;
+	uint64_t n = (need + 128 + HEAP_CHUNK_SIZE - 1) >> HEAP_CHUNK_SHIFT;
+	uint64_t first;
+	int rc;
+
+	if ((rc = vgrow((void **)&tx->xsegs, &tx->capxsegs, tx->nxsegs + 1,
+			sizeof(*tx->xsegs))) ||
+	    (rc = xmem__heap_extent_reserve(h, n, &first)))
+		return rc;
+	tx->xsegs[tx->nxsegs].off = heap_chunk_off(h, first);
+	tx->xsegs[tx->nxsegs++].len = n << HEAP_CHUNK_SHIFT;
+	memset(&u, 0, sizeof(u));
+	u.magic = le32(HEAP_UNDO_MAGIC);
+	u.kind = HEAP_UNDO_LINK;
+	u.epoch = h->hdr.epoch;
+	u.txid = tx->txid;
+	u.off = heap_chunk_off(h, first);
+	u.len = n << HEAP_CHUNK_SHIFT;
+	u.csum = xmem__crc32c(0, &u, sizeof(u));
+	memcpy(tx->useg + tx->upos, &u, sizeof(u));
+	xmem__heap_flush(h, tx->useg + tx->upos, sizeof(u));
+	tx->useg = h->base + u.off;
+	tx->useg_off = u.off;
+	tx->useg_len = u.len;
+	tx->upos = 0;
+	return 0;
+}
+
+/* Appends one undo entry holding the current bytes of [off, off+len). */
+static int undo_append(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+		       uint64_t len)
+{
+	struct heap_tx *tx = &l->tx;
+	uint64_t need = sizeof(struct heap_undo_hdr) + align_up(len, 64);
+	struct heap_undo_hdr u;
+	int rc;
+
+	if (!tx->useg) {
+		tx->useg = h->base + HEAP_LANES_OFF +
+			   (uint64_t)l->idx * HEAP_LANE_SIZE + HEAP_RING_SIZE;
+		tx->useg_len = HEAP_UNDO_SIZE;
+		tx->upos = 0;
+	}
+	if (tx->upos + need + sizeof(u) > tx->useg_len &&
+	    (rc = undo_grow(h, l, need + sizeof(u))))
+		return rc;
+	memset(&u, 0, sizeof(u));
+	u.magic = le32(HEAP_UNDO_MAGIC);
+	u.kind = HEAP_UNDO_RANGE;
+	u.epoch = h->hdr.epoch;
+	u.txid = tx->txid;
+	u.off = off;
+	u.len = len;
+	u.csum = xmem__crc32c(xmem__crc32c(0, &u, sizeof(u)), h->base + off,
+			      len);
+	h->ops->memcpy(tx->useg + tx->upos + sizeof(u), h->base + off, len,
+		       XMEM_F_MEM_NODRAIN);
+	memcpy(tx->useg + tx->upos, &u, sizeof(u));
+	xmem__heap_flush(h, tx->useg + tx->upos, sizeof(u));
+	tx->upos += need;
+	return 0;
+}
+
+/* Records a snapshot [off, off+len) at index i of the sorted list. */
+static int snap_insert(struct heap_tx *tx, size_t i, uint64_t off,
+		       uint64_t len, const uint8_t *src)
+{
+	int rc;
+
+	if ((rc = vgrow((void **)&tx->snaps, &tx->capsnaps, tx->nsnaps + 1,
+			sizeof(*tx->snaps))))
+		return rc;
+	memmove(tx->snaps + i + 1, tx->snaps + i,
+		(tx->nsnaps - i) * sizeof(*tx->snaps));
+	tx->nsnaps++;
+	tx->snaps[i].off = off;
+	tx->snaps[i].len = len;
+	tx->snaps[i].copy = NULL;
+	if (len <= SNAP_COPY_MAX && (tx->snaps[i].copy = malloc(len)))
+		memcpy(tx->snaps[i].copy, src, len);
+	return 0;
+}
+
+/* 1 if [off, off+len) lies inside an object this transaction allocated. */
+static int in_new_object(const struct heap_tx *tx, uint64_t off, uint64_t len)
+{
+	for (size_t i = 0; i < tx->nobjs; i++)
+		if (off >= tx->objs[i].off &&
+		    off + len <= tx->objs[i].off + tx->objs[i].size)
+			return 1;
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
+{
+	struct heap_lane *l;
+	struct heap_tx *tx;
+	uint64_t off, end, cur;
+	int rc, wrote = 0;
+
+	if ((rc = tx_cur(h, &l)))
+		return rc;
+	tx = &l->tx;
+	off = (uint64_t)((uint8_t *)ptr - h->base);
+	if ((uint8_t *)ptr < h->base + h->hdr.data_off ||
+	    !range_fits(off, len, h->size))
+		return xmem__err(-EINVAL, "heap: add_range outside the heap's "
+					  "data area");
+	if (!len || in_new_object(tx, off, len))
+		return 0;
+	if (!tx->txid)
+		tx->txid = xmem__heap_take_txid(h, l);
+	end = off + len;
+	cur = off;
+	for (size_t i = snap_find(tx, off); cur < end;) {
+		uint64_t gap_end = end;
+
+		if (i < tx->nsnaps && tx->snaps[i].off < end)
+			gap_end = MAX(cur, tx->snaps[i].off);
+		if (gap_end > cur) {
+			if ((rc = undo_append(h, l, cur, gap_end - cur)) ||
+			    (rc = snap_insert(tx, i, cur, gap_end - cur,
+					      h->base + cur)))
+				return rc;
+			wrote = 1;
+			i++;
+		}
+		if (i < tx->nsnaps && tx->snaps[i].off < end) {
+			cur = tx->snaps[i].off + tx->snaps[i].len;
+			i++;
+		} else {
+			cur = end;
+		}
+	}
+	/* The snapshot must be durable before the range is modified. */
+	if (wrote)
+		xmem__heap_fence(h, l);
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size,
+			      uint32_t type, unsigned flags, xmem_oid *oid)
+{
+	struct heap_lane *l;
+	struct heap_tx *tx;
+	uint64_t off;
+	uint32_t cls;
+	int rc;
+
+	if ((rc = tx_cur(h, &l)))
+		return rc;
+	tx = &l->tx;
+	if (!size || type > XMEM_HEAP_TYPE_MAX || !oid)
+		return xmem__err(-EINVAL, "heap: tx_alloc: bad size or type");
+	if ((rc = vgrow((void **)&tx->objs, &tx->capobjs, tx->nobjs + 1,
+			sizeof(*tx->objs))) ||
+	    (rc = xmem__heap_reserve(h, l, size, &off, &cls)))
+		return rc;
+	if (flags & XMEM_F_HEAP_ZERO)
+		memset(h->base + off, 0, size);
+	tx->objs[tx->nobjs].off = off;
+	tx->objs[tx->nobjs].size = size;
+	tx->objs[tx->nobjs].cls = cls;
+	tx->objs[tx->nobjs].type = (uint16_t)type;
+	tx->nobjs++;
+	*oid = off;
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_free(struct xmem_heap *h, xmem_oid oid)
+{
+	struct heap_lane *l;
+	struct heap_tx *tx;
+	uint64_t size;
+	uint32_t type, cls;
+	int rc;
+
+	if ((rc = tx_cur(h, &l)))
+		return rc;
+	tx = &l->tx;
+	if (!oid)
+		return 0;
+	for (size_t i = 0; i < tx->nobjs; i++)
+		if (tx->objs[i].off == oid) { /* allocated by this tx */
+			xmem__heap_unreserve(h, oid, tx->objs[i].cls);
+			tx->objs[i] = tx->objs[--tx->nobjs];
+			return 0;
+		}
+	if ((rc = xmem__heap_lookup(h, oid, &size, &type, &cls)))
+		return xmem__err(rc, "heap: tx_free of %#llx: not a live "
+				     "object", (unsigned long long)oid);
+	for (size_t i = 0; i < tx->nfrees; i++)
+		if (tx->frees[i] == oid)
+			return xmem__err(-EINVAL, "heap: tx_free of %#llx "
+						  "twice", (unsigned long long)oid);
+	if ((rc = vgrow((void **)&tx->frees, &tx->capfrees, tx->nfrees + 1,
+			sizeof(*tx->frees))))
+		return rc;
+	tx->frees[tx->nfrees++] = oid;
+	return 0;
+}
+
+/* Leaves one nesting level; at the outermost, ends the transaction. */
+static void tx_leave(struct xmem_heap *h, struct heap_lane *l)
+{
+	if (!--l->tx.depth)
+		tx_reset(h, l);
+	xmem__heap_lane_put(h, l);
+}
+
+/* Adds CSET words carrying the new contents of small snapshots; returns
+ * 1 if some dirty data must be flushed and fenced instead. */
+static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
+{
+	struct heap_tx *tx = &l->tx;
+	uint64_t total = 0;
+	int rc;
+
+	for (size_t i = 0; i < tx->nsnaps; i++) {
+		if (!tx->snaps[i].copy)
+			return 1;
+		total += tx->snaps[i].len;
+	}
+	if (total > HEAP_INLINE_MAX)
+		return 1;
+	for (size_t i = 0; i < tx->nsnaps; i++) {
+		struct heap_snap *s = &tx->snaps[i];
+		uint64_t w0 = align_down(s->off, 8);
+
+		for (uint64_t w = w0; w < s->off + s->len; w += 8) {
+			uint64_t nw, ow;
+
+			memcpy(&nw, h->base + w, 8);
+			ow = nw;
+			for (unsigned b = 0; b < 8; b++)
+				if (w + b >= s->off && w + b < s->off + s->len)
+					((uint8_t *)&ow)[b] =
+						s->copy[w + b - s->off];
+			if (ow != nw && (rc = xmem__heap_rec_add(
+						 l, HEAP_REDO_CSET, 8, w, nw,
+						 ow)))
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Builds and commits the COMMIT record. */
+static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
+{
+	struct heap_tx *tx = &l->tx;
+	int rc, ext, flush_data;
+
+	xmem__heap_rec_reset(l);
+	flush_data = add_inline_words(h, l);
+	if (flush_data < 0)
+		return flush_data;
+	if (flush_data) {
+		xmem__heap_rec_reset(l);
+		for (size_t i = 0; i < tx->nsnaps; i++)
+			xmem__heap_flush(h, h->base + tx->snaps[i].off,
+					 tx->snaps[i].len);
+	}
+	for (size_t i = 0; i < tx->nobjs; i++)
+		xmem__heap_flush(h, h->base + tx->objs[i].off,
+				 tx->objs[i].size);
+	/* Data the record does not carry must be durable before it. */
+	if (flush_data || tx->nobjs)
+		xmem__heap_fence(h, l);
+	for (size_t i = 0; i < tx->nobjs; i++)
+		if ((rc = xmem__heap_rec_alloc(h, l, tx->objs[i].off,
+					       tx->objs[i].cls,
+					       tx->objs[i].type)))
+			return rc;
+	for (size_t i = 0; i < tx->nfrees; i++)
+		if ((rc = xmem__heap_rec_free(h, l, tx->frees[i], &ext)))
+			return rc;
+	if (!l->rlen && !tx->txid)
+		return 0;
+	return xmem__heap_rec_commit(h, l, HEAP_REC_COMMIT, tx->txid);
+}
+
+XMEM_EXPORT int xmem_tx_commit(struct xmem_heap *h)
+{
+	struct heap_lane *l = h ? xmem__heap_lane_mine(h) : NULL;
+	struct heap_tx *tx;
+	int rc;
+
+	if (!l || !l->tx.depth)
+		return xmem__err(XMEM_E_TXSTATE, "heap: commit without a "
+						 "transaction");
+	tx = &l->tx;
+	if (tx->aborted) {
+		tx_leave(h, l);
+		return xmem__err(XMEM_E_TXABORTED,
+				 "heap: the transaction was aborted");
+	}
+	if (tx->depth > 1) {
+		tx_leave(h, l);
+		return 0;
+	}
+	if ((rc = tx_publish(h, l))) {
+		xmem__heap_rec_reset(l);
+		return rc; /* still in the transaction: the caller aborts */
+	}
+	for (size_t i = 0; i < tx->nfrees; i++)
+		xmem__heap_release_free(h, tx->frees[i]);
+	tx->nobjs = tx->nfrees = 0;
+	tx_leave(h, l);
+	return 0;
+}
+
+/* heap_undo_fn restoring one snapshot in place. */
+static int undo_restore(const struct heap_undo_hdr *u, const uint8_t *data,
+			void *arg)
+{
+	struct xmem_heap *h = arg;
+
+	memcpy(h->base + u->off, data, u->len);
+	xmem__heap_flush(h, h->base + u->off, u->len);
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
+{
+	struct heap_lane *l = h ? xmem__heap_lane_mine(h) : NULL;
+	struct heap_tx *tx;
+	uint64_t txid;
+	int rc = 0;
+
+	if (!l || !l->tx.depth)
+		return xmem__err(XMEM_E_TXSTATE, "heap: abort without a "
+						 "transaction");
+	tx = &l->tx;
+	if (!tx->aborted) {
+		for (size_t i = 0; i < tx->nobjs; i++)
+			xmem__heap_unreserve(h, tx->objs[i].off,
+					     tx->objs[i].cls);
+		tx->nobjs = tx->nfrees = 0;
+		if (tx->txid) {
+			xmem__heap_undo_walk(h->base, h->size, &h->hdr,
+					     l->idx, tx->txid - 1,
+					     undo_restore, h, &txid);
+			/* The restored bytes must be durable before the
+			 * ABORT record retires the snapshots. */
+			xmem__heap_fence(h, l);
+			xmem__heap_rec_reset(l);
+			rc = xmem__heap_rec_commit(h, l, HEAP_REC_ABORT,
+						   tx->txid);
+		}
+		tx->aborted = 1;
+	}
+	tx_leave(h, l);
+	return rc;
+}
