@@ -124,7 +124,7 @@ int main(void)
 	       n_ok, n_err, n_repaired);
 	/* single bits sampled over the whole metadata area */
 	n_ok = n_err = n_repaired = 0;
-	for (uint64_t off = 0; off < XMEM_META_END; off += 61) {
+	for (uint64_t off = 0; off < XMEM_META_END; off += 127) {
 		meta[off] ^= (uint8_t)(1u << (off % 8));
 		try_image(off);
 	}
