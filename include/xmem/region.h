@@ -67,7 +67,10 @@ struct xmem_region_info {
 int xmem_region_create(struct xmem_device *dev, struct xmem_region **regp);
 
 /* Opens a region. Corrupt metadata fails with XMEM_E_CORRUPT and a message
- * naming the structure and its offset; nothing on the device is changed. */
+ * naming the structure and its offset; nothing on the device is changed.
+ * One bad superblock copy is corrupt too (the message suggests
+ * `xmem region check --repair`). A region object may be used by several
+ * threads; open one region object per device object. */
 int xmem_region_open(struct xmem_device *dev, struct xmem_region **regp);
 
 /* Closes the region; ranges opened from it must be closed. Sets NULL. */
@@ -77,7 +80,10 @@ struct xmem_device *xmem_region_device(const struct xmem_region *reg);
 int xmem_region_info(struct xmem_region *reg, struct xmem_region_info *info);
 
 /* Wipes the region metadata. Fails with -ENOTEMPTY while ranges exist,
- * unless XMEM_F_FORCE. The data area is left as it is. */
+ * unless XMEM_F_FORCE, and with -EBUSY while any range is open. With
+ * ranges and XMEM_F_FORCE the ranges go first (atomically), then the
+ * region: a crash in between leaves an empty region. The data area is
+ * left as it is. XMEM_F_FORCE also wipes damaged metadata. */
 #define XMEM_F_FORCE (1u << 0)
 int xmem_region_destroy(struct xmem_device *dev, unsigned flags);
 
@@ -96,8 +102,11 @@ typedef void (*xmem_check_fn)(const struct xmem_check_problem *p, void *arg);
 
 /* Validates all region metadata, calling fn for every problem. With
  * XMEM_F_REPAIR, a damaged superblock or label index is restored from its
- * good copy. Returns 0 when the region is (now) clean, XMEM_E_CORRUPT if
- * problems remain. *nproblems counts the problems found. */
+ * good copy, and fn hears of each repair (repaired = 1, note = 1). Returns
+ * 0 when the region is (now) clean, XMEM_E_CORRUPT if problems remain,
+ * XMEM_E_NOREGION (no problems) if the device holds no region, or only
+ * the remains of an interrupted create or destroy. *nproblems counts the
+ * problems found, notes excluded. */
 #define XMEM_F_REPAIR (1u << 1)
 int xmem_region_check(struct xmem_device *dev, unsigned flags, xmem_check_fn fn,
 		      void *arg, unsigned *nproblems);

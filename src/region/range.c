@@ -128,12 +128,12 @@ XMEM_EXPORT int xmem_range_create(struct xmem_region *reg, const char *name,
 	struct xmem_range_info ri;
 	int rc, idx;
 
-	rc = create_args(reg, name, size, align, mode);
-	if (rc)
-		return rc;
 	rc = lock_find(reg, NULL, 1, &idx);
 	if (rc)
 		return rc;
+	rc = create_args(reg, name, size, align, mode); /* reads reg->sb */
+	if (rc)
+		goto out;
 	if (find(reg, name) >= 0) {
 		rc = xmem__err(-EEXIST, "range '%s' already exists", name);
 		goto out;
