@@ -74,6 +74,10 @@ int xmem__btt_flog_newest(const struct btt_flog_ent *e0,
 int xmem__btt_probe(const uint8_t *base, uint64_t len, uint64_t *btt_off,
 		    uint16_t *major);
 
+/* When no first info block is valid: XMEM_E_CORRUPT (with a message) if
+ * the first arena's backup info block is valid, else rc unchanged. */
+int xmem__btt_backup_probe(const uint8_t *base, uint64_t len, int rc);
+
 /* Largest arena that format cuts (BTT_ARENA_MAX; tests lower it). */
 extern uint64_t xmem__btt_arena_max;
 

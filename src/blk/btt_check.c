@@ -203,6 +203,13 @@ XMEM_EXPORT int xmem_blk_check_mem(const void *addr, uint64_t len,
 	if (nproblems)
 		*nproblems = 0;
 	rc = xmem__btt_probe(addr, len, &off, &major);
+	if (rc == XMEM_E_NOREGION &&
+	    xmem__btt_backup_probe(addr, len, rc) == XMEM_E_CORRUPT) {
+		problem(&c, "info block", 0, "%s", xmem_errormsg());
+		if (nproblems)
+			*nproblems = c.n;
+		return XMEM_E_CORRUPT;
+	}
 	if (rc)
 		return rc;
 	for (unsigned a = 0;; a++) {

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +202,34 @@ static void info_fill(struct xmem_blk *b)
 	in->rdonly = !!(b->flags & XMEM_F_BLK_RDONLY);
 }
 
+/*
+ * With no valid first info block: if the backup at the end of the first
+ * arena (where format would have put it) is valid, the BTT is there but
+ * damaged, which is XMEM_E_CORRUPT, not "no BTT".
+ */
+int xmem__btt_backup_probe(const uint8_t *base, uint64_t len, int rc)
+{
+	for (int v = 0; v < 2; v++) {
+		uint64_t off = v ? 0 : BTT_V11_OFFSET, sz, b;
+		char msg[256];
+
+		if (len < off + BTT_ARENA_MIN)
+			continue;
+		sz = align_down(MIN(BTT_ARENA_MAX, len - off), BTT_PG);
+		b = off + sz - BTT_INFO_SIZE;
+		snprintf(msg, sizeof(msg), "%s", xmem_errormsg());
+		if (xmem__btt_info_check((const void *)(base + b), 0, off,
+					 len - off, (uint16_t)(v ? 2 : 1)) == 0)
+			return xmem__err(XMEM_E_CORRUPT,
+					 "BTT arena 0 info block at offset "
+					 "%#" PRIx64 " is damaged; its backup "
+					 "at offset %#" PRIx64 " is valid",
+					 off, b);
+		xmem__err(rc, "%s", msg);
+	}
+	return rc;
+}
+
 XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 				  const struct xmem_persist_ops *ops,
 				  unsigned flags, struct xmem_blk **blkp)
@@ -220,6 +249,8 @@ XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 	b->ops = ops;
 	b->flags = flags;
 	rc = xmem__btt_probe(b->base, len, &b->btt_off, &major);
+	if (rc == XMEM_E_NOREGION)
+		rc = xmem__btt_backup_probe(b->base, len, rc);
 	if (rc == 0)
 		rc = arenas_discover(b, major);
 	for (uint32_t i = 0; rc == 0 && i < b->narenas; i++)
