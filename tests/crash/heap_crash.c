@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_crash - a crash at every fence of every kind of heap operation,
+ * plain and with torn write-back: atomic alloc and free, realloc, a
+ * transaction with add-range, alloc and free, a transaction that aborts,
+ * a nested transaction, and a crash during recovery itself.
+ *
+ * Each operation kind is a list of steps (each step one atomic operation
+ * or one whole transaction). The parent computes the application-visible
+ * state after every step on a scratch copy; after a crash at fence N the
+ * image is opened (running recovery), must check clean, must hold no
+ * dangling reference, and its state must equal the state at one step
+ * boundary: every step happened entirely or not at all. The heap is
+ * opened and closed inside the operation, so recovery of the previous
+ * state and the closing checkpoint are cut at every fence too.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <xmem.h>
+
+#include "core/checksum.h"
+#include "core/util.h"
+#include "crashtest.h"
+#include "test.h"
+
+#define HEAP_SIZE (8ull << 20)
+#define NSLOT 16
+#define MAXSTEP 8
+
+struct root {
+	uint64_t counter;
+	xmem_oid slot[NSLOT];
+	uint8_t blob[3000];
+};
+
+struct state {
+	uint32_t root_crc;
+	uint32_t objs_crc;
+	unsigned nobjs;
+};
+
+typedef int (*step_fn)(struct xmem_heap *h, struct root *r);
+
+struct kind {
+	const char *name;
+	step_fn steps[MAXSTEP];
+	int nsteps;
+};
+
+static char dev_path[256], img_path[256], scratch_path[256];
+static const struct kind *cur;
+static struct state states[MAXSTEP + 1];
+static int nstates;
+
+static int ctor_pat(void *obj, size_t size, void *arg)
+{
+	memset(obj, (int)(uintptr_t)arg, size);
+	return 0;
+}
+
+/* --- the steps ---------------------------------------------------- */
+
+static int s_alloc_ctor(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[0], 64, 3, 0, ctor_pat,
+			       (void *)(uintptr_t)0x5a);
+}
+
+static int s_alloc_plain(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[1], 1000, 4, 0, NULL, NULL);
+}
+
+static int s_free_small(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_free(h, &r->slot[2]);
+}
+
+static int s_alloc_extent(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[3], 600 << 10, 5, XMEM_F_HEAP_ZERO,
+			       NULL, NULL);
+}
+
+static int s_free_extent(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_free(h, &r->slot[4]);
+}
+
+static int s_realloc_grow(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_realloc(h, &r->slot[5], 3000, 6, XMEM_F_HEAP_ZERO);
+}
+
+static int s_realloc_shrink(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_realloc(h, &r->slot[6], 64, 6, 0);
+}
+
+/* add-range (small and large), alloc and free in one transaction */
+static int s_tx_mixed(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid o;
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, &r->counter, 8)))
+		goto fail;
+	r->counter++;
+	if ((rc = xmem_tx_alloc(h, 128, 7, 0, &o)))
+		goto fail;
+	memset(xmem_heap_ptr(h, o), 0x77, 128);
+	if ((rc = xmem_tx_add_range(h, &r->slot[7], 16)))
+		goto fail;
+	r->slot[7] = o;
+	if ((rc = xmem_tx_free(h, r->slot[8])))
+		goto fail;
+	r->slot[8] = 0;
+	if ((rc = xmem_tx_add_range(h, r->blob, sizeof(r->blob))))
+		goto fail;
+	memset(r->blob, (int)r->counter, sizeof(r->blob));
+	return xmem_tx_commit(h);
+fail:
+	xmem_tx_abort(h);
+	return rc;
+}
+
+/* a small transaction: the one-fence commit with inline words */
+static int s_tx_small(struct xmem_heap *h, struct root *r)
+{
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, &r->counter, 8))) {
+		xmem_tx_abort(h);
+		return rc;
+	}
+	r->counter += 10;
+	return xmem_tx_commit(h);
+}
+
+static int s_tx_abort(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid o;
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if (!(rc = xmem_tx_add_range(h, r, sizeof(*r)))) {
+		r->counter = 999;
+		memset(r->blob, 0xee, sizeof(r->blob));
+		r->slot[9] = 0;
+	}
+	if (!rc && !(rc = xmem_tx_alloc(h, 5000, 8, 0, &o)))
+		r->slot[10] = o;
+	if (!rc)
+		rc = xmem_tx_free(h, r->slot[9] ? r->slot[9] : r->slot[11]);
+	xmem_tx_abort(h);
+	return rc == 0 || rc == XMEM_E_TXABORTED ? 0 : rc;
+}
+
+static int s_tx_nested(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid o;
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, &r->counter, 8)))
+		goto fail;
+	r->counter *= 3;
+	if ((rc = xmem_tx_begin(h)))
+		goto fail;
+	if ((rc = xmem_tx_alloc(h, 300, 9, XMEM_F_HEAP_ZERO, &o)) ||
+	    (rc = xmem_tx_add_range(h, &r->slot[12], 8)))
+		goto fail;
+	r->slot[12] = o;
+	if ((rc = xmem_tx_commit(h)))
+		goto fail;
+	if ((rc = xmem_tx_free(h, r->slot[11])) ||
+	    (rc = xmem_tx_add_range(h, &r->slot[11], 8)))
+		goto fail;
+	r->slot[11] = 0;
+	return xmem_tx_commit(h);
+fail:
+	while (xmem_tx_depth(h))
+		xmem_tx_abort(h);
+	return rc;
+}
+
+static const struct kind kinds[] = {
+	{ "atomic alloc and free",
+	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
+	    s_free_extent },
+	  5 },
+	{ "realloc", { s_realloc_grow, s_realloc_shrink }, 2 },
+	{ "tx add-range alloc free", { s_tx_mixed, s_tx_small }, 2 },
+	{ "tx abort", { s_tx_abort }, 1 },
+	{ "tx nested", { s_tx_nested }, 1 },
+};
+
+/* --- state ---------------------------------------------------------- */
+
+struct walk {
+	uint32_t crc;
+	unsigned n;
+	struct xmem_heap *h;
+};
+
+static int walk_fn(xmem_oid oid, uint64_t size, uint32_t type, void *arg)
+{
+	struct walk *w = arg;
+	uint64_t v[3] = { oid, size, type };
+
+	w->crc = xmem__crc32c(w->crc, v, sizeof(v));
+	/* contents of defined objects only (types 4 and 8 stay
+	 * uninitialized) */
+	if (type != 4 && type != 8)
+		w->crc = xmem__crc32c(w->crc, xmem_heap_ptr(w->h, oid),
+				      MIN(size, 4096));
+	w->n++;
+	return 0;
+}
+
+/* The application-visible state; also fails on a dangling reference. */
+static int read_state(struct xmem_heap *h, struct state *st)
+{
+	struct walk w = { 0, 0, h };
+	xmem_oid root;
+	struct root *r;
+	void *p;
+	int bad = 0;
+
+	if (xmem_heap_root(h, sizeof(struct root), 1, &root))
+		return -1;
+	r = xmem_heap_ptr(h, root);
+	for (int i = 0; i < NSLOT; i++)
+		if (r->slot[i] && xmem_heap_get(h, r->slot[i],
+						XMEM_HEAP_ANY_TYPE, &p)) {
+			fprintf(stderr, "slot %d: dangling reference %#llx\n",
+				i, (unsigned long long)r->slot[i]);
+			bad = 1;
+		}
+	st->root_crc = xmem__crc32c(0, r, sizeof(*r));
+	xmem_heap_foreach(h, XMEM_HEAP_ANY_TYPE, walk_fn, &w);
+	st->objs_crc = w.crc;
+	st->nobjs = w.n;
+	return bad ? -1 : 0;
+}
+
+struct mapped {
+	struct xmem_device *dev;
+	struct xmem_map *m;
+	struct xmem_heap *h;
+	struct root *r;
+};
+
+static int heap_up(const char *path, struct mapped *x, int create)
+{
+	xmem_oid root;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if ((rc = xmem_device_open(&x->dev, path, create ? HEAP_SIZE : 0,
+				   create ? XMEM_F_CREATE : 0)))
+		return rc;
+	if ((rc = xmem_device_map(x->dev, 0, HEAP_SIZE, 0, 0, &x->m)))
+		return rc;
+	rc = create ? xmem_heap_create_map(x->m, 0, &x->h)
+		    : xmem_heap_open_map(x->m, 0, &x->h);
+	if (rc || (rc = xmem_heap_root(x->h, sizeof(struct root), 1, &root)))
+		return rc;
+	x->r = xmem_heap_ptr(x->h, root);
+	return 0;
+}
+
+static void heap_down(struct mapped *x)
+{
+	xmem_heap_close(&x->h);
+	xmem_map_delete(&x->m);
+	xmem_device_close(&x->dev);
+}
+
+static void copy(const char *from, const char *to)
+{
+	REQUIRE(xmem__crashsim_copy_file(from, to) == 0);
+}
+
+/* The operation, in the crashing child: open (recovery), steps, close. */
+static int op(void *arg)
+{
+	struct mapped x;
+	int rc;
+
+	(void)arg;
+	if ((rc = heap_up(dev_path, &x, 0)))
+		return rc;
+	for (int i = 0; i < cur->nsteps; i++)
+		if ((rc = cur->steps[i](x.h, x.r)))
+			return rc;
+	heap_down(&x);
+	return 0;
+}
+
+static void problem_fn(const struct xmem_check_problem *p, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "  check: %s @%llu: %s\n", p->structure,
+		(unsigned long long)p->offset, p->what);
+}
+
+static unsigned hits[MAXSTEP + 1];
+static int any_final;
+
+/* Judges a crash image: recovery, clean check, a step-boundary state,
+ * and a heap that keeps working. */
+static int verify(const char *img, uint64_t n, void *arg)
+{
+	struct mapped x;
+	struct state st;
+	unsigned np = 0;
+	int rc, match = -1;
+
+	(void)arg;
+	copy(img, scratch_path);
+	if ((rc = heap_up(scratch_path, &x, 0))) {
+		fprintf(stderr, "fence %llu: open failed: %s\n",
+			(unsigned long long)n, xmem_errormsg());
+		return 1;
+	}
+	if (xmem_heap_check(x.h, 0, problem_fn, NULL, &np) || np) {
+		fprintf(stderr, "fence %llu: check found %u problems\n",
+			(unsigned long long)n, np);
+		heap_down(&x);
+		return 1;
+	}
+	rc = read_state(x.h, &st);
+	for (int i = 0; i < nstates && !rc; i++)
+		if (!memcmp(&st, &states[i], sizeof(st)))
+			match = i;
+	if (n == 0 && !any_final && match != nstates - 1)
+		match = -1; /* the completed run must hold the final state */
+	/* the allocator must still work and stay consistent */
+	if (match >= 0 &&
+	    (xmem_heap_alloc(x.h, &x.r->slot[15], 200, 2, 0, NULL, NULL) ||
+	     xmem_heap_free(x.h, &x.r->slot[15]) ||
+	     xmem_heap_check(x.h, 0, problem_fn, NULL, &np) || np))
+		match = -2;
+	heap_down(&x);
+	if (match < 0) {
+		fprintf(stderr,
+			"fence %llu%s: state (root %08x objs %08x n %u) is "
+			"no step boundary (%d)\n",
+			(unsigned long long)n,
+			crashtest_torn_seed() ? " torn" : "", st.root_crc,
+			st.objs_crc, st.nobjs, match);
+		return 1;
+	}
+	hits[match]++;
+	return 0;
+}
+
+/* The base image every kind starts from: objects in the slots the steps
+ * free or resize, some pending (unretired) records. */
+static void make_base(void)
+{
+	struct mapped x;
+	pid_t pid;
+	int status;
+
+	unlink(dev_path);
+	REQUIRE_OK(heap_up(dev_path, &x, 1));
+	for (int i = 2; i < 12; i++)
+		if (i != 3 && i != 7 && i != 10)
+			REQUIRE_OK(xmem_heap_alloc(
+				x.h, &x.r->slot[i], i == 4 ? (300 << 10) : 100,
+				10 + i, 0, ctor_pat, (void *)(uintptr_t)i));
+	x.r->counter = 5;
+	xmem_heap_persist(x.h, &x.r->counter, 8);
+	heap_down(&x);
+	/* leave a few records pending: a child that exits without close */
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		if (heap_up(dev_path, &x, 0) ||
+		    xmem_heap_alloc(x.h, &x.r->slot[13], 64, 2, 0, ctor_pat,
+				    (void *)(uintptr_t)1) ||
+		    xmem_heap_alloc(x.h, &x.r->slot[14], 64, 2, 0, NULL, NULL))
+			_exit(1);
+		_exit(0);
+	}
+	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid);
+	REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Computes the state after each step on a scratch copy. */
+static void compute_states(const struct kind *k)
+{
+	struct mapped x;
+
+	copy(dev_path, scratch_path);
+	REQUIRE_OK(heap_up(scratch_path, &x, 0));
+	REQUIRE(read_state(x.h, &states[0]) == 0);
+	for (int i = 0; i < k->nsteps; i++) {
+		REQUIRE_OK(k->steps[i](x.h, x.r));
+		REQUIRE(read_state(x.h, &states[i + 1]) == 0);
+	}
+	nstates = k->nsteps + 1;
+	heap_down(&x);
+}
+
+static int run_kind(const struct kind *k, struct crashtest_result *res)
+{
+	struct crashtest ct = { .name = k->name,
+				.device_path = dev_path,
+				.image_path = img_path,
+				.op = op,
+				.verify = verify };
+
+	cur = k;
+	memset(hits, 0, sizeof(hits));
+	compute_states(k);
+	return crashtest_run(&ct, res);
+}
+
+/* A crash during recovery: the base is an image cut in the middle of a
+ * transaction with pending records; the operation is open + close. */
+static int noop_kind_step(struct xmem_heap *h, struct root *r)
+{
+	(void)h;
+	(void)r;
+	return 0;
+}
+
+/* Runs s_tx_mixed under the simulator, crashing at fence `at` (0: count
+ * only). Returns the fences counted, or 0 after a crash. */
+static uint64_t tx_under_sim(uint64_t at)
+{
+	struct xmem_crashsim_opts o = { dev_path, img_path, at, 0 };
+	int pfd[2], status;
+	uint64_t f = 0;
+	pid_t pid;
+
+	REQUIRE(pipe(pfd) == 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		struct mapped x;
+
+		if (xmem_crashsim_start(&o) || heap_up(dev_path, &x, 0) ||
+		    s_tx_mixed(x.h, x.r))
+			_exit(2);
+		f = xmem_crashsim_fences();
+		_exit(write(pfd[1], &f, 8) == 8 ? 0 : 4);
+	}
+	close(pfd[1]);
+	REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+	if (!at) {
+		REQUIRE(WEXITSTATUS(status) == 0 && read(pfd[0], &f, 8) == 8);
+	} else {
+		REQUIRE(WEXITSTATUS(status) == XMEM_CRASHSIM_EXIT);
+	}
+	close(pfd[0]);
+	return f;
+}
+
+static int run_recovery_kind(struct crashtest_result *res)
+{
+	static const struct kind mid = { "tx add-range alloc free",
+					 { s_tx_mixed }, 1 };
+	static const struct kind rec = { "recovery", { noop_kind_step }, 1 };
+	struct crashtest ct = { .name = "crash during recovery",
+				.device_path = dev_path,
+				.image_path = img_path,
+				.op = op,
+				.verify = verify };
+	struct state pre[2];
+	uint64_t f;
+	int rc;
+
+	compute_states(&mid);
+	memcpy(pre, states, sizeof(pre));
+	copy(dev_path, scratch_path);
+	f = tx_under_sim(0);
+	/* Cut the transaction at its first commit fence: three snapshots
+	 * in the undo log, the pending records of the base replayed. */
+	copy(scratch_path, dev_path);
+	REQUIRE(f > 3);
+	tx_under_sim(f - 3);
+	copy(img_path, dev_path); /* the crashed image is the new base */
+	cur = &rec;
+	memset(hits, 0, sizeof(hits));
+	memcpy(states, pre, sizeof(pre));
+	nstates = 2;
+	any_final = 1;
+	rc = crashtest_run(&ct, res);
+	any_final = 0;
+	return rc;
+}
+
+int main(void)
+{
+	struct crashtest_result res;
+	unsigned total = 0;
+	int fail = 0;
+
+	if (!getenv("XMEM_FORCE_GRANULARITY"))
+		setenv("XMEM_FORCE_GRANULARITY", "cacheline", 1);
+	test_path(dev_path, sizeof(dev_path), "heap-crash-dev");
+	test_path(img_path, sizeof(img_path), "heap-crash-img");
+	test_path(scratch_path, sizeof(scratch_path), "heap-crash-scratch");
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		make_base();
+		fail |= run_kind(&kinds[i], &res);
+		printf("  %s: %llu crash points; images by step boundary:",
+		       kinds[i].name, (unsigned long long)res.points);
+		for (int s = 0; s < nstates; s++)
+			printf(" %u", hits[s]);
+		printf("\n");
+		total += (unsigned)res.points;
+	}
+	make_base();
+	fail |= run_recovery_kind(&res);
+	printf("  crash during recovery: %llu crash points\n",
+	       (unsigned long long)res.points);
+	total += (unsigned)res.points;
+	printf("heap crash points in total: %u\n", total);
+	unlink(dev_path);
+	unlink(img_path);
+	unlink(scratch_path);
+	CHECK(!fail);
+	return test_result();
+}
