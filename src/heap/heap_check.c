@@ -174,65 +174,36 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	       "record seq %llu at ring offset %u: entries damaged "
 	       "(checksum or bounds) and later records follow it%s",
 	       (unsigned long long)rh->seq, r.end,
-	       k->repair ? "; record discarded (its operation is lost)" : "");
+	       k->repair ? "; record discarded (its operation and the "
+			   "lane's later records are lost)"
+			 : "");
 }
 
-/* heap_undo_fn that counts snapshots. */
-static int count_undo(const struct heap_undo_hdr *u, const uint8_t *d,
-		      void *arg)
-{
-	(void)u;
-	(void)d;
-	(*(unsigned *)arg)++;
-	return 0;
-}
-
-/* Checks the undo area of a lane: an entry with an intact magic, epoch
- * and the transaction's id but a bad checksum that is followed by an
- * intact entry is damage, not a torn append. */
+/* Checks the undo area of a lane for a damaged snapshot entry. */
 static void check_undo(struct ck *k, unsigned lane, uint64_t c,
 		       unsigned *pending)
 {
 	uint64_t uoff = HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE +
 			HEAP_RING_SIZE;
-	uint64_t txid;
-	unsigned n = 0;
+	uint64_t pos, txid;
 	char st[64];
 
-	xmem__heap_undo_walk(k->base, k->size, k->hd, lane, c, count_undo, &n,
-			     &txid);
-	if (!txid)
+	(void)pending;
+	if (!xmem__heap_undo_damaged(k->base, k->size, k->hd, lane, c, &pos,
+				     &txid))
 		return;
-	(*pending)++;
-	/* find where the walk stopped inside the lane's own area */
-	uint64_t pos = 0;
-	for (unsigned i = 0; i <= n && pos + 64 <= HEAP_UNDO_SIZE; i++) {
-		struct heap_undo_hdr *u = (void *)(k->base + uoff + pos);
-
-		if (le32(u->magic) != HEAP_UNDO_MAGIC || u->txid != txid ||
-		    u->kind != HEAP_UNDO_RANGE)
-			return;
-		if (i < n) {
-			pos += 64 + align_up(u->len, 64);
-			continue;
-		}
-		uint64_t nxt = pos + 64 + align_up(u->len, 64);
-		struct heap_undo_hdr *u2 = (void *)(k->base + uoff + nxt);
-		if (u->len > HEAP_UNDO_SIZE || nxt + 64 > HEAP_UNDO_SIZE ||
-		    le32(u2->magic) != HEAP_UNDO_MAGIC || u2->txid != txid)
-			return; /* a torn last append, not damage */
-		snprintf(st, sizeof(st), "lane %u undo log", lane);
-		if (k->repair) {
-			uint32_t zero = 0;
-			put(k, uoff + pos, &zero, 4);
-		}
-		report(k, st, uoff + pos, k->repair, 0,
-		       "snapshot entry %u of transaction %llu is damaged; "
-		       "the transaction cannot be fully rolled back%s",
-		       i, (unsigned long long)txid,
-		       k->repair ? "; entry discarded" : "");
-		return;
+	snprintf(st, sizeof(st), "lane %u undo log", lane);
+	if (k->repair) {
+		uint32_t zero = 0;
+		put(k, uoff + pos, &zero, 4);
 	}
+	report(k, st, uoff + pos, k->repair, 0,
+	       "snapshot entry at offset %llu of transaction %llu is "
+	       "damaged; the transaction cannot be fully rolled back%s",
+	       (unsigned long long)pos, (unsigned long long)txid,
+	       k->repair ? "; entry discarded, the snapshots before it "
+			   "will be restored"
+			 : "");
 }
 
 /* 1 if a pending record will change the word at off. */
@@ -317,11 +288,12 @@ static void check_chunks(struct ck *k, uint64_t *live)
 		snprintf(st, sizeof(st), "chunk %llu header",
 			 (unsigned long long)c);
 		if (v < 0) {
+			unsigned kind = ch->kind;
 			if (k->repair)
 				quarantine(k, c);
 			report(k, st, moff, k->repair, 0,
 			       "checksum or fields invalid (kind %u)%s",
-			       ch->kind,
+			       kind,
 			       k->repair ? "; chunk quarantined" : "");
 			c++;
 			continue;

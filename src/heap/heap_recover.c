@@ -183,6 +183,46 @@ int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
 	return 0;
 }
 
+/*
+ * Looks for damage in the lane's undo area: an entry carrying the magic,
+ * epoch and id of the live transaction whose checksum fails while an
+ * intact entry of the same transaction follows it (a torn append can
+ * only be the last). Returns 1 with *pos and *txid set, else 0.
+ */
+int xmem__heap_undo_damaged(const uint8_t *base, uint64_t size,
+			    const struct heap_header *hd, unsigned lane,
+			    uint64_t c, uint64_t *pos_out, uint64_t *txid_out)
+{
+	const uint8_t *seg = base + HEAP_LANES_OFF +
+			     (uint64_t)lane * HEAP_LANE_SIZE + HEAP_RING_SIZE;
+	const struct heap_undo_hdr *u = (const void *)seg;
+	uint64_t txid = u->txid, pos = 0;
+
+	if (le32(u->magic) != HEAP_UNDO_MAGIC || u->epoch != hd->epoch ||
+	    txid <= c)
+		return 0;
+	while (pos + 64 <= HEAP_UNDO_SIZE) {
+		u = (const void *)(seg + pos);
+		if (le32(u->magic) != HEAP_UNDO_MAGIC || u->txid != txid ||
+		    u->epoch != hd->epoch || u->kind != HEAP_UNDO_RANGE ||
+		    u->len > HEAP_UNDO_SIZE)
+			return 0;
+		uint64_t nxt = pos + 64 + align_up(u->len, 64);
+		if (!undo_valid(base, size, hd->data_off, seg + pos,
+				HEAP_UNDO_SIZE - pos, hd->epoch, txid)) {
+			if (nxt + 64 > HEAP_UNDO_SIZE ||
+			    !undo_valid(base, size, hd->data_off, seg + nxt,
+					HEAP_UNDO_SIZE - nxt, hd->epoch, txid))
+				return 0;
+			*pos_out = pos;
+			*txid_out = txid;
+			return 1;
+		}
+		pos = nxt;
+	}
+	return 0;
+}
+
 struct action {
 	uint64_t seq;
 	int rollback;
@@ -334,7 +374,18 @@ int xmem__heap_recover(struct xmem_heap *h)
 		rc = xmem__heap_ring_walk(h->base, i, h->hdr.epoch, c,
 					  collect_rec, &col);
 	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
-		uint64_t txid;
+		uint64_t txid, dpos;
+
+		if (xmem__heap_undo_damaged(h->base, h->size, &h->hdr, i, c,
+					    &dpos, &txid)) {
+			rc = xmem__err(XMEM_E_CORRUPT,
+				       "heap: lane %u undo entry at offset "
+				       "%llu of transaction %llu is damaged "
+				       "(run 'xmem heap check --repair')",
+				       i, (unsigned long long)dpos,
+				       (unsigned long long)txid);
+			break;
+		}
 
 		rc = xmem__heap_undo_walk(h->base, h->size, &h->hdr, i, c,
 					  undo_none, NULL, &txid);

@@ -25,4 +25,9 @@ int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
 uint64_t xmem__heap_ring_maxseq(const uint8_t *base, unsigned lane,
 				uint32_t epoch);
 
+/* 1 if the lane's live transaction has a damaged snapshot entry. */
+int xmem__heap_undo_damaged(const uint8_t *base, uint64_t size,
+			    const struct heap_header *hd, unsigned lane,
+			    uint64_t c, uint64_t *pos_out, uint64_t *txid_out);
+
 #endif /* XMEM_HEAP_RECOVER_H */
