@@ -67,7 +67,7 @@ static int repair_index(struct xmem_region *reg,
 	uint64_t seq;
 	char what[120], name[24];
 
-	if (s->active < 0 || s->idx_ok[bad])
+	if (s->active < 0 || (s->idx_ok[bad] && !s->inactive_bad))
 		return 0;
 	ix = s->idx[s->active];
 	seq = le64(ix.seq);

@@ -21,7 +21,8 @@ struct xmem__region_scan {
 	int sb_used;	   /* the copy `sb` came from, -1 if none */
 	struct xmem_sb_layout sb;
 	int idx_ok[2];
-	int active; /* active index block, -1 if none */
+	int active;	  /* active index block, -1 if none */
+	int inactive_bad; /* the inactive index lists a bad label */
 	struct xmem_index_layout idx[2];
 	uint32_t n;			/* ranges in the active index */
 	struct xmem_range_info *ranges; /* n, by offset; malloc'ed */

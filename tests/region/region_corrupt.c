@@ -244,6 +244,36 @@ static void case_label(void)
 	expect_open(XMEM_E_CORRUPT, "outside the data area");
 }
 
+/* A bad label that only the inactive (fallback) index lists. */
+static void case_inactive_label(void)
+{
+	struct xmem_device *dev;
+	struct xmem_region *reg;
+	struct xmem_range_info ri;
+	uint8_t img[META];
+	unsigned fatal, rep, np = 0;
+	struct seen s = { 0 };
+
+	printf("-- label listed only by the inactive index\n");
+	img_write(orig);
+	REQUIRE_OK(xmem_device_open(&dev, path, 0, 0));
+	REQUIRE_OK(xmem_region_open(dev, &reg));
+	REQUIRE_OK(xmem_range_info(reg, "c", &ri));
+	REQUIRE_OK(xmem_range_destroy(reg, "c", 0));
+	xmem_region_close(&reg);
+	img_read(img);
+	img[XMEM_SLOT_OFF(ri.slot) + 50] ^= 0x20;
+	img_write(img);
+	/* the current state is fine: open works, check finds the damage */
+	REQUIRE_OK(xmem_region_open(dev, &reg));
+	xmem_region_close(&reg);
+	CHECK(xmem_region_check(dev, 0, on_problem, &s, &np) == XMEM_E_CORRUPT);
+	CHECK(np == 1 && s.fatal == 0);
+	xmem_device_close(&dev);
+	CHECK(repair(&fatal, &rep) == 0 && rep == 1);
+	CHECK(expect_open(0, NULL) == 2);
+}
+
 static void case_version_and_truncation(void)
 {
 	uint8_t img[META];
@@ -293,6 +323,7 @@ int main(void)
 	case_superblock(0, 2);
 	case_index();
 	case_label();
+	case_inactive_label();
 	case_version_and_truncation();
 	unlink(path);
 	return test_result();
