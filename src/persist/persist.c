@@ -39,8 +39,8 @@
  * 10% and where a write stops being "a few metadata lines"; it is also
  * libpmem's value, so mixed code sees the same behaviour. Callers that
  * re-read large copies pass XMEM_F_MEM_TEMPORAL; XMEM_MOVNT_THRESHOLD
- * overrides the default. (*) a single line: the re-read overlaps the
- * next copy's fence.
+ * overrides the default. (*) one line: why the re-read makes this case
+ * faster is not understood; it does not change the choice.
  */
 #define MOVNT_THRESHOLD_DEFAULT 256
 

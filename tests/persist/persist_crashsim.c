@@ -7,6 +7,7 @@
  * operation whose every crash state is known.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -306,6 +307,42 @@ static void test_torn(void)
 	       __builtin_popcountll(a), __builtin_popcountll(b));
 }
 
+/* Threads persist their own lines concurrently; each line's last
+ * persisted value is in the image. */
+static void *thread_fn(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+
+	for (int r = 0; r < 200; r++)
+		for (int k = 0; k < 8; k++) {
+			int line = 600 + t * 8 + k;
+
+			line_fill(map, line, (r + t + k) & 0x7f);
+			xmem_persist(map + (size_t)line * LINE, LINE);
+		}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	pthread_t th[4];
+
+	memset(map, OLD, DEVSZ);
+	start(0, 0);
+	for (int t = 0; t < 4; t++)
+		REQUIRE(pthread_create(&th[t], NULL, thread_fn,
+				       (void *)(intptr_t)t) == 0);
+	for (int t = 0; t < 4; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < 4; t++)
+		for (int k = 0; k < 8; k++)
+			CHECK(img_line(img, 600 + t * 8 + k) ==
+			      ((199 + t + k) & 0x7f));
+	CHECK(xmem_crashsim_fences() > 0 &&
+	      xmem_crashsim_fences() <= 4 * 200 * 8);
+	xmem_crashsim_stop();
+}
+
 /* Mappings made by the device layer reach the simulator through its
  * hooks, whether made before or after the start. */
 static void test_device_layer(void)
@@ -347,6 +384,7 @@ int main(void)
 	test_driver();
 	test_torn();
 	test_device_layer();
+	test_threads();
 	xmem__crashsim_map_removed(map);
 	munmap(map, DEVSZ);
 	unlink(dev);
