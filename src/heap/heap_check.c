@@ -27,6 +27,7 @@ struct ck {
 	xmem_check_fn fn;
 	void *arg;
 	unsigned nproblems, unrepaired;
+	uint64_t done_tx[HEAP_NLANES]; /* last COMMIT/ABORT txid per lane */
 	uint64_t *skip; /* bitmap words pending records will change */
 	size_t nskip, capskip;
 };
@@ -139,13 +140,14 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane,
 {
 	struct ring_ck *r = arg;
 
-	(void)lane;
 	r->end = pos;
 	if (xmem__heap_redo_apply(r->k->base, r->k->size,
 				  (uint8_t *)(rh + 1), rh->nbytes, 1))
 		return XMEM_E_CORRUPT;
 	r->end = pos + 64 + (uint32_t)align_up(rh->nbytes, 64);
 	(*r->pending)++;
+	if (rh->kind != HEAP_REC_OP && rh->txid)
+		r->k->done_tx[lane] = rh->txid;
 	note_pending(r->k, rh);
 	return 0;
 }
@@ -190,7 +192,8 @@ static void check_undo(struct ck *k, unsigned lane, uint64_t c,
 
 	(void)pending;
 	if (!xmem__heap_undo_damaged(k->base, k->size, k->hd, lane, c, &pos,
-				     &txid))
+				     &txid) ||
+	    txid == k->done_tx[lane])
 		return;
 	snprintf(st, sizeof(st), "lane %u undo log", lane);
 	if (k->repair) {
@@ -355,8 +358,9 @@ int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
 			 const struct xmem_persist_ops *ops, xmem_check_fn fn,
 			 void *arg, unsigned *nproblems)
 {
-	struct ck k = { base, size, NULL, ops, !!(flags & XMEM_F_REPAIR), fn,
-			arg, 0, 0, NULL, 0, 0 };
+	struct ck k = { .base = base, .size = size, .ops = ops,
+			.repair = !!(flags & XMEM_F_REPAIR), .fn = fn,
+			.arg = arg };
 	struct heap_header hd;
 	struct xmem_heap fake;
 	unsigned pending = 0;

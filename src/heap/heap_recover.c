@@ -377,7 +377,8 @@ int xmem__heap_recover(struct xmem_heap *h)
 		uint64_t txid, dpos;
 
 		if (xmem__heap_undo_damaged(h->base, h->size, &h->hdr, i, c,
-					    &dpos, &txid)) {
+					    &dpos, &txid) &&
+		    txid != col.done_tx[i]) {
 			rc = xmem__err(XMEM_E_CORRUPT,
 				       "heap: lane %u undo entry at offset "
 				       "%llu of transaction %llu is damaged "
