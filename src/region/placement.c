@@ -84,8 +84,16 @@ int xmem__place(struct xmem_region *reg, const char *name, uint64_t size,
 	}
 	xmem__fmt_size(b1, sizeof(b1), align);
 	xmem__fmt_size(b2, sizeof(b2), size);
-	if (align_up(dstart, align) >= dend ||
-	    align_down(dend, align) - align_up(dstart, align) < size)
+	uint64_t lo = align_up(dstart, align), hi = align_down(dend, align);
+	uint64_t window = hi > lo ? hi - lo : 0;
+
+	if (window >= align && size > dend - dstart)
+		return xmem__err(XMEM_E_NOSPACE,
+				 "range '%s': %s does not fit: the region's "
+				 "data area is %s",
+				 name, b2,
+				 xmem__fmt_size(b3, sizeof(b3), dend - dstart));
+	if (window < size)
 		return xmem__err(XMEM_E_ALIGN,
 				 "range '%s': alignment %s cannot be met: "
 				 "region data spans %s..%s, which holds no "

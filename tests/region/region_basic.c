@@ -98,7 +98,8 @@ static void test_range_errors(struct xmem_region *reg)
 	CHECK(strstr(xmem_errormsg(), "region data spans 2 MiB..64 MiB") !=
 	      NULL);
 	CHECK(xmem_range_create(reg, "big", 64 * MiB, XMEM_ALIGN_2M, 0, NULL) ==
-	      XMEM_E_ALIGN);
+	      XMEM_E_NOSPACE);
+	CHECK(strstr(xmem_errormsg(), "data area is 62 MiB") != NULL);
 	CHECK(xmem_range_info(reg, "nope", &ri) == -ENOENT);
 	CHECK(xmem_range_resize(reg, "nope", 4096) == -ENOENT);
 	CHECK(xmem_range_destroy(reg, "nope", 0) == -ENOENT);
@@ -188,6 +189,64 @@ static void test_ranges(struct xmem_region *reg)
 	check_list(reg, 3);
 }
 
+/* 1 GiB alignment: met on a 3 GiB region, not on a 1.5 GiB one. */
+static void test_1g(const char *path)
+{
+	struct xmem_device *dev;
+	struct xmem_region *reg;
+	struct xmem_range_info ri;
+
+	unlink(path);
+	REQUIRE_OK(xmem_device_open(&dev, path, 3 * GiB, XMEM_F_CREATE));
+	REQUIRE_OK(xmem_region_create(dev, &reg));
+	REQUIRE_OK(xmem_range_create(reg, "db", GiB, XMEM_ALIGN_1G, 0, &ri));
+	CHECK(ri.offset == GiB);
+	REQUIRE_OK(xmem_range_create(reg, "db2", GiB, XMEM_ALIGN_1G, 0, &ri));
+	CHECK(ri.offset == 2 * GiB);
+	/* 1022 MiB are left below 1 GiB */
+	CHECK(xmem_range_create(reg, "db3", GiB, XMEM_ALIGN_1G, 0, NULL) ==
+	      XMEM_E_NOSPACE);
+	printf("third 1 GiB range: %s\n", xmem_errormsg());
+	xmem_region_close(&reg);
+	xmem_device_close(&dev);
+	unlink(path);
+
+	REQUIRE_OK(xmem_device_open(&dev, path, 3 * GiB / 2, XMEM_F_CREATE));
+	REQUIRE_OK(xmem_region_create(dev, &reg));
+	CHECK(xmem_range_create(reg, "db", GiB, XMEM_ALIGN_1G, 0, NULL) ==
+	      XMEM_E_ALIGN);
+	printf("1.5 GiB region: %s\n", xmem_errormsg());
+	CHECK(strstr(xmem_errormsg(), "range 'db': alignment 1 GiB cannot be "
+				      "met: region data spans 2 MiB..1536 "
+				      "MiB") != NULL);
+	xmem_region_close(&reg);
+	xmem_device_close(&dev);
+	unlink(path);
+}
+
+/* Free space that is large enough but not aligned enough. */
+static void test_misaligned_free(void)
+{
+	struct xmem_device *dev;
+	struct xmem_region *reg;
+
+	/* data 2 MiB .. 64 MiB + 4 KiB */
+	REQUIRE_OK(xmem_device_open(&dev, "anon", 64 * MiB + 4096, 0));
+	REQUIRE_OK(xmem_region_create(dev, &reg));
+	REQUIRE_OK(xmem_range_create(reg, "p", 4096, XMEM_ALIGN_4K, 0, NULL));
+	CHECK(xmem_range_create(reg, "q", 62 * MiB, XMEM_ALIGN_2M, 0, NULL) ==
+	      XMEM_E_ALIGN);
+	printf("misaligned free space: %s\n", xmem_errormsg());
+	CHECK(strstr(xmem_errormsg(), "starts at a multiple of 2 MiB") != NULL);
+	/* the same space with 4 KiB alignment is fine */
+	CHECK_OK(xmem_range_create(reg, "q", 62 * MiB, XMEM_ALIGN_4K, 0, NULL));
+	CHECK(xmem_range_create(reg, "r", 4096, XMEM_ALIGN_4K, 0, NULL) ==
+	      XMEM_E_NOSPACE);
+	printf("full: %s\n", xmem_errormsg());
+	xmem_region_close(&reg);
+	xmem_device_close(&dev);
+}
+
 int main(void)
 {
 	struct xmem_device *dev;
@@ -198,6 +257,8 @@ int main(void)
 	test_path(path, sizeof(path), "region-basic");
 	unlink(path);
 	test_region_lifetime(path);
+	test_misaligned_free();
+	test_1g(path);
 
 	dev = dev_open(path, 64 * MiB, 1);
 	REQUIRE_OK(xmem_region_create(dev, &reg));
