@@ -218,21 +218,40 @@ static void fmt_size(char *b, size_t n, size_t sz)
 		snprintf(b, n, "%zu B", sz);
 }
 
-/* Runs `nm` methods interleaved `reps` times; medians into med[]. */
-static void measure(const int *meth, int nm, size_t sz, int reps, double *med)
+/* Median over the repetitions of a[r] / b[r]: each ratio compares two
+ * methods measured moments apart, which cancels slow drifts of the
+ * machine's load. */
+static double paired_ratio(const double *a, const double *b, int reps)
 {
-	double *v = malloc(sizeof(double) * (size_t)reps * (size_t)nm);
-	int k = batch(sz);
+	double *q = malloc(sizeof(double) * (size_t)reps), m;
 
+	for (int r = 0; r < reps; r++)
+		q[r] = a[r] / b[r];
+	m = median(q, reps);
+	free(q);
+	return m;
+}
+
+struct result {
+	double med[NMETH];   /* median ns per op of each method */
+	double cpy, pers;    /* paired ratios libpmem / xmem */
+	double rawnt, rawcp; /* paired ratios raw loop / xmem memcpy */
+};
+
+/* Runs every method interleaved `reps` times at size sz. */
+static void measure(size_t sz, int reps, struct result *res)
+{
+	double *v = malloc(sizeof(double) * (size_t)reps * NMETH);
+	int k = batch(sz);
 	double px, pp;
 
-	for (int w = 0; w < 10; w++)
-		for (int j = 0; j < nm; j++)
-			sample(meth[j], sz, k);
-	for (int w = 0; w < 10; w++)
+	for (int w = 0; w < 10; w++) {
+		for (int m = X_CPY; m <= RAW_CPY; m++)
+			sample(m, sz, k);
 		sample_persist(sz, k, &px, &pp);
+	}
 	for (int r = 0; r < reps; r++) {
-		int order[NMETH];
+		int order[P_PER], nm = P_PER; /* X_PER runs P_PER too */
 
 		/* A fresh random order each repetition, so that no method
 		 * always follows the same other one. */
@@ -247,24 +266,26 @@ static void measure(const int *meth, int nm, size_t sz, int reps, double *med)
 		for (int j = 0; j < nm; j++) {
 			int x = order[j];
 
-			if (meth[x] == X_PER)
-				sample_persist(sz, k, &v[x * reps + r],
-					       &v[(x + 1) * reps + r]);
-			else if (meth[x] != P_PER)
-				v[x * reps + r] = sample(meth[x], sz, k);
+			if (x == X_PER)
+				sample_persist(sz, k, &v[X_PER * reps + r],
+					       &v[P_PER * reps + r]);
+			else
+				v[x * reps + r] = sample(x, sz, k);
 		}
 	}
-	for (int j = 0; j < nm; j++)
-		med[j] = median(v + j * reps, reps);
+	res->cpy = paired_ratio(v + P_CPY * reps, v + X_CPY * reps, reps);
+	res->pers = paired_ratio(v + P_PER * reps, v + X_PER * reps, reps);
+	res->rawnt = paired_ratio(v + RAW_NT * reps, v + X_CPY * reps, reps);
+	res->rawcp = paired_ratio(v + RAW_CPY * reps, v + X_CPY * reps, reps);
+	for (int j = 0; j < NMETH; j++)
+		res->med[j] = median(v + j * reps, reps);
 	free(v);
 }
 
 static void main_table(int reps)
 {
-	static const int meth[] = {
-		X_CPY, P_CPY, RAW_NT, RAW_CPY, X_PER, P_PER
-	};
-	double med[NMETH], worst_c = 1e9, worst_p = 1e9, worst_bw = 1e9;
+	double worst_c = 1e9, worst_p = 1e9, worst_bw = 1e9;
+	struct result r;
 	char b[32];
 
 	printf("%-8s | %10s %10s %6s %7s %7s | %10s %10s %6s\n", "size",
@@ -273,31 +294,29 @@ static void main_table(int reps)
 	printf("%-8s | %10s %10s %6s %7s %7s | %10s %10s %6s\n", "", "ns", "ns",
 	       "", "", "", "ns", "ns", "");
 	for (size_t sz = 64; sz <= MAXSZ; sz *= 2) {
-		double rc, rp, bw = 0, bwc = 0;
-
-		measure(meth, NMETH, sz, reps, med);
-		rc = med[P_CPY] / med[X_CPY];
-		rp = med[P_PER] / med[X_PER];
-		worst_c = rc < worst_c ? rc : worst_c;
-		worst_p = rp < worst_p ? rp : worst_p;
+		measure(sz, reps, &r);
+		worst_c = r.cpy < worst_c ? r.cpy : worst_c;
+		worst_p = r.pers < worst_p ? r.pers : worst_p;
 		fmt_size(b, sizeof(b), sz);
-		printf("%-8s | %10.1f %10.1f %6.3f ", b, med[X_CPY], med[P_CPY],
-		       rc);
+		printf("%-8s | %10.1f %10.1f %6.3f ", b, r.med[X_CPY],
+		       r.med[P_CPY], r.cpy);
 		if (sz >= (64u << 10)) {
-			bw = 100.0 * med[RAW_NT] / med[X_CPY];
-			bwc = 100.0 * med[RAW_CPY] / med[X_CPY];
-			worst_bw = bw < worst_bw ? bw : worst_bw;
-			printf("%6.1f%% %6.1f%% ", bw, bwc);
+			worst_bw = 100 * r.rawnt < worst_bw ? 100 * r.rawnt
+							    : worst_bw;
+			printf("%6.1f%% %6.1f%% ", 100 * r.rawnt,
+			       100 * r.rawcp);
 		} else {
 			printf("%7s %7s ", "-", "-");
 		}
-		printf("| %10.1f %10.1f %6.3f\n", med[X_PER], med[P_PER], rp);
+		printf("| %10.1f %10.1f %6.3f\n", r.med[X_PER], r.med[P_PER],
+		       r.pers);
 		fflush(stdout);
 	}
-	printf("\nratio = libpmem median / xmem median (>= 1: xmem faster)\n"
-	       "%%rawNT = raw NT store loop time / xmem memcpy time "
-	       "(bandwidth share); %%rawCP = the same against a raw NT copy "
-	       "loop\n");
+	printf("\nns: medians per operation. ratio: median over repetitions "
+	       "of libpmem time / xmem time\n(>= 1: xmem faster). %%rawNT: "
+	       "the same of raw NT store loop time / xmem memcpy time\n"
+	       "(xmem's share of the raw store bandwidth); %%rawCP: against "
+	       "a raw NT copy loop.\n");
 	printf("worst memcpy ratio %.3f, worst persist ratio %.3f, "
 	       "worst %%rawNT at >= 64 KiB %.1f%%\n",
 	       worst_c, worst_p, worst_bw);
@@ -381,7 +400,7 @@ int main(int argc, char **argv)
 	struct xmem_map *map = NULL;
 	struct xmem_cpu_info ci;
 	char path[128];
-	int reps = 301, thr = 0, opt, rc;
+	int reps = 1001, thr = 0, opt, rc;
 
 	ensure_env(argv);
 	while ((opt = getopt(argc, argv, "r:t")) != -1) {

@@ -151,6 +151,7 @@ static inline int crashtest_child_(const struct crashtest *ct, const char *base,
 		}
 		n = xmem_crashsim_fences();
 		xmem_crashsim_stop();
+		fflush(NULL);
 		if (write(pfd[1], &n, sizeof(n)) != (ssize_t)sizeof(n))
 			_exit(4);
 		_exit(0);

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_blk.c - xmem's BTT against libpmemblk on the same work: 4 KiB
+ * random writes, then 4 KiB random reads of the written blocks, with 1 and
+ * 2 threads, on pools of the same size in /dev/shm. Cache-line
+ * granularity is forced for both (XMEM_FORCE_GRANULARITY=cacheline,
+ * PMEM_IS_PMEM_FORCE=1; the program re-executes itself to set them before
+ * either library starts). The runs of the two libraries are interleaved,
+ * ROUNDS times, and the table shows medians and the ratio xmem/libpmemblk.
+ *
+ * Usage: bench_blk [POOL_MIB [OPS_PER_RUN [ROUNDS]]]   (256, 200000, 5)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpmemblk.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xmem.h>
+
+#define BS 4096
+#define MAXT 2
+
+struct run {
+	int xmem; /* 1: xmem BTT, 0: libpmemblk */
+	int write;
+	unsigned threads;
+	uint64_t ops; /* per thread */
+	uint64_t nblocks;
+	struct xmem_blk *blk;
+	PMEMblkpool *pbp;
+	int failed;
+};
+
+struct worker {
+	struct run *r;
+	unsigned id;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct run *r = w->r;
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (w->id + 1);
+	uint8_t buf[BS];
+	int rc = 0;
+
+	memset(buf, (int)w->id + 1, BS);
+	for (uint64_t i = 0; i < r->ops && rc == 0; i++) {
+		uint64_t lba = xorshift(&seed) % r->nblocks;
+
+		if (r->xmem)
+			rc = r->write ? xmem_blk_write(r->blk, lba, buf, 1)
+				      : xmem_blk_read(r->blk, lba, buf, 1);
+		else
+			rc = r->write ? pmemblk_write(r->pbp, buf,
+						      (long long)lba)
+				      : pmemblk_read(r->pbp, buf,
+						     (long long)lba);
+	}
+	if (rc)
+		r->failed = 1;
+	return NULL;
+}
+
+/* Runs one configuration; returns operations per second. */
+static double run_once(struct run *r)
+{
+	pthread_t t[MAXT];
+	struct worker w[MAXT];
+	double t0 = now();
+
+	for (unsigned i = 0; i < r->threads; i++) {
+		w[i] = (struct worker){ r, i };
+		if (pthread_create(&t[i], NULL, work, &w[i]))
+			exit(1);
+	}
+	for (unsigned i = 0; i < r->threads; i++)
+		pthread_join(t[i], NULL);
+	if (r->failed) {
+		fprintf(stderr, "bench_blk: an I/O failed (%s)\n",
+			r->xmem ? xmem_errormsg() : pmemblk_errormsg());
+		exit(1);
+	}
+	return (double)(r->ops * r->threads) / (now() - t0);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Sets the granularity overrides and re-executes, once. */
+static void force_granularity(char **argv)
+{
+	if (getenv("XMEM_FORCE_GRANULARITY") && getenv("PMEM_IS_PMEM_FORCE"))
+		return;
+	setenv("XMEM_FORCE_GRANULARITY", "cacheline", 1);
+	setenv("PMEM_IS_PMEM_FORCE", "1", 1);
+	execv("/proc/self/exe", argv);
+	perror("bench_blk: re-exec");
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 0) : 256;
+	uint64_t ops = argc > 2 ? strtoull(argv[2], NULL, 0) : 200000;
+	int rounds = argc > 3 ? atoi(argv[3]) : 5;
+	char xpath[256], ppath[256];
+	struct xmem_blk_format_opts o = { .lbasize = BS };
+	struct xmem_device *dev;
+	struct xmem_blk *blk;
+	PMEMblkpool *pbp;
+	uint64_t nblocks;
+	double res[2][2][2][16]; /* [xmem][write][threads-1][round] */
+
+	force_granularity(argv);
+	if (rounds < 1 || rounds > 16 || mib < 32)
+		return fprintf(stderr, "usage: bench_blk [POOL_MIB>=32 [OPS "
+				       "[ROUNDS<=16]]]\n"),
+		       2;
+	snprintf(xpath, sizeof(xpath), "/dev/shm/bench_blk.xmem.%d", getpid());
+	snprintf(ppath, sizeof(ppath), "/dev/shm/bench_blk.pmemblk.%d",
+		 getpid());
+	if (xmem_device_open(&dev, xpath, mib << 20, XMEM_F_CREATE) ||
+	    (xmem_device_close(&dev), 0) ||
+	    xmem_blk_format_raw(xpath, 0, 0, &o) ||
+	    xmem_blk_open_raw(xpath, 0, 0, 0, &blk)) {
+		fprintf(stderr, "bench_blk: xmem: %s\n", xmem_errormsg());
+		return 1;
+	}
+	pbp = pmemblk_create(ppath, BS, (size_t)(mib << 20), 0600);
+	if (!pbp) {
+		fprintf(stderr, "bench_blk: libpmemblk: %s\n",
+			pmemblk_errormsg());
+		return 1;
+	}
+	/* The same number of blocks for both: the smaller of the two. */
+	nblocks = xmem_blk_nlba(blk);
+	if ((uint64_t)pmemblk_nblock(pbp) < nblocks)
+		nblocks = (uint64_t)pmemblk_nblock(pbp);
+	printf("bench_blk: %" PRIu64 " MiB pools in /dev/shm, %" PRIu64
+	       " blocks of 4 KiB, %" PRIu64 " ops per thread per run, %d "
+	       "rounds, granularity cacheline (forced)\n",
+	       mib, nblocks, ops, rounds);
+	for (int k = 0; k < rounds; k++)
+		for (int wr = 1; wr >= 0; wr--)
+			for (unsigned th = 1; th <= MAXT; th++)
+				for (int x = 0; x < 2; x++) {
+					struct run r = { x,	   wr,	    th,
+							 ops / th, nblocks, blk,
+							 pbp,	   0 };
+
+					res[x][wr][th - 1][k] = run_once(&r);
+				}
+	printf("\n%-12s %7s %16s %16s %8s\n", "operation", "threads",
+	       "xmem ops/s", "libpmemblk ops/s", "ratio");
+	for (int wr = 1; wr >= 0; wr--)
+		for (unsigned th = 1; th <= MAXT; th++) {
+			double xm = median(res[1][wr][th - 1], rounds);
+			double pm = median(res[0][wr][th - 1], rounds);
+
+			printf("%-12s %7u %16.0f %16.0f %7.2fx\n",
+			       wr ? "4K randwrite" : "4K randread", th, xm, pm,
+			       xm / pm);
+		}
+	xmem_blk_close(&blk);
+	pmemblk_close(pbp);
+	unlink(xpath);
+	unlink(ppath);
+	return 0;
+}

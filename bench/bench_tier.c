@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_tier.c - placement quality and costs of the tiering engine.
+ *
+ * Workload: a read/write mix (70/30, 8-byte accesses at random 64-byte
+ * lines) whose unit is drawn from a Zipf distribution (theta 0.99) over
+ * the units of a 4 GiB tier with a 512 MiB DRAM budget. Ranks are mapped
+ * to units by a random permutation; the first touch is a sequential fill,
+ * so static first-touch placement (what memkind does) holds the first
+ * 512 MiB by address. Both tiers are DRAM here, so quality is the DRAM
+ * hit ratio: the fraction of accesses that found their unit in DRAM.
+ * Measured on the same access stream, in the same run:
+ *   xmem    the engine's placement, read at each access;
+ *   oracle  the truly hottest budget-many units of the current phase;
+ *   static  first-touch placement, never migrated.
+ * Phase 1 runs to steady state; in phase 2 the hot set moves (a new
+ * permutation) and the hit ratio is tracked every 0.5 s.
+ *
+ * Also: migration throughput against memcpy in the same run, and the cost
+ * of a first-touch fault, a hinting fault and a 2 MiB migration.
+ *
+ * Memory: the tier's DRAM and device memory together hold its size (4 GiB
+ * by default) plus 2x256 MiB for the throughput part. --size/--budget
+ * scale it down (say so when reporting).
+ *
+ * Usage: bench_tier [--size SIZE] [--budget SIZE] [--steady SECONDS]
+ *                   [--after SECONDS]
+ *        bench_tier --stress SECONDS   (the stress workload for longer)
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <xmem.h>
+
+#include "core/util.h"
+#include "tier/tier_internal.h"
+
+#define MiB (1ull << 20)
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* x^y for x >= 1, without libm: exp(y ln x) by series (1e-12). */
+static double powd(double x, double y)
+{
+	union {
+		double d;
+		uint64_t u;
+	} v = { x };
+	int e = (int)((v.u >> 52) & 0x7ff) - 1023, k;
+	double m, z, z2, ln = 0, term, r, ex = 1;
+
+	v.u = (v.u & ~(0x7ffull << 52)) | (1023ull << 52);
+	m = v.d;
+	z = (m - 1) / (m + 1);
+	z2 = z * z;
+	term = z;
+	for (int i = 1; i < 60; i += 2, term *= z2)
+		ln += term / i;
+	ln = 2 * ln + e * 0.6931471805599453;
+	r = y * ln;
+	k = (int)(r / 0.6931471805599453);
+	r -= k * 0.6931471805599453;
+	term = 1;
+	for (int i = 1; i < 30; i++) {
+		term *= r / i;
+		ex += term;
+	}
+	while (k-- > 0)
+		ex *= 2;
+	return ex;
+}
+
+/* Walker's alias table for O(1) Zipf draws over n items. */
+struct alias {
+	uint32_t n;
+	double *prob;
+	uint32_t *alias;
+	double *p; /* the distribution itself */
+};
+
+static void zipf_init(struct alias *a, uint32_t n, double theta)
+{
+	double sum = 0;
+	uint32_t *small = malloc(n * sizeof(uint32_t));
+	uint32_t *large = malloc(n * sizeof(uint32_t));
+	double *q = malloc(n * sizeof(double));
+	uint32_t ns = 0, nl = 0;
+
+	a->n = n;
+	a->prob = malloc(n * sizeof(double));
+	a->alias = malloc(n * sizeof(uint32_t));
+	a->p = malloc(n * sizeof(double));
+	for (uint32_t i = 0; i < n; i++)
+		sum += a->p[i] = 1.0 / powd(i + 1.0, theta);
+	for (uint32_t i = 0; i < n; i++) {
+		a->p[i] /= sum;
+		q[i] = a->p[i] * n;
+		if (q[i] < 1)
+			small[ns++] = i;
+		else
+			large[nl++] = i;
+	}
+	while (ns && nl) {
+		uint32_t s = small[--ns], l = large[nl - 1];
+
+		a->prob[s] = q[s];
+		a->alias[s] = l;
+		q[l] -= 1 - q[s];
+		if (q[l] < 1) {
+			nl--;
+			small[ns++] = l;
+		}
+	}
+	while (nl)
+		a->prob[large[--nl]] = 1;
+	while (ns)
+		a->prob[small[--ns]] = 1;
+	free(small);
+	free(large);
+	free(q);
+}
+
+static uint32_t zipf_draw(const struct alias *a, uint64_t *s)
+{
+	uint64_t r = rnd(s);
+	uint32_t i = (uint32_t)((r >> 32) % a->n);
+	double u = (double)(r & 0xffffffffu) / 4294967296.0;
+
+	return u < a->prob[i] ? i : a->alias[i];
+}
+
+static void shuffle(uint32_t *perm, uint32_t n, uint64_t *s)
+{
+	for (uint32_t i = 0; i < n; i++)
+		perm[i] = i;
+	for (uint32_t i = n - 1; i > 0; i--) {
+		uint32_t j = (uint32_t)(rnd(s) % (i + 1)), x = perm[i];
+		perm[i] = perm[j];
+		perm[j] = x;
+	}
+}
+
+struct window {
+	uint64_t n, xmem, oracle, stat;
+};
+
+/* Runs the workload for secs, filling windows of win seconds. */
+static void run_phase(struct xmem_tier *t, const struct alias *z,
+		      const uint32_t *perm, uint64_t budget_units, double secs,
+		      double win, struct window *w, int nw, uint64_t *seed)
+{
+	char *base = xmem_tier_addr(t);
+	uint64_t unit = xmem_tier_unit(t);
+	double t0 = now_s(), tw = t0 + win;
+	int k = 0;
+	volatile uint64_t sink = 0;
+
+	memset(w, 0, sizeof(*w) * nw);
+	while (k < nw) {
+		for (int j = 0; j < 4096; j++) {
+			uint32_t r = zipf_draw(z, seed);
+			uint32_t u = perm[r];
+			uint64_t line = rnd(seed) % (unit / 64);
+			uint64_t *p = (uint64_t *)(base + u * unit + line * 64);
+			uint32_t st = atomic_load(&t->u[u].st) & U_WHERE;
+
+			if (line % 10 < 3)
+				*p += 1;
+			else
+				sink += *p;
+			w[k].n++;
+			w[k].xmem += st == XMEM_TIER_DRAM;
+			w[k].oracle += r < budget_units;
+			w[k].stat += u < budget_units;
+		}
+		if (now_s() >= tw) {
+			k++;
+			tw += win;
+			if (now_s() - t0 > secs + win)
+				break;
+		}
+	}
+	(void)sink;
+}
+
+static double ratio(uint64_t a, uint64_t b)
+{
+	return b ? (double)a / b : 0;
+}
+
+/* Placement quality: steady state, then the hot set moves. */
+static int quality(uint64_t size, uint64_t budget, double steady,
+		   double after)
+{
+	struct xmem_tier_config cfg;
+	struct xmem_tier_stats s0, s1;
+	struct xmem_tier *t;
+	struct alias z;
+	uint64_t seed = 88172645463325252ull, unit = 2 * MiB;
+	uint32_t n = (uint32_t)(size / unit), *perm = malloc(n * 4);
+	uint64_t bu = budget / unit;
+	int nw1 = (int)(steady / 0.5), nw2 = (int)(after / 0.5);
+	struct window *w1 = calloc(nw1, sizeof(*w1)), *w2 = calloc(nw2, sizeof(*w2));
+	struct window ss = { 0 }, st1 = { 0 };
+	double tstart, cpu_s, wall, fcpu, pcpu;
+	uint64_t f0, p0;
+	int rc;
+
+	xmem_tier_config_init(&cfg);
+	cfg.size = size;
+	cfg.dram_budget = budget;
+	cfg.name = "bench";
+	cfg.flags = XMEM_F_TIER_PUBLISH;
+	rc = xmem_tier_new(&cfg, &t);
+	if (rc) {
+		fprintf(stderr, "xmem_tier_new: %s\n", xmem_errormsg());
+		return 1;
+	}
+	zipf_init(&z, n, 0.99);
+	shuffle(perm, n, &seed);
+	/* First touch: a sequential fill, as a program initialising. */
+	for (uint64_t off = 0; off < size; off += 4096)
+		((char *)xmem_tier_addr(t))[off] = 1;
+	xmem_tier_stats(t, &s0);
+	f0 = atomic_load(&t->c.fault_cpu_ns);
+	p0 = atomic_load(&t->c.policy_cpu_ns);
+	tstart = now_s();
+	run_phase(t, &z, perm, bu, steady, 0.5, w1, nw1, &seed);
+	xmem_tier_stats(t, &s1);
+	wall = now_s() - tstart;
+	cpu_s = (s1.engine_cpu_ns - s0.engine_cpu_ns) / 1e9;
+	fcpu = (atomic_load(&t->c.fault_cpu_ns) - f0) / 1e9;
+	pcpu = (atomic_load(&t->c.policy_cpu_ns) - p0) / 1e9;
+	/* steady state: the last half of phase 1 */
+	for (int k = nw1 / 2; k < nw1; k++) {
+		ss.n += w1[k].n;
+		ss.xmem += w1[k].xmem;
+		ss.oracle += w1[k].oracle;
+		ss.stat += w1[k].stat;
+	}
+	if (getenv("BENCH_TIER_DEBUG")) {
+		for (uint32_t r = 0; r < n; r += (r < 16 ? 1 : r < 128 ? 8 : 64)) {
+			uint32_t u = perm[r];
+			printf("rank %4u unit %4u heat %6.2f ev %5.2f ex %7.4f %s moves %u\n",
+			       r, u, atomic_load(&t->u[u].heat), t->u[u].ev,
+			       t->u[u].ex,
+			       (atomic_load(&t->u[u].st) & 3) == 1 ? "DRAM" : "dev",
+			       atomic_load(&t->u[u].moves));
+		}
+	}
+	printf("phase 1 (%.0f s, hit ratio per 0.5 s):", steady);
+	for (int k = 0; k < nw1; k++)
+		printf(" %.2f", ratio(w1[k].xmem, w1[k].n));
+	printf("\n");
+	/* the hot set moves */
+	shuffle(perm, n, &seed);
+	run_phase(t, &z, perm, bu, after, 0.5, w2, nw2, &seed);
+	printf("phase 2 (hot set moved, per 0.5 s):");
+	double target = 0.9 * ratio(ss.xmem, ss.n), rec = -1;
+	for (int k = 0; k < nw2; k++) {
+		double r = ratio(w2[k].xmem, w2[k].n);
+		printf(" %.2f", r);
+		if (rec < 0 && r >= target)
+			rec = (k + 1) * 0.5;
+		st1.n += w2[k].n;
+		st1.oracle += w2[k].oracle;
+	}
+	printf("\n\n");
+	xmem_tier_stats(t, &s1);
+	printf("%-34s %10s %10s %10s %8s\n", "placement quality", "xmem",
+	       "oracle", "static", "ratio");
+	printf("%-34s %10.3f %10.3f %10.3f %7.0f%%\n",
+	       "steady DRAM hit ratio", ratio(ss.xmem, ss.n),
+	       ratio(ss.oracle, ss.n), ratio(ss.stat, ss.n),
+	       100 * ratio(ss.xmem, ss.oracle));
+	printf("%-34s %10s\n", "recovery to 90% of steady (s)",
+	       rec < 0 ? "> window" : "");
+	if (rec >= 0)
+		printf("%-34s %10.1f\n", "", rec);
+	printf("%-34s %9.2f%%\n", "engine CPU, phase 1 (one core)",
+	       100 * cpu_s / wall);
+	printf("%-34s %9.2f%% %9.2f%%\n", "  fault thread / policy thread",
+	       100 * fcpu / wall, 100 * pcpu / wall);
+	printf("%-34s %10.1f\n", "accesses (M/s), phase 1",
+	       ss.n * 2 / (steady) / 1e6);
+	printf("%-34s %10llu %10llu\n", "promotions / demotions",
+	       (unsigned long long)s1.promotions,
+	       (unsigned long long)s1.demotions);
+	printf("%-34s %10llu %10llu\n", "hinting faults / samples",
+	       (unsigned long long)s1.hint_faults,
+	       (unsigned long long)s1.samples);
+	printf("%-34s %10llu %10llu\n", "DRAM peak / budget (MiB)",
+	       (unsigned long long)(s1.dram_peak / MiB),
+	       (unsigned long long)(budget / MiB));
+	xmem_tier_delete(&t);
+	free(perm);
+	free(w1);
+	free(w2);
+	return 0;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Migration throughput vs memcpy, and the per-operation costs. */
+static int costs(void)
+{
+	uint64_t unit = 2 * MiB, n = 128, sz = n * unit;
+	struct xmem_tier_config cfg;
+	struct xmem_tier *t;
+	double ft[128], mig[4][128], hint[256], mc[5], t0;
+	char *b, *src, *dst;
+	int nh = 0;
+
+	xmem_tier_config_init(&cfg);
+	cfg.size = sz;
+	cfg.dram_budget = sz;
+	cfg.flags = XMEM_F_TIER_NO_POLICY;
+	if (xmem_tier_new(&cfg, &t)) {
+		fprintf(stderr, "xmem_tier_new: %s\n", xmem_errormsg());
+		return 1;
+	}
+	b = xmem_tier_addr(t);
+	/* first touch: one fault places a unit (engine round trip + mmap) */
+	for (uint64_t i = 0; i < n; i++) {
+		t0 = now_s();
+		b[i * unit] = 1;
+		ft[i] = now_s() - t0;
+		memset(b + i * unit, (int)i, unit);
+	}
+	/* 2 MiB migrations, both ways, twice */
+	for (int r = 0; r < 4; r++)
+		for (uint64_t i = 0; i < n; i++) {
+			t0 = now_s();
+			xmem_tier_migrate(t, b + i * unit, unit,
+					  r % 2 ? XMEM_TIER_DRAM
+						: XMEM_TIER_DEVICE,
+					  NULL);
+			mig[r][i] = now_s() - t0;
+		}
+	for (uint64_t i = 0; i < n; i++)
+		if (b[i * unit + 4096] != (char)i) {
+			fprintf(stderr, "data changed by migration\n");
+			return 1;
+		}
+	/* hinting faults: arm a sample, time the first access */
+	for (uint64_t i = 0; i < n && nh < 256; i++)
+		for (int r = 0; r < 2; r++) {
+			uint32_t off;
+
+			pthread_rwlock_rdlock(&t->fork_lock);
+			xmem__tier_sample_arm(t, i);
+			pthread_rwlock_unlock(&t->fork_lock);
+			off = atomic_load(&t->u[i].sample_off);
+			t0 = now_s();
+			((volatile char *)b)[i * unit + off] += 1;
+			hint[nh++] = now_s() - t0;
+		}
+	xmem_tier_delete(&t);
+	/* memcpy of the same bytes between two populated buffers */
+	src = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	dst = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	for (int r = 0; r < 5; r++) {
+		t0 = now_s();
+		memcpy(r % 2 ? src : dst, r % 2 ? dst : src, sz);
+		mc[r] = now_s() - t0;
+	}
+	munmap(src, sz);
+	munmap(dst, sz);
+	qsort(ft, n, sizeof(double), cmp_dbl);
+	qsort(hint, nh, sizeof(double), cmp_dbl);
+	qsort(mc, 5, sizeof(double), cmp_dbl);
+	double all[512];
+	for (int r = 0; r < 4; r++)
+		memcpy(all + r * n, mig[r], n * sizeof(double));
+	qsort(all, 4 * n, sizeof(double), cmp_dbl);
+	double mig_bw = unit / all[2 * n] / 1e9;
+	double mc_bw = sz / mc[2] / 1e9;
+	printf("\n%-34s %10s\n", "cost per operation (median)", "us");
+	printf("%-34s %10.1f\n", "first-touch fault (2 MiB unit)",
+	       ft[n / 2] * 1e6);
+	printf("%-34s %10.1f\n", "hinting fault (to the thread)",
+	       hint[nh / 2] * 1e6);
+	printf("%-34s %10.1f\n", "2 MiB migration (synchronous)",
+	       all[2 * n] * 1e6);
+	printf("\n%-34s %10s %10s %8s\n", "throughput (GB/s, median)", "xmem",
+	       "memcpy", "ratio");
+	printf("%-34s %10.2f %10.2f %7.0f%%\n", "migration vs memcpy", mig_bw,
+	       mc_bw, 100 * mig_bw / mc_bw);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t size = 4096 * MiB, budget = 512 * MiB;
+	double steady = 20, after = 10;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--size"))
+			xmem__parse_size(argv[i + 1], &size);
+		else if (!strcmp(argv[i], "--budget"))
+			xmem__parse_size(argv[i + 1], &budget);
+		else if (!strcmp(argv[i], "--steady"))
+			steady = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--after"))
+			after = atof(argv[i + 1]);
+	}
+	printf("bench_tier: Zipf 0.99 over %llu MiB, DRAM budget %llu MiB, "
+	       "2 MiB units\n\n",
+	       (unsigned long long)(size / MiB),
+	       (unsigned long long)(budget / MiB));
+	if (quality(size, budget, steady, after))
+		return 1;
+	return costs();
+}
