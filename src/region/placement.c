@@ -27,7 +27,7 @@ struct gap_walk {
 static int next_gap(struct gap_walk *w, uint64_t *s, uint64_t *e)
 {
 	const struct xmem_region *reg = w->reg;
-	uint64_t dend = reg->sb.data_off + reg->sb.data_size;
+	uint64_t dend = le64(reg->sb.data_off) + le64(reg->sb.data_size);
 
 	if (w->i > reg->n)
 		return 0;
@@ -45,7 +45,7 @@ static int next_gap(struct gap_walk *w, uint64_t *s, uint64_t *e)
 void xmem__free_space(const struct xmem_region *reg, uint64_t *freep,
 		      uint64_t *largestp)
 {
-	struct gap_walk w = { reg, 0, reg->sb.data_off };
+	struct gap_walk w = { reg, 0, le64(reg->sb.data_off) };
 	uint64_t s, e, fr = 0, big = 0;
 
 	while (next_gap(&w, &s, &e)) {
@@ -61,10 +61,10 @@ void xmem__free_space(const struct xmem_region *reg, uint64_t *freep,
 int xmem__place(struct xmem_region *reg, const char *name, uint64_t size,
 		uint64_t align, struct xmem__placement *pl)
 {
-	struct gap_walk w = { reg, 0, reg->sb.data_off };
+	struct gap_walk w = { reg, 0, le64(reg->sb.data_off) };
 	uint64_t s, e, best_gap = UINT64_MAX, best = UINT64_MAX;
-	uint64_t dstart = reg->sb.data_off;
-	uint64_t dend = dstart + reg->sb.data_size;
+	uint64_t dstart = le64(reg->sb.data_off);
+	uint64_t dend = dstart + le64(reg->sb.data_size);
 	char b1[32], b2[32], b3[32], b4[32];
 
 	while (next_gap(&w, &s, &e)) {

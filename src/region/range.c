@@ -89,11 +89,6 @@ static int create_args(struct xmem_region *reg, const char *name, uint64_t size,
 	if ((unsigned)mode > XMEM_RANGE_TIER)
 		return xmem__err(-EINVAL, "range '%s': bad mode %d", name,
 				 (int)mode);
-	if (reg->rdonly)
-		return xmem__err(-EROFS,
-				 "range '%s': the device is open "
-				 "read-only",
-				 name);
 	return 0;
 }
 
@@ -128,6 +123,11 @@ XMEM_EXPORT int xmem_range_create(struct xmem_region *reg, const char *name,
 	struct xmem_range_info ri;
 	int rc, idx;
 
+	if (reg->rdonly)
+		return xmem__err(-EROFS,
+				 "range '%s': the device is open "
+				 "read-only",
+				 name ? name : "");
 	rc = lock_find(reg, NULL, 1, &idx);
 	if (rc)
 		return rc;
@@ -324,6 +324,15 @@ XMEM_EXPORT int xmem_range_open(struct xmem_region *reg, const char *name,
 	if (!r)
 		return xmem__err(-ENOMEM, "out of memory");
 	r->lock_fd = -1;
+	if (reg->rdonly && !shared) {
+		/* an OFD write lock needs a writable description */
+		rc = xmem__err(-EACCES,
+			       "range '%s': an exclusive open needs "
+			       "the device opened writable; open it "
+			       "shared instead",
+			       name);
+		goto fail;
+	}
 	rc = lock_find(reg, name, 0, &i);
 	if (rc)
 		goto fail;
@@ -344,6 +353,8 @@ XMEM_EXPORT int xmem_range_open(struct xmem_region *reg, const char *name,
 		rc = xmem__err(rc, "range '%s': cannot lock it: %s", name,
 			       xmem_strerror(rc));
 unlock:
+	if (rc == 0)
+		reg->nopen++;
 	xmem__region_unlock(reg);
 	if (rc == 0) {
 		*rangep = r;
@@ -363,6 +374,9 @@ XMEM_EXPORT void xmem_range_close(struct xmem_range **rangep)
 	if (!r)
 		return;
 	close(r->lock_fd); /* drops the OFD lock */
+	pthread_mutex_lock(&r->reg->mu);
+	r->reg->nopen--;
+	pthread_mutex_unlock(&r->reg->mu);
 	free(r);
 	*rangep = NULL;
 }

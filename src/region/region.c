@@ -89,6 +89,9 @@ XMEM_EXPORT void xmem_region_close(struct xmem_region **regp)
 
 	if (!reg)
 		return;
+	if (reg->nopen)
+		XMEM_LOG_W("region on '%s': closed with %u ranges still open",
+			   xmem_device_path(reg->dev), reg->nopen);
 	xmem_map_delete(&reg->meta);
 	pthread_mutex_destroy(&reg->mu);
 	free(reg->ranges);

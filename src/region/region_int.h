@@ -76,6 +76,7 @@ struct xmem_region {
 	uint32_t n;
 	struct xmem_range_info *ranges; /* by offset; room for all slots */
 	struct xmem__region_stats stats;
+	unsigned nopen; /* ranges opened from this object (under mu) */
 };
 
 struct xmem_range {

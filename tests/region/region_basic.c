@@ -189,6 +189,34 @@ static void test_ranges(struct xmem_region *reg)
 	check_list(reg, 3);
 }
 
+/* A read-only device: reading works, changes fail with EROFS. */
+static void test_rdonly(const char *path)
+{
+	struct xmem_device *dev;
+	struct xmem_region *reg;
+	struct xmem_range *r;
+	struct xmem_map *m;
+
+	REQUIRE_OK(xmem_device_open(&dev, path, 0, XMEM_F_RDONLY));
+	REQUIRE_OK(xmem_region_open(dev, &reg));
+	check_list(reg, 3);
+	CHECK(xmem_range_create(reg, "x", 4096, XMEM_ALIGN_4K, 0, NULL) ==
+	      -EROFS);
+	CHECK(xmem_range_resize(reg, "b", 8192) == -EROFS);
+	CHECK(xmem_range_destroy(reg, "b", 0) == -EROFS);
+	CHECK(xmem_range_open(reg, "b", 0, &r) == -EACCES);
+	REQUIRE_OK(xmem_range_open(reg, "b", XMEM_F_SHARED, &r));
+	REQUIRE_OK(xmem_range_map(r, XMEM_F_MAP_RDONLY, &m));
+	xmem_map_delete(&m);
+	xmem_range_close(&r);
+	xmem_region_close(&reg);
+	CHECK(xmem_region_check(dev, 0, NULL, NULL, NULL) == 0);
+	CHECK(xmem_region_check(dev, XMEM_F_REPAIR, NULL, NULL, NULL) ==
+	      -EROFS);
+	CHECK(xmem_region_destroy(dev, XMEM_F_FORCE) == -EROFS);
+	xmem_device_close(&dev);
+}
+
 /* 1 GiB alignment: met on a 3 GiB region, not on a 1.5 GiB one. */
 static void test_1g(const char *path)
 {
@@ -271,6 +299,7 @@ int main(void)
 	xmem_region_close(&reg);
 	CHECK(xmem_region_check(dev, 0, NULL, NULL, NULL) == 0);
 	xmem_device_close(&dev);
+	test_rdonly(path);
 
 	CHECK(!strcmp(xmem_range_mode_name(XMEM_RANGE_TIER), "tier"));
 	CHECK(xmem_range_mode_parse("heap", &mode) == 0 &&
