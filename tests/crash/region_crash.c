@@ -9,7 +9,9 @@
  * create on it must succeed and leave it clean.
  *
  * Each crash point runs in a forked child under the crash simulator
- * (xmem/persist.h); the parent inspects the image the child left.
+ * (xmem/persist.h), driven by tests/common/crashtest.h (every fence, plain
+ * and with three torn seeds); the parent inspects the image the child
+ * left, and then makes one more change on a copy of it.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +19,7 @@
 #include <sys/wait.h>
 #include <xmem.h>
 
+#include "crashtest.h"
 #include "test.h"
 
 #define MiB (1ull << 20)
@@ -38,14 +41,14 @@ typedef int (*op_fn)(struct xmem_device *dev);
 
 struct scenario {
 	const char *name;
-	const char *base_ranges; /* names to create, 2 MiB each... */
+	const char *base_ranges; /* names to create, 1 MiB each */
 	int base_region;	 /* base image holds a region */
 	op_fn op;
 	int allow_empty; /* an empty region is also acceptable */
 };
 
-static char base_path[256], work_path[256], img_path[256];
-static unsigned total_points, n_old, n_new, n_empty;
+static char base_path[256], work_path[256], img_path[256], post_path[256];
+static unsigned total_points, total_fences, n_old, n_new, n_empty;
 
 static void copy_file(const char *from, const char *to)
 {
@@ -142,53 +145,62 @@ static void post_change(const char *path)
 	CHECK(st.noregion == 0);
 }
 
-/* Child: run the operation under the simulator, crashing at fence n. */
-static void child(const struct scenario *sc, uint64_t n, uint64_t seed)
+struct run {
+	const struct scenario *sc;
+	struct state old, new;
+	unsigned points;
+};
+
+/* In the child, under the simulator: the operation on the device. */
+static int crash_op(void *arg)
 {
-	struct xmem_crashsim_opts o = { work_path, img_path, n, seed };
+	const struct run *r = arg;
 	struct xmem_device *dev;
 	int rc;
 
-	if (xmem_crashsim_start(&o) != 0) {
-		fprintf(stderr, "crashsim: %s\n", xmem_errormsg());
-		_exit(3);
-	}
-	if (xmem_device_open(&dev, work_path, 0, 0) != 0)
-		_exit(4);
-	rc = sc->op(dev);
-	if (rc) {
-		fprintf(stderr, "op: %s\n", xmem_errormsg());
-		_exit(5);
-	}
+	rc = xmem_device_open(&dev, work_path, 0, 0);
+	if (rc)
+		return rc;
+	rc = r->sc->op(dev);
 	xmem_device_close(&dev);
-	xmem_crashsim_stop();
-	_exit(0);
+	return rc;
 }
 
-/* Runs the child for crash point n; 1 if it crashed there. */
-static int run_point(const struct scenario *sc, uint64_t n, uint64_t seed)
+/* The image of crash point n must hold the old or the new state. */
+static int crash_verify(const char *img, uint64_t n, void *arg)
 {
-	pid_t pid;
-	int st;
+	struct run *r = arg;
+	struct state now, empty = { 0 };
+	int fails = test_failures;
 
-	copy_file(base_path, work_path);
-	fflush(NULL);
-	pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0)
-		child(sc, n, seed);
-	REQUIRE(waitpid(pid, &st, 0) == pid);
-	REQUIRE(WIFEXITED(st));
-	if (WEXITSTATUS(st) == XMEM_CRASHSIM_EXIT)
-		return 1;
-	if (WEXITSTATUS(st) != 0) {
-		fprintf(stderr, "%s: child exited %d\n", sc->name,
-			WEXITSTATUS(st));
-		exit(T_FAIL);
+	read_state(img, &now);
+	if (n == 0) {
+		/* the operation finished: the image holds the new state */
+		if (!state_eq(&now, &r->new))
+			return 1;
+		return test_failures != fails;
 	}
-	return 0;
+	total_points++;
+	r->points++;
+	if (state_eq(&now, &r->old)) {
+		n_old++;
+	} else if (state_eq(&now, &r->new)) {
+		n_new++;
+	} else if (r->sc->allow_empty && state_eq(&now, &empty)) {
+		n_empty++;
+	} else {
+		fprintf(stderr,
+			"%s: crash at fence %" PRIu64 " (torn seed %" PRIu64
+			"): neither the old nor the new state\n",
+			r->sc->name, n, crashtest_torn_seed());
+		return 1;
+	}
+	copy_file(img, post_path);
+	post_change(post_path);
+	return test_failures != fails;
 }
 
+/* The device before the operation: a region with base_ranges, or none. */
 static void make_base(const struct scenario *sc)
 {
 	struct xmem_device *dev;
@@ -209,52 +221,35 @@ static void make_base(const struct scenario *sc)
 	xmem_device_close(&dev);
 }
 
-static void run_scenario(const struct scenario *sc, uint64_t seed)
+static void run_scenario(const struct scenario *sc)
 {
-	struct state old, new, now, empty = { 0 };
+	struct run r = { .sc = sc };
+	struct crashtest ct = {
+		.name = sc->name,
+		.device_path = work_path,
+		.image_path = img_path,
+		.op = crash_op,
+		.verify = crash_verify,
+		.arg = &r,
+		.torn_seeds = 3,
+	};
+	struct crashtest_result res = { 0, 0, 0, 0 };
 	struct xmem_device *dev;
-	uint64_t n;
 
 	make_base(sc);
-	read_state(base_path, &old);
+	read_state(base_path, &r.old);
 	copy_file(base_path, work_path);
 	REQUIRE_OK(xmem_device_open(&dev, work_path, 0, 0));
 	REQUIRE_OK(sc->op(dev));
 	xmem_device_close(&dev);
-	read_state(work_path, &new);
-	CHECK(!state_eq(&old, &new));
+	read_state(work_path, &r.new);
+	CHECK(!state_eq(&r.old, &r.new));
 
-	for (n = 1;; n++) {
-		int crashed = run_point(sc, n, seed);
-
-		read_state(img_path, &now);
-		if (!crashed) {
-			/* the operation finished: the image holds the new
-			 * state */
-			CHECK(state_eq(&now, &new));
-			break;
-		}
-		total_points++;
-		if (state_eq(&now, &old)) {
-			n_old++;
-		} else if (state_eq(&now, &new)) {
-			n_new++;
-		} else if (sc->allow_empty && state_eq(&now, &empty)) {
-			n_empty++;
-		} else {
-			fprintf(stderr,
-				"%s: crash at fence %" PRIu64
-				" (torn seed %" PRIu64
-				"): neither the old nor the new "
-				"state\n",
-				sc->name, n, seed);
-			CHECK(0);
-		}
-		post_change(img_path);
-	}
-	printf("%-28s torn=%-3" PRIu64 " %2" PRIu64 " crash points\n", sc->name,
-	       seed, n - 1);
-	CHECK(n > 1);
+	copy_file(base_path, work_path);
+	CHECK(crashtest_run(&ct, &res) == 0);
+	CHECK(res.fences > 0 && res.failures == 0);
+	CHECK(r.points == res.runs - 1);
+	total_fences += (unsigned)res.fences;
 }
 
 /* The operations, each on a freshly opened device. */
@@ -338,19 +333,19 @@ int main(void)
 		{ "region destroy (empty)", "", 1, op_region_destroy, 0 },
 		{ "region destroy (force)", "a b", 1, op_region_destroy, 1 },
 	};
-	static const uint64_t seeds[] = { 0, 1, 7, 42 };
 
 	test_path(base_path, sizeof(base_path), "region-crash-base");
 	test_path(work_path, sizeof(work_path), "region-crash-work");
 	test_path(img_path, sizeof(img_path), "region-crash-img");
+	test_path(post_path, sizeof(post_path), "region-crash-post");
 	for (size_t i = 0; i < ARRAY_LEN(sc); i++)
-		for (size_t s = 0; s < ARRAY_LEN(seeds); s++)
-			run_scenario(&sc[i], seeds[s]);
-	printf("%u crash points: %u left the old state, %u the new, %u an "
-	       "empty region (forced destroy)\n",
-	       total_points, n_old, n_new, n_empty);
+		run_scenario(&sc[i]);
+	printf("%u crash points (every fence), %u crashed runs: %u left the "
+	       "old state, %u the new, %u an empty region (forced destroy)\n",
+	       total_fences, total_points, n_old, n_new, n_empty);
 	unlink(base_path);
 	unlink(work_path);
 	unlink(img_path);
+	unlink(post_path);
 	return test_result();
 }
