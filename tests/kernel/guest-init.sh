@@ -127,6 +127,44 @@ crash_tests() {
 	done
 }
 
+# PMD faults on DAX files, from the kernel's fs_dax trace events: smaps
+# does not count DAX PMD mappings of files (KernelPageSize stays 4 kB), so
+# the trace is the kernel's own account of which faults got a 2 MiB entry.
+trace=/sys/kernel/tracing
+pmd_trace_start() {
+	[ -e $trace/trace ] || mount -t tracefs tracefs $trace 2>/dev/null
+	echo >$trace/trace 2>/dev/null
+	echo 1 >$trace/events/fs_dax/dax_pmd_fault_done/enable 2>/dev/null
+}
+
+# Reports the write PMD faults of the 16 MiB range mapping: NOPAGE and
+# NEEDDSYNC (finished after the metadata sync) install a PMD, FALLBACK
+# means 4 KiB pages.
+pmd_trace_report() {
+	echo 0 >$trace/events/fs_dax/dax_pmd_fault_done/enable 2>/dev/null
+	if [ ! -e $trace/events/fs_dax/dax_pmd_fault_done ]; then
+		skip "$1" "no fs_dax trace events in this kernel"
+		return
+	fi
+	grep 'dax_pmd_fault_done:.* WRITE' $trace/trace |
+		sed -n 's/.*vm_start \(0x[0-9a-f]*\) vm_end \(0x[0-9a-f]*\) .* \([A-Z_]*\)$/\1 \2 \3/p' |
+		while read -r lo hi res; do
+			[ $((hi - lo)) -eq $((16 << 20)) ] && echo "$res"
+		done >/tmp/pmd.res
+	total=$(wc -l </tmp/pmd.res)
+	huge=$(grep -cE '^(NOPAGE|NEEDDSYNC)$' /tmp/pmd.res)
+	fallback=$(grep -c '^FALLBACK$' /tmp/pmd.res)
+	other=$((total - huge - fallback))
+	counts=$(sort /tmp/pmd.res | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')
+	if [ "$other" -gt 0 ]; then
+		fail "$1" "write PMD faults of the range ended: $counts"
+	elif [ "$huge" -gt 0 ]; then
+		pass "$1" "$huge of $total write PMD faults of the 16 MiB range installed a 2 MiB entry ($counts)"
+	else
+		skip "$1" "all $total write PMD faults of the 16 MiB range fell back to 4 KiB pages ($counts in the kernel's dax_pmd_fault_done trace)"
+	fi
+}
+
 # One file system on the fsdax namespace: a region file created on the
 # -o dax mount (cache line), then reopened on a dax=never mount (page).
 fsdax_fs() {
@@ -134,7 +172,9 @@ fsdax_fs() {
 	shift
 	step "fsdax-$fs" "$@" /dev/pmem0 || return
 	if step "fsdax-$fs" mount -o dax "/dev/pmem0" /mnt; then
+		pmd_trace_start
 		check "fsdax-$fs" guest_fsdax create "fsdax-$fs" /mnt/region cacheline
+		pmd_trace_report "fsdax-$fs-pmd"
 		[ "$fs" = ext4 ] && crash_tests /mnt "fsdax-$fs"
 		umount /mnt
 	fi
@@ -147,8 +187,9 @@ fsdax_fs() {
 if namespace fsdax -m fsdax; then
 	# By full path: busybox prefers its own mke2fs applet to a PATH search.
 	fsdax_fs ext4 /bin/mke2fs -q -F -t ext4 -b 4096
-	# Reflink and DAX do not mix on 6.1's xfs.
-	fsdax_fs xfs mkfs.xfs -q -f -m reflink=0
+	# Reflink and DAX do not mix on 6.1's xfs; a 2 MiB stripe unit asks
+	# for 2 MiB-aligned allocations.
+	fsdax_fs xfs mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=1
 fi
 
 if namespace raw -m raw; then

@@ -152,14 +152,16 @@ int main(int argc, char **argv)
 		if (!rc && (rc = xmem_map_pmd_status(map, &st)) != 0)
 			GUEST_FAIL_RC(argv[2], "xmem_map_pmd_status", rc);
 		if (!rc)
-			GUEST_PASS(argv[2],
-				   "%s; region %s, 16 MiB range at a 2 MiB-"
-				   "aligned address, %" PRIu64 " MiB of it "
-				   "PMD-mapped",
-				   desc,
-				   creating ? "created and filled"
-					    : "reopened, data intact",
-				   st.pmd_mapped >> 20);
+			GUEST_PASS(
+				argv[2],
+				"%s; region %s, 16 MiB range at a 2 MiB-"
+				"aligned address; xmem_map_pmd_status: %" PRIu64
+				" MiB PMD-mapped%s%s",
+				desc,
+				creating ? "created and filled"
+					 : "reopened, data intact",
+				st.pmd_mapped >> 20, st.reason[0] ? ", " : "",
+				st.reason);
 	}
 	xmem_map_delete(&map);
 	xmem_range_close(&r);

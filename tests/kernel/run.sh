@@ -243,8 +243,13 @@ have python3 || skip "python3 is needed to unpack the kernel"
 echo quit | timeout 20 qemu-system-x86_64 -M none -accel tcg -nodefaults \
 	-display none -monitor stdio >/dev/null 2>"$work/qemu-probe.err" ||
 	skip "qemu-system-x86_64 cannot start: $(head -c 300 "$work/qemu-probe.err")"
+# Two builds may run the suite at once: one fetches, the other waits.
+mkdir -p "$cache" || skip "cannot create the cache directory $cache"
+exec 9>"$cache/lock"
+flock 9
 fetch_kernel
 build_initramfs
+flock -u 9
 start=$(date +%s)
 boot
 log "guest ran $(($(date +%s) - start)) s"
