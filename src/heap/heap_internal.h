@@ -53,8 +53,14 @@ struct heap_tx {
 	int depth;
 	int aborted;
 	uint64_t txid;    /* 0 until the first snapshot */
-	struct heap_snap *snaps;
+	struct heap_snap *snaps; /* in snapshot order */
 	size_t nsnaps, capsnaps;
+	/* bytes snapshotted so far: per cache line a 64-bit mask (ranges
+	 * up to 4 KiB), and the list of larger ranges */
+	uint64_t *lkeys, *lmasks;
+	size_t lcap, lcount;
+	struct heap_range *bigs;
+	size_t nbigs, capbigs;
 	struct heap_txobj *objs;
 	size_t nobjs, capobjs;
 	uint64_t *frees;

@@ -27,6 +27,9 @@ void xmem__heap_tx_fini(struct heap_tx *tx)
 	free(tx->objs);
 	free(tx->frees);
 	free(tx->xsegs);
+	free(tx->lkeys);
+	free(tx->lmasks);
+	free(tx->bigs);
 	memset(tx, 0, sizeof(*tx));
 }
 
@@ -60,7 +63,18 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 			h, (tx->xsegs[i].off - h->hdr.data_off) >>
 				   HEAP_CHUNK_SHIFT,
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
-	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = 0;
+	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
+	if (tx->lcount) {
+		if (tx->lcap > 4096) {
+			free(tx->lkeys);
+			free(tx->lmasks);
+			tx->lkeys = tx->lmasks = NULL;
+			tx->lcap = 0;
+		} else {
+			memset(tx->lkeys, 0, tx->lcap * 8);
+		}
+		tx->lcount = 0;
+	}
 	tx->txid = 0;
 	tx->aborted = 0;
 	tx->useg = NULL;
@@ -103,20 +117,71 @@ XMEM_EXPORT int xmem_tx_depth(struct xmem_heap *h)
 	return l ? l->tx.depth : 0;
 }
 
-/* Index of the first snapshot ending after off (snaps sorted). */
-static size_t snap_find(const struct heap_tx *tx, uint64_t off)
+#define SNAP_SMALL 4096u
+
+/* Slot of cache line `line` in the snapshot line set (inserting it if
+ * `add`); -1 when absent, or out of memory. */
+static long line_slot(struct heap_tx *tx, uint64_t line, int add)
 {
-	size_t lo = 0, hi = tx->nsnaps;
+	uint64_t key = line + 1;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
+	if (add && (tx->lcount + 1) * 2 > tx->lcap) {
+		size_t ncap = tx->lcap ? tx->lcap * 2 : 256;
+		uint64_t *nk = calloc(ncap, 8), *nm = calloc(ncap, 8);
 
-		if (tx->snaps[mid].off + tx->snaps[mid].len <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (!nk || !nm) {
+			free(nk);
+			free(nm);
+			return -1;
+		}
+		for (size_t i = 0; i < tx->lcap; i++) {
+			if (!tx->lkeys[i])
+				continue;
+			size_t j = (tx->lkeys[i] * 0x9e3779b97f4a7c15ull) &
+				   (ncap - 1);
+			while (nk[j])
+				j = (j + 1) & (ncap - 1);
+			nk[j] = tx->lkeys[i];
+			nm[j] = tx->lmasks[i];
+		}
+		free(tx->lkeys);
+		free(tx->lmasks);
+		tx->lkeys = nk;
+		tx->lmasks = nm;
+		tx->lcap = ncap;
 	}
-	return lo;
+	if (!tx->lcap)
+		return -1;
+	size_t j = (key * 0x9e3779b97f4a7c15ull) & (tx->lcap - 1);
+	while (tx->lkeys[j] && tx->lkeys[j] != key)
+		j = (j + 1) & (tx->lcap - 1);
+	if (!tx->lkeys[j]) {
+		if (!add)
+			return -1;
+		tx->lkeys[j] = key;
+		tx->lmasks[j] = 0;
+		tx->lcount++;
+	}
+	return (long)j;
+}
+
+/* Mask of the bytes of [off, end) that fall in cache line `line`. */
+static uint64_t line_mask(uint64_t line, uint64_t off, uint64_t end)
+{
+	uint64_t lo = MAX(off, line * 64) - line * 64;
+	uint64_t hi = MIN(end, line * 64 + 64) - line * 64;
+
+	return (hi - lo == 64 ? ~0ull : ((1ull << (hi - lo)) - 1)) << lo;
+}
+
+/* 1 if a large snapshot already covers [off, end). */
+static int big_covers(const struct heap_tx *tx, uint64_t off, uint64_t end)
+{
+	for (size_t i = 0; i < tx->nbigs; i++)
+		if (tx->bigs[i].off <= off &&
+		    end <= tx->bigs[i].off + tx->bigs[i].len)
+			return 1;
+	return 0;
 }
 
 /* Opens a new undo segment of at least `need` bytes (an extent taken
@@ -187,23 +252,68 @@ static int undo_append(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	return 0;
 }
 
-/* Records a snapshot [off, off+len) at index i of the sorted list. */
-static int snap_insert(struct heap_tx *tx, size_t i, uint64_t off,
-		       uint64_t len, const uint8_t *src)
+/* Appends a snapshot record [off, off+len) (copy kept when small). */
+static int snap_push(struct heap_tx *tx, uint64_t off, uint64_t len,
+		     const uint8_t *src)
 {
+	struct heap_snap *sn;
 	int rc;
 
 	if ((rc = vgrow((void **)&tx->snaps, &tx->capsnaps, tx->nsnaps + 1,
 			sizeof(*tx->snaps))))
 		return rc;
-	memmove(tx->snaps + i + 1, tx->snaps + i,
-		(tx->nsnaps - i) * sizeof(*tx->snaps));
-	tx->nsnaps++;
-	tx->snaps[i].off = off;
-	tx->snaps[i].len = len;
-	tx->snaps[i].copy = NULL;
-	if (len <= SNAP_COPY_MAX && (tx->snaps[i].copy = malloc(len)))
-		memcpy(tx->snaps[i].copy, src, len);
+	sn = &tx->snaps[tx->nsnaps++];
+	sn->off = off;
+	sn->len = len;
+	sn->copy = NULL;
+	if (len <= SNAP_COPY_MAX && (sn->copy = malloc(len)))
+		memcpy(sn->copy, src, len);
+	return 0;
+}
+
+/* Snapshots [off, off+len): undo entry plus the volatile record. */
+static int snap_take(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+		     uint64_t len)
+{
+	int rc = undo_append(h, l, off, len);
+
+	return rc ? rc : snap_push(&l->tx, off, len, h->base + off);
+}
+
+/* Snapshots the bytes of a small range not yet snapshotted, merging
+ * with earlier snapshots at byte granularity. Sets *wrote. */
+static int add_small(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+		     uint64_t end, int *wrote)
+{
+	struct heap_tx *tx = &l->tx;
+	uint64_t seg = 0, seglen = 0;
+	int rc;
+
+	for (uint64_t line = off / 64; line * 64 < end; line++) {
+		long j = line_slot(tx, line, 1);
+		uint64_t want = line_mask(line, off, end), need;
+
+		if (j < 0)
+			return xmem__err(-ENOMEM, "heap: add_range: no memory");
+		need = want & ~tx->lmasks[j];
+		tx->lmasks[j] |= want;
+		for (unsigned b = 0; b < 64; b++) {
+			if (need & (1ull << b)) {
+				if (seglen && seg + seglen == line * 64 + b) {
+					seglen++;
+					continue;
+				}
+				if (seglen && (rc = snap_take(h, l, seg, seglen)))
+					return rc;
+				*wrote |= seglen != 0;
+				seg = line * 64 + b;
+				seglen = 1;
+			}
+		}
+	}
+	if (seglen && (rc = snap_take(h, l, seg, seglen)))
+		return rc;
+	*wrote |= seglen != 0;
 	return 0;
 }
 
@@ -221,7 +331,7 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 {
 	struct heap_lane *l;
 	struct heap_tx *tx;
-	uint64_t off, end, cur;
+	uint64_t off, end;
 	int rc, wrote = 0;
 
 	if ((rc = tx_cur(h, &l)))
@@ -237,26 +347,19 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	if (!tx->txid)
 		tx->txid = xmem__heap_take_txid(h, l);
 	end = off + len;
-	cur = off;
-	for (size_t i = snap_find(tx, off); cur < end;) {
-		uint64_t gap_end = end;
-
-		if (i < tx->nsnaps && tx->snaps[i].off < end)
-			gap_end = MAX(cur, tx->snaps[i].off);
-		if (gap_end > cur) {
-			if ((rc = undo_append(h, l, cur, gap_end - cur)) ||
-			    (rc = snap_insert(tx, i, cur, gap_end - cur,
-					      h->base + cur)))
-				return rc;
-			wrote = 1;
-			i++;
-		}
-		if (i < tx->nsnaps && tx->snaps[i].off < end) {
-			cur = tx->snaps[i].off + tx->snaps[i].len;
-			i++;
-		} else {
-			cur = end;
-		}
+	if (big_covers(tx, off, end))
+		return 0;
+	if (len <= SNAP_SMALL) {
+		if ((rc = add_small(h, l, off, end, &wrote)))
+			return rc;
+	} else {
+		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs,
+				tx->nbigs + 1, sizeof(*tx->bigs))) ||
+		    (rc = snap_take(h, l, off, len)))
+			return rc;
+		tx->bigs[tx->nbigs].off = off;
+		tx->bigs[tx->nbigs++].len = len;
+		wrote = 1;
 	}
 	/* The snapshot must be durable before the range is modified. */
 	if (wrote)
@@ -349,24 +452,45 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 	}
 	if (total > HEAP_INLINE_MAX)
 		return 1;
+	/* one CSET per word; a word's old value takes each byte from the
+	 * earliest snapshot holding it, the rest from memory */
+	uint64_t wd[HEAP_INLINE_MAX / 8 * 2 + 8], ow[ARRAY_SIZE(wd)];
+	uint8_t have[ARRAY_SIZE(wd)];
+	size_t nw = 0;
+
 	for (size_t i = 0; i < tx->nsnaps; i++) {
 		struct heap_snap *s = &tx->snaps[i];
-		uint64_t w0 = align_down(s->off, 8);
 
-		for (uint64_t w = w0; w < s->off + s->len; w += 8) {
-			uint64_t nw, ow;
+		for (uint64_t w = align_down(s->off, 8); w < s->off + s->len;
+		     w += 8) {
+			size_t k = 0;
 
-			memcpy(&nw, h->base + w, 8);
-			ow = nw;
+			while (k < nw && wd[k] != w)
+				k++;
+			if (k == nw) {
+				if (nw == ARRAY_SIZE(wd))
+					return 1;
+				wd[nw] = w;
+				memcpy(&ow[nw], h->base + w, 8);
+				have[nw++] = 0;
+			}
 			for (unsigned b = 0; b < 8; b++)
-				if (w + b >= s->off && w + b < s->off + s->len)
-					((uint8_t *)&ow)[b] =
+				if (w + b >= s->off && w + b < s->off + s->len &&
+				    !(have[k] & (1u << b))) {
+					((uint8_t *)&ow[k])[b] =
 						s->copy[w + b - s->off];
-			if (ow != nw && (rc = xmem__heap_rec_add(
-						 l, HEAP_REDO_CSET, 8, w, nw,
-						 ow)))
-				return rc;
+					have[k] |= (uint8_t)(1u << b);
+				}
 		}
+	}
+	for (size_t k = 0; k < nw; k++) {
+		uint64_t cur;
+
+		memcpy(&cur, h->base + wd[k], 8);
+		if (cur != ow[k] && (rc = xmem__heap_rec_add(
+					     l, HEAP_REDO_CSET, 8, wd[k], cur,
+					     ow[k])))
+			return rc;
 	}
 	return 0;
 }
