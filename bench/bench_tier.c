@@ -209,8 +209,7 @@ static double ratio(uint64_t a, uint64_t b)
 }
 
 /* Placement quality: steady state, then the hot set moves. */
-static int quality(uint64_t size, uint64_t budget, double steady,
-		   double after)
+static int quality(uint64_t size, uint64_t budget, double steady, double after)
 {
 	struct xmem_tier_config cfg;
 	struct xmem_tier_stats s0, s1;
@@ -220,7 +219,8 @@ static int quality(uint64_t size, uint64_t budget, double steady,
 	uint32_t n = (uint32_t)(size / unit), *perm = malloc(n * 4);
 	uint64_t bu = budget / unit;
 	int nw1 = (int)(steady / 0.5), nw2 = (int)(after / 0.5);
-	struct window *w1 = calloc(nw1, sizeof(*w1)), *w2 = calloc(nw2, sizeof(*w2));
+	struct window *w1 = calloc(nw1, sizeof(*w1)),
+		      *w2 = calloc(nw2, sizeof(*w2));
 	struct window ss = { 0 }, st1 = { 0 };
 	double tstart, cpu_s, wall, fcpu, pcpu;
 	uint64_t f0, p0;
@@ -259,12 +259,16 @@ static int quality(uint64_t size, uint64_t budget, double steady,
 		ss.stat += w1[k].stat;
 	}
 	if (getenv("BENCH_TIER_DEBUG")) {
-		for (uint32_t r = 0; r < n; r += (r < 16 ? 1 : r < 128 ? 8 : 64)) {
+		for (uint32_t r = 0; r < n; r += (r < 16    ? 1
+						  : r < 128 ? 8
+							    : 64)) {
 			uint32_t u = perm[r];
-			printf("rank %4u unit %4u heat %6.2f ev %5.2f ex %7.4f %s moves %u\n",
+			printf("rank %4u unit %4u heat %6.2f ev %5.2f ex %7.4f "
+			       "%s moves %u\n",
 			       r, u, atomic_load(&t->u[u].heat), t->u[u].ev,
 			       t->u[u].ex,
-			       (atomic_load(&t->u[u].st) & 3) == 1 ? "DRAM" : "dev",
+			       (atomic_load(&t->u[u].st) & 3) == 1 ? "DRAM"
+								   : "dev",
 			       atomic_load(&t->u[u].moves));
 		}
 	}
@@ -289,10 +293,9 @@ static int quality(uint64_t size, uint64_t budget, double steady,
 	xmem_tier_stats(t, &s1);
 	printf("%-34s %10s %10s %10s %8s\n", "placement quality", "xmem",
 	       "oracle", "static", "ratio");
-	printf("%-34s %10.3f %10.3f %10.3f %7.0f%%\n",
-	       "steady DRAM hit ratio", ratio(ss.xmem, ss.n),
-	       ratio(ss.oracle, ss.n), ratio(ss.stat, ss.n),
-	       100 * ratio(ss.xmem, ss.oracle));
+	printf("%-34s %10.3f %10.3f %10.3f %7.0f%%\n", "steady DRAM hit ratio",
+	       ratio(ss.xmem, ss.n), ratio(ss.oracle, ss.n),
+	       ratio(ss.stat, ss.n), 100 * ratio(ss.xmem, ss.oracle));
 	printf("%-34s %10s\n", "recovery to 90% of steady (s)",
 	       rec < 0 ? "> window" : "");
 	if (rec >= 0)

@@ -33,7 +33,7 @@ struct xmem_tier_group;
 
 /* Where a unit lives. */
 enum xmem_tier_where {
-	XMEM_TIER_NONE = 0,   /* never touched: no memory behind it */
+	XMEM_TIER_NONE = 0, /* never touched: no memory behind it */
 	XMEM_TIER_DRAM = 1,
 	XMEM_TIER_DEVICE = 2,
 };
@@ -53,17 +53,17 @@ enum xmem_tier_policy {
 
 /* Advice for a range of a tier (xmem_tier_advise). */
 enum xmem_tier_advice {
-	XMEM_TIER_ADV_NORMAL = 0,   /* the policy decides */
-	XMEM_TIER_ADV_HOT = 1,      /* prefer DRAM, demote last */
-	XMEM_TIER_ADV_COLD = 2,     /* prefer the device, promote last */
-	XMEM_TIER_ADV_PIN_DRAM = 3, /* stay in DRAM (counts to the budget) */
+	XMEM_TIER_ADV_NORMAL = 0,     /* the policy decides */
+	XMEM_TIER_ADV_HOT = 1,	      /* prefer DRAM, demote last */
+	XMEM_TIER_ADV_COLD = 2,	      /* prefer the device, promote last */
+	XMEM_TIER_ADV_PIN_DRAM = 3,   /* stay in DRAM (counts to the budget) */
 	XMEM_TIER_ADV_PIN_DEVICE = 4, /* stay on the device */
 };
 
 /* Parameters of a tier; fill with xmem_tier_config_init() first. */
 struct xmem_tier_config {
-	uint64_t size;        /* bytes; rounded up to the unit */
-	uint64_t unit;        /* migration unit; default 2 MiB */
+	uint64_t size;	      /* bytes; rounded up to the unit */
+	uint64_t unit;	      /* migration unit; default 2 MiB */
 	uint64_t dram_budget; /* bytes of DRAM (ignored with a group) */
 	struct xmem_tier_group *group; /* shared budget, or NULL */
 	enum xmem_tier_policy policy;
@@ -77,15 +77,15 @@ struct xmem_tier_config {
 	int numa_node; /* with XMEM_F_TIER_NUMA: the device's node */
 	/* Hotness sampling; 0 keeps the default. */
 	uint32_t sample_per_sec;   /* hinting-fault samples per second */
-	uint32_t sample_bytes;     /* bytes protected per sample (pages) */
+	uint32_t sample_bytes;	   /* bytes protected per sample (pages) */
 	uint32_t sample_window_ms; /* how long a sample stays armed */
-	uint32_t max_samples;      /* samples armed at once (VMA bound) */
+	uint32_t max_samples;	   /* samples armed at once (VMA bound) */
 	/* Policy; 0 keeps the default. */
 	uint32_t migrate_per_sec;  /* migration rate limit, units/s */
 	uint32_t min_residency_ms; /* a unit stays this long after a move */
-	uint32_t tick_ms;          /* policy period */
-	const char *name;          /* shown by `xmem tier top` */
-	unsigned flags;            /* XMEM_F_TIER_* */
+	uint32_t tick_ms;	   /* policy period */
+	const char *name;	   /* shown by `xmem tier top` */
+	unsigned flags;		   /* XMEM_F_TIER_* */
 };
 
 /* Publish live statistics in shared memory for `xmem tier top`. */
@@ -134,20 +134,21 @@ int xmem_tier_where(struct xmem_tier *t, const void *addr,
 
 struct xmem_tier_stats {
 	uint64_t size, unit, nunits;
-	uint64_t dram_budget;   /* of the tier's group */
-	uint64_t dram_used;     /* bytes the group holds in DRAM now */
-	uint64_t dram_peak;     /* highest dram_used ever seen */
-	uint64_t dram_bytes;    /* this tier's bytes in DRAM */
+	uint64_t dram_budget;	/* of the tier's group */
+	uint64_t dram_used;	/* bytes the group holds in DRAM now */
+	uint64_t dram_peak;	/* highest dram_used ever seen */
+	uint64_t dram_bytes;	/* this tier's bytes in DRAM */
 	uint64_t dram_resident; /* this tier's DRAM pages the kernel holds
 				 * (memfd blocks): what the budget bounds */
-	uint64_t device_bytes;  /* this tier's bytes on the device */
-	uint64_t first_touch;   /* units placed by a first touch */
-	uint64_t promotions;    /* device -> DRAM moves */
-	uint64_t demotions;     /* DRAM -> device moves */
+	uint64_t device_bytes;	/* this tier's bytes on the device */
+	uint64_t first_touch;	/* units placed by a first touch */
+	uint64_t promotions;	/* device -> DRAM moves */
+	uint64_t demotions;	/* DRAM -> device moves */
 	uint64_t migrated_bytes;
-	uint64_t hint_faults;   /* hinting faults taken (sampled accesses) */
-	uint64_t samples;       /* samples armed */
-	uint64_t budget_denied; /* promotions or placements the budget refused */
+	uint64_t hint_faults; /* hinting faults taken (sampled accesses) */
+	uint64_t samples;     /* samples armed */
+	uint64_t
+		budget_denied; /* promotions or placements the budget refused */
 	uint64_t engine_cpu_ns; /* CPU time of the engine's threads */
 	uint64_t uptime_ns;
 };

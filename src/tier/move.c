@@ -34,8 +34,8 @@ int xmem__tier_budget_get(struct xmem_tier *t)
 			atomic_fetch_add(&g->denied, 1);
 			return -ENOSPC;
 		}
-	} while (!atomic_compare_exchange_weak(&g->used, &used,
-					       used + t->unit));
+	} while (
+		!atomic_compare_exchange_weak(&g->used, &used, used + t->unit));
 	used += t->unit;
 	peak = atomic_load(&g->peak);
 	while (used > peak &&
@@ -119,16 +119,58 @@ int xmem__tier_unblock(struct xmem_tier *t, uint64_t off, uint64_t len)
 	return rc;
 }
 
+/* Gets a DRAM slot: a warm one (pages held, already in the budget), or a
+ * new one, reserving budget. *fresh tells whether it holds no pages. */
+static int slot_get(struct xmem_tier *t, uint32_t *slot, int *fresh)
+{
+	pthread_mutex_lock(&t->slot_lock);
+	if (t->nwarm) {
+		*slot = t->warm[--t->nwarm];
+		pthread_mutex_unlock(&t->slot_lock);
+		*fresh = 0;
+		return 0;
+	}
+	pthread_mutex_unlock(&t->slot_lock);
+	if (xmem__tier_budget_get(t) < 0)
+		return -ENOSPC;
+	pthread_mutex_lock(&t->slot_lock);
+	*slot = t->ncold ? t->cold[--t->ncold] : t->next_slot++;
+	pthread_mutex_unlock(&t->slot_lock);
+	*fresh = 1;
+	return 0;
+}
+
+/* Frees a DRAM slot: kept warm when the tier is alone in its group, else
+ * its pages are freed before its budget is returned. */
+static void slot_put(struct xmem_tier *t, uint32_t slot, int keep)
+{
+	if (keep && atomic_load(&t->group->ntiers) <= 1) {
+		pthread_mutex_lock(&t->slot_lock);
+		t->warm[t->nwarm++] = slot;
+		pthread_mutex_unlock(&t->slot_lock);
+		return;
+	}
+	/* The pages must be gone before the budget is returned. */
+	fallocate(t->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)slot * (off_t)t->unit, (off_t)t->unit);
+	xmem__tier_budget_put(t);
+	pthread_mutex_lock(&t->slot_lock);
+	t->cold[t->ncold++] = slot;
+	pthread_mutex_unlock(&t->slot_lock);
+}
+
 /* Maps [off, off+len) of base from the unit's backing `where`. */
 int xmem__tier_map_unit(struct xmem_tier *t, uint64_t i, unsigned where,
 			uint64_t off, uint64_t len, int populate)
 {
 	int fd = where == XMEM_TIER_DRAM ? t->memfd : t->devfd;
-	uint64_t foff = where == XMEM_TIER_DRAM ? off : t->devoff + off;
+	uint64_t foff =
+		where == XMEM_TIER_DRAM
+			? (uint64_t)t->u[i].slot * t->unit + off % t->unit
+			: t->devoff + off;
 	int flags = MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0);
 	void *p;
 
-	(void)i;
 	p = xmem__tier_mmap(t->base + off, len, PROT_READ | PROT_WRITE, flags,
 			    fd, (off_t)foff);
 	return p == MAP_FAILED ? -errno : 0;
@@ -143,24 +185,23 @@ void xmem__tier_wake(struct xmem_tier *t, uint64_t off, uint64_t len)
 	ioctl(t->uffd, UFFDIO_WAKE, &r);
 }
 
-/* Frees the memory unit i held on `where` (the unit is claimed). */
-void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where)
+/*
+ * Frees what unit i held on `where` (the unit is claimed). A DRAM slot
+ * goes back to the pool; device memory is freed only with free_device
+ * (the program unmapped the unit) and only if it is our own stand-in.
+ */
+void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where,
+			int free_device)
 {
-	uint64_t off = i * t->unit;
-
 	if (where == XMEM_TIER_DRAM) {
-		/* The pages must be gone before the budget is returned. */
-		fallocate(t->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)off, (off_t)t->unit);
 		atomic_fetch_sub(&t->dram_units, 1);
-		xmem__tier_budget_put(t);
+		slot_put(t, t->u[i].slot, !free_device);
 	} else if (where == XMEM_TIER_DEVICE) {
-		/* Only memory of our own stands in for a device; a real
-		 * device keeps its contents (nothing to free). */
-		if (t->own_devfd)
+		if (free_device && t->own_devfd)
 			fallocate(t->devfd,
 				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)(t->devoff + off), (off_t)t->unit);
+				  (off_t)(t->devoff + i * t->unit),
+				  (off_t)t->unit);
 		atomic_fetch_sub(&t->dev_units, 1);
 	}
 }
@@ -190,20 +231,26 @@ int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want)
 {
 	unsigned to = place_target(t, i, want);
 	uint64_t off = i * t->unit;
-	int rc;
+	int rc, fresh = 1;
 
-	if (to == XMEM_TIER_DRAM && xmem__tier_budget_get(t) < 0) {
+	if (to == XMEM_TIER_DRAM &&
+	    (t->numa ? xmem__tier_budget_get(t)
+		     : slot_get(t, &t->u[i].slot, &fresh)) < 0) {
 		if (want == XMEM_TIER_DRAM) {
 			xmem__tier_publish(t, i, XMEM_TIER_NONE);
 			return -ENOSPC;
 		}
 		to = XMEM_TIER_DEVICE;
 	}
+	if (!fresh) /* a warm slot holds an old unit's bytes */
+		memset(t->dram + (uint64_t)t->u[i].slot * t->unit, 0, t->unit);
 	rc = t->numa ? xmem__tier_numa_move(t, i, to)
 		     : xmem__tier_map_unit(t, i, to, off, t->unit, 0);
 	if (rc < 0) {
-		if (to == XMEM_TIER_DRAM)
+		if (to == XMEM_TIER_DRAM && t->numa)
 			xmem__tier_budget_put(t);
+		else if (to == XMEM_TIER_DRAM)
+			slot_put(t, t->u[i].slot, 1);
 		xmem__tier_wake(t, off, t->unit);
 		xmem__tier_publish(t, i, XMEM_TIER_NONE);
 		return rc;
@@ -226,12 +273,14 @@ static void wait_unbusy(struct xmem_tier *t, uint64_t i)
 	pthread_mutex_unlock(&t->wait_lock);
 }
 
-/* Copies unit i from one alias to the other (the source is stable). */
+/* Copies claimed unit i from one alias to the other (the source is
+ * stable); the DRAM side is the unit's slot. */
 static void copy_unit(struct xmem_tier *t, uint64_t i, unsigned from)
 {
-	uint64_t off = i * t->unit;
-	char *src = (from == XMEM_TIER_DRAM ? t->dram : t->dev) + off;
-	char *dst = (from == XMEM_TIER_DRAM ? t->dev : t->dram) + off;
+	char *d = t->dram + (uint64_t)t->u[i].slot * t->unit;
+	char *v = t->dev + i * t->unit;
+	char *src = from == XMEM_TIER_DRAM ? d : v;
+	char *dst = from == XMEM_TIER_DRAM ? v : d;
 
 	/* One call populates the page tables instead of a fault per page. */
 	xmem__tier_madvise(src, t->unit, MADV_POPULATE_READ);
@@ -254,7 +303,7 @@ static int remap_move(struct xmem_tier *t, uint64_t i, uint32_t old,
 	if (old & U_SAMPLED)
 		atomic_fetch_sub(&t->armed, 1);
 	copy_unit(t, i, from);
-	rc = xmem__tier_map_unit(t, i, to, off, t->unit, 1);
+	rc = xmem__tier_map_unit(t, i, to, off, t->unit, 0);
 	if (rc < 0) {
 		/* Keep the data where it is: the source is intact. */
 		xmem__tier_unblock(t, off, t->unit);
@@ -279,8 +328,55 @@ static void note_move(struct xmem_tier *t, uint64_t i)
 	u->moved_ns = now;
 }
 
-static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to,
-		       int wait);
+static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to, int wait);
+
+/* The remapping backend's move of claimed unit i, with its DRAM slot. */
+static int slot_move(struct xmem_tier *t, uint64_t i, uint32_t old, unsigned to)
+{
+	unsigned from = old & U_WHERE;
+	uint32_t src_slot = t->u[i].slot;
+	int rc, fresh;
+
+	if (to == XMEM_TIER_DRAM && slot_get(t, &t->u[i].slot, &fresh) < 0)
+		return -ENOSPC;
+	rc = remap_move(t, i, old, to);
+	if (rc < 0) {
+		if (to == XMEM_TIER_DRAM)
+			slot_put(t, t->u[i].slot, 1);
+		t->u[i].slot = src_slot;
+		return rc;
+	}
+	if (from == XMEM_TIER_DRAM) {
+		atomic_fetch_sub(&t->dram_units, 1);
+		slot_put(t, src_slot, 1);
+	} else {
+		atomic_fetch_sub(&t->dev_units, 1);
+	}
+	return 0;
+}
+
+/* The NUMA backend's move of claimed unit i: the budget, then mbind. */
+static int numa_move(struct xmem_tier *t, uint64_t i, unsigned from,
+		     unsigned to)
+{
+	int rc;
+
+	if (to == XMEM_TIER_DRAM && xmem__tier_budget_get(t) < 0)
+		return -ENOSPC;
+	rc = xmem__tier_numa_move(t, i, to);
+	if (rc < 0) {
+		if (to == XMEM_TIER_DRAM)
+			xmem__tier_budget_put(t);
+		return rc;
+	}
+	if (from == XMEM_TIER_DRAM) {
+		atomic_fetch_sub(&t->dram_units, 1);
+		xmem__tier_budget_put(t);
+	} else {
+		atomic_fetch_sub(&t->dev_units, 1);
+	}
+	return 0;
+}
 
 /*
  * Moves unit i to `to`. With wait, waits for a BUSY unit; without, returns
@@ -290,7 +386,7 @@ int xmem__tier_move(struct xmem_tier *t, uint64_t i, unsigned to, int wait)
 {
 	int rc;
 
-	/* Fork waits for moves in flight (see xmem__tier_lock_all). */
+	/* Fork waits for moves in flight (registry.c). */
 	pthread_rwlock_rdlock(&t->fork_lock);
 	rc = move_locked(t, i, to, wait);
 	pthread_rwlock_unlock(&t->fork_lock);
@@ -317,31 +413,18 @@ static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to, int wait)
 		xmem__tier_publish(t, i, old);
 		return 0;
 	}
-	if (to == XMEM_TIER_DRAM && xmem__tier_budget_get(t) < 0) {
-		xmem__tier_publish(t, i, old);
-		return -ENOSPC;
-	}
-	rc = t->numa ? xmem__tier_numa_move(t, i, to)
-		     : remap_move(t, i, old, to);
+	if (t->numa)
+		rc = numa_move(t, i, from, to);
+	else
+		rc = slot_move(t, i, old, to);
 	if (rc < 0) {
-		if (to == XMEM_TIER_DRAM)
-			xmem__tier_budget_put(t);
 		xmem__tier_publish(t, i, old & ~U_SAMPLED);
 		return rc;
 	}
-	if (!t->numa)
-		xmem__tier_release(t, i, from);
-	else if (from == XMEM_TIER_DRAM) {
-		atomic_fetch_sub(&t->dram_units, 1);
-		xmem__tier_budget_put(t);
-	} else {
-		atomic_fetch_sub(&t->dev_units, 1);
-	}
 	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->dram_units : &t->dev_units,
 			 1);
-	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->c.promotions
-					      : &t->c.demotions,
-			 1);
+	atomic_fetch_add(
+		to == XMEM_TIER_DRAM ? &t->c.promotions : &t->c.demotions, 1);
 	atomic_fetch_add(&t->c.migrated_bytes, t->unit);
 	note_move(t, i);
 	xmem__tier_publish(t, i, to);

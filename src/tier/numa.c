@@ -105,8 +105,8 @@ int xmem__tier_numa_move(struct xmem_tier *t, uint64_t i, unsigned to)
 	unsigned long mask[MAX_NODES / 64];
 	uint64_t off = i * t->unit;
 	uint32_t where = atomic_load(&t->u[i].st) & U_WHERE;
-	unsigned flags = where == XMEM_TIER_NONE ? 0
-						 : MPOL_MF_MOVE_ | MPOL_MF_STRICT_;
+	unsigned flags =
+		where == XMEM_TIER_NONE ? 0 : MPOL_MF_MOVE_ | MPOL_MF_STRICT_;
 
 	target_mask(t, to, mask);
 	if (syscall(SYS_mbind, t->base + off, t->unit, MPOL_BIND_, mask,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
 
 #include "tier_internal.h"
 
@@ -69,8 +70,8 @@ static void keep_best(struct cand *c, int *n, int k, struct cand x, int hot)
 			return;
 		(*n)--;
 	}
-	for (j = *n; j > 0 && (hot ? c[j - 1].heat < x.heat
-				   : c[j - 1].heat > x.heat);
+	for (j = *n;
+	     j > 0 && (hot ? c[j - 1].heat < x.heat : c[j - 1].heat > x.heat);
 	     j--)
 		c[j] = c[j - 1];
 	c[j] = x;
@@ -79,8 +80,8 @@ static void keep_best(struct cand *c, int *n, int k, struct cand x, int hot)
 
 /* Scans one tier for promotion (hot, on the device) and demotion (cold,
  * in DRAM) candidates. */
-static void scan(struct xmem_tier *t, uint64_t now, struct cand *hot,
-		 int *nh, struct cand *cold, int *nc, int k, int want_hot)
+static void scan(struct xmem_tier *t, uint64_t now, struct cand *hot, int *nh,
+		 struct cand *cold, int *nc, int k, int want_hot)
 {
 	for (uint64_t i = 0; i < t->nunits; i++) {
 		uint32_t w = atomic_load(&t->u[i].st) & U_WHERE;
@@ -131,7 +132,8 @@ static int rebalance(struct xmem_tier *t, int allowance, uint64_t now)
 			if (hh < c->heat + margin)
 				break;
 			ci++;
-			if (xmem__tier_move(c->t, c->i, XMEM_TIER_DEVICE, 0) > 0)
+			if (xmem__tier_move(c->t, c->i, XMEM_TIER_DEVICE, 0) >
+			    0)
 				moved++;
 		}
 		if (xmem__tier_move(t, h->i, XMEM_TIER_DRAM, 0) > 0)
@@ -141,90 +143,128 @@ static int rebalance(struct xmem_tier *t, int allowance, uint64_t now)
 	return moved;
 }
 
-/* Expires samples armed longer than the window (not accessed). */
-static void expire_samples(struct xmem_tier *t, uint64_t now)
+/* Collects the samples whose window is over (the queue is in arming
+ * order, and every sample of a tier has the same window when armed). */
+static void collect_samples(struct xmem_tier *t, uint64_t now)
 {
-	uint64_t win = (uint64_t)t->cfg.sample_window_ms * 1000000ull;
+	while (t->qhead != t->qtail) {
+		struct tier_sample *q = &t->q[t->qhead % t->cfg.max_samples];
 
-	if (!atomic_load(&t->armed))
-		return;
-	for (uint64_t i = 0; i < t->nunits; i++) {
-		uint32_t s = atomic_load(&t->u[i].st);
-
-		if ((s & U_SAMPLED) && !(s & U_BUSY) &&
-		    now - t->u[i].sample_t0 > win) {
-			pthread_rwlock_rdlock(&t->fork_lock);
-			xmem__tier_sample_hit(t, i, 0);
-			pthread_rwlock_unlock(&t->fork_lock);
-		}
+		if (now - q->t0 < q->win)
+			break;
+		xmem__tier_sample_collect(t, q->unit, q->t0);
+		t->qhead++;
 	}
 }
 
 /* Arms up to n samples, round robin over the units. */
-static void arm_samples(struct xmem_tier *t, int n)
+static int arm_samples(struct xmem_tier *t, int n)
 {
 	uint64_t tries = t->nunits;
+	int armed = 0;
 
-	while (n > 0 && tries-- &&
-	       atomic_load(&t->armed) < (int)t->cfg.max_samples) {
+	while (n > 0 && tries-- && t->qtail - t->qhead < t->cfg.max_samples) {
 		uint64_t i = t->cursor++ % t->nunits;
 		uint8_t adv = atomic_load(&t->u[i].advice);
+		struct tier_sample *q;
 
 		if (adv == XMEM_TIER_ADV_PIN_DRAM ||
 		    adv == XMEM_TIER_ADV_PIN_DEVICE)
 			continue;
-		pthread_rwlock_rdlock(&t->fork_lock);
-		if (xmem__tier_sample_arm(t, i) > 0)
-			n--;
-		pthread_rwlock_unlock(&t->fork_lock);
+		if (xmem__tier_sample_arm(t, i) <= 0)
+			continue;
+		q = &t->q[t->qtail++ % t->cfg.max_samples];
+		q->unit = (uint32_t)i;
+		q->t0 = atomic_load(&t->u[i].sample_t0);
+		q->win = atomic_load(&t->win_ns);
+		n--;
+		armed++;
 	}
+	return armed;
 }
 
-/* Sleeps one tick or until stopped. */
-static void tick_sleep(struct xmem_tier *t)
+/* Sleeps until `until` (ns, monotonic) or until stopped. */
+static void sleep_until(struct xmem_tier *t, uint64_t until)
 {
 	struct pollfd p = { .fd = t->stopfd, .events = POLLIN };
+	uint64_t now = xmem__tier_now_ns();
+	uint64_t d = until > now ? until - now : 0;
+	struct timespec ts = { (time_t)(d / 1000000000ull),
+			       (long)(d % 1000000000ull) };
 
-	poll(&p, 1, (int)t->cfg.tick_ms);
+	ppoll(&p, 1, &ts, NULL);
 }
 
-/* The policy thread's loop. */
+/* One policy period: migrations, statistics, CPU accounting. */
+static void tick(struct xmem_tier *t, uint64_t now, double dt,
+		 double *move_credit, uint64_t *cpu)
+{
+	uint64_t c;
+
+	*move_credit += dt * t->cfg.migrate_per_sec;
+	if (*move_credit > MAX_PER_TICK)
+		*move_credit = MAX_PER_TICK;
+	if (t->cfg.policy != XMEM_TIER_POLICY_STATIC)
+		*move_credit -= rebalance(t, (int)*move_credit, now);
+	if (*move_credit < 0)
+		*move_credit = 0;
+	c = xmem__tier_thread_cpu_ns();
+	atomic_fetch_add(&t->c.engine_cpu_ns, c - *cpu);
+	atomic_fetch_add(&t->c.policy_cpu_ns, c - *cpu);
+	*cpu = c;
+	if (t->pub)
+		xmem__tier_pub_update(t);
+}
+
+/*
+ * The policy thread's loop: it wakes for the end of the oldest sample's
+ * window, to arm samples at sample_per_sec, and every tick_ms for
+ * migrations.
+ */
 void *xmem__tier_policy_main(void *arg)
 {
 	struct xmem_tier *t = arg;
-	uint64_t last = xmem__tier_now_ns(), cpu = xmem__tier_thread_cpu_ns();
+	uint64_t now = xmem__tier_now_ns(), cpu = xmem__tier_thread_cpu_ns();
+	uint64_t tick_ns = (uint64_t)t->cfg.tick_ms * 1000000ull;
+	uint64_t last_tick = now, last_arm = now;
 	double sample_credit = 0, move_credit = 0;
-	int sampling = !t->numa && t->cfg.sample_per_sec > 0;
+	int sampling =
+		!t->numa && t->cfg.sample_per_sec > 0 && t->pagemap_fd >= 0;
+	uint64_t arm_every =
+		sampling ? 1000000000ull / t->cfg.sample_per_sec : tick_ns;
 
+	if (arm_every < 200000)
+		arm_every = 200000; /* at most 5000 wake-ups a second */
 	while (!atomic_load(&t->stop)) {
-		uint64_t now, c;
-		double dt;
+		uint64_t next = last_tick + tick_ns;
 
-		tick_sleep(t);
-		now = xmem__tier_now_ns();
-		dt = (now - last) / 1e9;
-		last = now;
 		if (sampling) {
-			expire_samples(t, now);
-			sample_credit += dt * t->cfg.sample_per_sec;
+			if (last_arm + arm_every < next)
+				next = last_arm + arm_every;
+			if (t->qhead != t->qtail) {
+				struct tier_sample *q =
+					&t->q[t->qhead % t->cfg.max_samples];
+				if (q->t0 + q->win < next)
+					next = q->t0 + q->win;
+			}
+		}
+		sleep_until(t, next);
+		now = xmem__tier_now_ns();
+		if (sampling) {
+			collect_samples(t, now);
+			sample_credit +=
+				(now - last_arm) / 1e9 * t->cfg.sample_per_sec;
+			last_arm = now;
 			if (sample_credit > t->cfg.max_samples)
 				sample_credit = t->cfg.max_samples;
 			arm_samples(t, (int)sample_credit);
 			sample_credit -= (int)sample_credit;
 		}
-		move_credit += dt * t->cfg.migrate_per_sec;
-		if (move_credit > MAX_PER_TICK)
-			move_credit = MAX_PER_TICK;
-		if (t->cfg.policy != XMEM_TIER_POLICY_STATIC)
-			move_credit -= rebalance(t, (int)move_credit, now);
-		if (move_credit < 0)
-			move_credit = 0;
-		c = xmem__tier_thread_cpu_ns();
-		atomic_fetch_add(&t->c.engine_cpu_ns, c - cpu);
-		atomic_fetch_add(&t->c.policy_cpu_ns, c - cpu);
-		cpu = c;
-		if (t->pub)
-			xmem__tier_pub_update(t);
+		if (now >= last_tick + tick_ns) {
+			tick(t, now, (now - last_tick) / 1e9, &move_credit,
+			     &cpu);
+			last_tick = now;
+		}
 	}
 	return NULL;
 }

@@ -51,9 +51,9 @@ extern void *__libc_memalign(size_t, size_t);
 struct ptier {
 	struct xmem_tier *t;
 	char *base;
-	uint64_t size;    /* tier size (unit multiple) */
-	uint64_t req;     /* bytes the program asked for */
-	uint64_t devoff;  /* device extent, if from the shared device */
+	uint64_t size;	 /* tier size (unit multiple) */
+	uint64_t req;	 /* bytes the program asked for */
+	uint64_t devoff; /* device extent, if from the shared device */
 	int from_dev;
 };
 
@@ -255,10 +255,10 @@ static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd,
 }
 
 /* Both names, whatever _FILE_OFFSET_BITS makes of "mmap" here. */
-XMEM_EXPORT void *preload_mmap(void *, size_t, int, int, int, off_t)
-	__asm__("mmap");
-XMEM_EXPORT void *preload_mmap64(void *, size_t, int, int, int, off_t)
-	__asm__("mmap64");
+XMEM_EXPORT void *preload_mmap(void *, size_t, int, int, int,
+			       off_t) __asm__("mmap");
+XMEM_EXPORT void *preload_mmap64(void *, size_t, int, int, int,
+				 off_t) __asm__("mmap64");
 
 void *preload_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		   off_t off)
@@ -305,7 +305,8 @@ static void *tier_mremap(int k, void *old, size_t oldlen, size_t newlen,
 	}
 	if (newlen <= pt->size) {
 		if (newlen < pt->req && newlen < oldlen)
-			xmem__tier_forget(pt->t, (char *)old + align_up(newlen, 4096),
+			xmem__tier_forget(pt->t,
+					  (char *)old + align_up(newlen, 4096),
 					  pt->size - align_up(newlen, 4096));
 		pt->req = newlen;
 		return old;
@@ -316,7 +317,7 @@ static void *tier_mremap(int k, void *old, size_t oldlen, size_t newlen,
 	}
 	pthread_mutex_unlock(&P.lock);
 	n = do_mmap(NULL, newlen, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	pthread_mutex_lock(&P.lock);
 	if (n == MAP_FAILED)
 		return n;

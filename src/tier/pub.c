@@ -45,8 +45,8 @@ int xmem__tier_pub_open(struct xmem_tier *t)
 		shm_unlink(p->name);
 		return -errno;
 	}
-	p->h = xmem__tier_mmap(NULL, p->len, PROT_READ | PROT_WRITE,
-			       MAP_SHARED, fd, 0);
+	p->h = xmem__tier_mmap(NULL, p->len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       fd, 0);
 	close(fd);
 	if (p->h == MAP_FAILED) {
 		shm_unlink(p->name);
@@ -101,9 +101,9 @@ void xmem__tier_pub_update(struct xmem_tier *t)
 	for (uint64_t i = 0; i < t->nunits; i++) {
 		uint32_t w = atomic_load(&t->u[i].st) & U_WHERE;
 
-		cell[i] = (uint8_t)((w == U_GONE ? 0 : w) |
-				    heat_level(atomic_load(&t->u[i].heat))
-					    << 2);
+		cell[i] =
+			(uint8_t)((w == U_GONE ? 0 : w) |
+				  heat_level(atomic_load(&t->u[i].heat)) << 2);
 	}
 	atomic_fetch_add((_Atomic uint64_t *)&h->seq, 1);
 }

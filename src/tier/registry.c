@@ -6,7 +6,7 @@
  * fork: a tier's memory is MAP_SHARED (memfd and device), which a child
  * would share with its parent instead of getting a copy. So the prepare
  * handler quiesces every tier (takes its fork lock for writing: no move,
- * placement or sample is in flight, and it disarms every sample), and the
+ * or placement is in flight), and the
  * child turns each placed unit into private anonymous memory holding a
  * copy of it (O(bytes placed)). In the child the tier is "detached": plain
  * memory without an engine. Writes other parent threads make between the
@@ -39,9 +39,6 @@ static void fork_prepare(void)
 		if (t->detached)
 			continue;
 		pthread_rwlock_wrlock(&t->fork_lock);
-		for (uint64_t i = 0; i < t->nunits; i++)
-			if (atomic_load(&t->u[i].st) & U_SAMPLED)
-				xmem__tier_sample_hit(t, i, 0);
 	}
 }
 
@@ -174,16 +171,10 @@ void xmem__tier_forget(struct xmem_tier *t, void *addr, size_t len)
 			sched_yield();
 		if (rc < 0)
 			continue;
-		if (old & U_SAMPLED) {
-			xmem__tier_publish(t, i, old);
-			pthread_rwlock_rdlock(&t->fork_lock);
-			xmem__tier_sample_hit(t, i, 0);
-			pthread_rwlock_unlock(&t->fork_lock);
-			i--;
-			continue;
-		}
+		if (old & U_SAMPLED)
+			atomic_fetch_sub(&t->armed, 1);
 		if (i * t->unit >= s && (i + 1) * t->unit <= e && !t->detached)
-			xmem__tier_release(t, i, old & U_WHERE);
+			xmem__tier_release(t, i, old & U_WHERE, 1);
 		xmem__tier_publish(t, i, U_GONE);
 	}
 }

@@ -1,33 +1,51 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sample.c - hinting faults and the fault thread.
+ * sample.c - hotness by sampled hinting faults, and the fault thread.
  *
- * A sample fences sample_bytes of a placed unit (xmem__tier_block); the
- * first access sleeps in the kernel and the fault thread lifts the fence,
- * wakes the thread and records how long the unit went untouched. Cost per
- * sample: register + madvise, then unregister + wake in the engine, plus
- * the hinting fault's round trip to the one thread that hits it and the
- * page faults that map the piece back (see bench_tier for measured
- * figures). Bounded by sample_per_sec and max_samples.
+ * Like the kernel's NUMA balancing, a sample takes away the page-table
+ * entries of a piece of a placed unit (madvise(MADV_DONTNEED) on the
+ * shared mapping: the data stays in its file). The program's next access
+ * to the piece takes an ordinary minor fault that maps the page again (a
+ * hinting fault: the kernel handles it, no thread waits for the engine).
+ * When the window ends, /proc/self/pagemap tells which pages came back,
+ * i.e. which parts of the piece were touched. A read fault maps the whole
+ * 64 KiB around it (fault-around), so the piece is judged in 64 KiB
+ * blocks: a block counts as touched if any of its pages is present.
+ * The fraction p of blocks touched in a window w gives the block's access
+ * rate as -ln(1-p)/w (a Poisson process); counts are pooled over the last
+ * few samples of the unit.
+ *
+ * Cost per sample: one madvise over sample_bytes and one pread of
+ * pagemap in the engine (see bench_tier for measured figures), and one
+ * minor fault per touched block in the program. Bounded by sample_per_sec
+ * and max_samples. The fences of xmem__tier_block() are only for moves.
  */
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "tier_internal.h"
+
+#define BLOCK (64u * 1024u)
+
+/* Bytes judged together: fault-around maps 64 KiB at once. */
+static uint32_t block_bytes(const struct xmem_tier *t)
+{
+	return t->cfg.sample_bytes < BLOCK ? t->cfg.sample_bytes : BLOCK;
+}
 
 /* Arms a sample on placed unit i. 1 if armed, 0 if the unit is not
  * eligible now, negative on error. */
 int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i)
 {
 	struct tier_unit *u = &t->u[i];
-	uint32_t old, where;
-	uint64_t pages, off;
-	int rc;
+	uint32_t old, where, blk = block_bytes(t);
+	uint64_t slots, off;
 
-	if (xmem__tier_claim(t, i, &old) < 0)
+	if (t->pagemap_fd < 0 || xmem__tier_claim(t, i, &old) < 0)
 		return 0;
 	where = old & U_WHERE;
 	if ((old & U_SAMPLED) ||
@@ -35,13 +53,13 @@ int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i)
 		xmem__tier_publish(t, i, old);
 		return 0;
 	}
-	pages = (t->unit - t->cfg.sample_bytes) / 4096 + 1;
-	u->sample_off = (uint32_t)(tier_rand(&t->rng) % pages * 4096);
+	slots = (t->unit - t->cfg.sample_bytes) / blk + 1;
+	u->sample_off = (uint32_t)(tier_rand(&t->rng) % slots * blk);
 	off = i * t->unit + u->sample_off;
-	rc = xmem__tier_block(t, off, t->cfg.sample_bytes);
-	if (rc < 0) {
+	if (xmem__tier_madvise(t->base + off, t->cfg.sample_bytes,
+			       MADV_DONTNEED) < 0) {
 		xmem__tier_publish(t, i, old);
-		return rc;
+		return -errno;
 	}
 	u->sample_t0 = xmem__tier_now_ns();
 	atomic_fetch_add(&t->armed, 1);
@@ -65,51 +83,103 @@ static double fast_log2(double x)
 	return e + (-0.34484843 * m + 2.02466578) * m - 1.67487759;
 }
 
-/* Folds one observation into unit i's heat (log2 of accesses/s). */
-static void heat_update(struct xmem_tier *t, uint64_t i, uint64_t dt_ns,
-			int accessed)
+/* Counts the blocks of the armed piece of unit i with a page present. */
+static int touched_blocks(struct xmem_tier *t, uint64_t i, int *nblocks)
 {
-	struct tier_unit *u = &t->u[i];
-	double scale = (double)t->unit / t->cfg.sample_bytes;
-	double win = t->cfg.sample_window_ms * 1e6, est;
-	float h = atomic_load(&u->heat);
+	uint32_t blk = block_bytes(t), ppb = blk / 4096;
+	uint64_t va = (uintptr_t)t->base + i * t->unit + t->u[i].sample_off;
+	uint64_t pm[512];
+	int touched = 0;
 
-	if (accessed)
-		est = 1e9 / (double)(dt_ns < 1000 ? 1000 : dt_ns);
-	else
-		est = 0.5e9 / (dt_ns > win ? (double)dt_ns : win);
-	est = fast_log2(est * scale);
-	atomic_store(&u->heat, (float)(0.5 * h + 0.5 * est));
+	*nblocks = (int)(t->cfg.sample_bytes / blk);
+	for (int b = 0; b < *nblocks; b++) {
+		uint64_t n = ppb < 512 ? ppb : 512;
+		ssize_t r = pread(t->pagemap_fd, pm, n * 8,
+				  (off_t)((va + (uint64_t)b * blk) / 4096 * 8));
+
+		for (ssize_t k = 0; k < r / 8; k++)
+			if (pm[k] >> 63) {
+				touched++;
+				break;
+			}
+	}
+	return touched;
 }
 
 /*
- * Ends the sample on unit i: accessed (a hinting fault) or expired.
- * Restores the mapping and wakes the sleepers.
+ * Folds a sample (k of n blocks touched in dt) into unit i's heat, the
+ * log2 of its estimated accesses per second. Counts decay by 1/4 per
+ * sample, with a weak prior so that an untouched unit is cold but finite.
  */
-void xmem__tier_sample_hit(struct xmem_tier *t, uint64_t i, int accessed)
+static void heat_update(struct xmem_tier *t, uint64_t i, int k, int n,
+			uint64_t dt_ns)
 {
 	struct tier_unit *u = &t->u[i];
-	uint32_t old, where;
-	uint64_t off;
+	double p, w, rate;
+
+	u->ev = 0.75f * u->ev + (float)k;
+	u->ex = 0.75f * u->ex + (float)n;
+	u->ew = 0.75f * u->ew + (float)(n * (dt_ns / 1e9));
+	p = (u->ev + 0.05) / (u->ex + 0.1);
+	if (p > 1 - 0.5 / (u->ex + 1))
+		p = 1 - 0.5 / (u->ex + 1);
+	w = u->ew / u->ex;
+	/* -ln(1-p)/w per block, times the blocks of a unit */
+	rate = -fast_log2(1 - p) * 0.6931471805599453 / w *
+	       ((double)t->unit / block_bytes(t));
+	atomic_store(&u->heat, (float)fast_log2(rate));
+}
+
+/*
+ * Adapts the window. A sample only tells "hotter or colder than its
+ * window": a piece touched everywhere says "hot", one never touched says
+ * "cold". The window is right when the units that deserve DRAM (the
+ * budget's worth of the hottest) are the ones touched in at least half
+ * their blocks, so the fraction of samples that are at least half touched
+ * is steered to the fraction of placed units that fit in the budget.
+ * Halves or doubles every 128 samples, within 0.2-200 ms.
+ */
+static void adapt_window(struct xmem_tier *t, int k, int n)
+{
+	uint64_t w = atomic_load(&t->win_ns), placed;
+	double f, target;
+
+	t->adapt_n++;
+	t->adapt_k += 2 * k >= n;
+	if (t->adapt_n < 128)
+		return;
+	f = (double)t->adapt_k / (double)t->adapt_n;
+	t->adapt_k = t->adapt_n = 0;
+	placed = atomic_load(&t->dram_units) + atomic_load(&t->dev_units);
+	target = placed ? (double)(t->group->budget / t->unit) / placed : 1;
+	if (target > 0.9)
+		target = 0.9;
+	if (f > 1.5 * target && w > 200000)
+		atomic_store(&t->win_ns, w / 2);
+	else if (f < target / 1.5 && w < 200000000)
+		atomic_store(&t->win_ns, w * 2);
+}
+
+/* Ends the sample armed at t0 on unit i: reads which blocks were touched
+ * and updates the heat (the policy thread calls it when the window is
+ * over). */
+void xmem__tier_sample_collect(struct xmem_tier *t, uint64_t i, uint64_t t0)
+{
+	uint32_t old;
+	int k, n;
 
 	if (xmem__tier_claim(t, i, &old) < 0)
-		return;
-	if (!(old & U_SAMPLED)) {
+		return; /* a mover holds it and clears the sample */
+	if (!(old & U_SAMPLED) || atomic_load(&t->u[i].sample_t0) != t0) {
 		xmem__tier_publish(t, i, old);
 		return;
 	}
-	where = old & U_WHERE;
-	off = i * t->unit + u->sample_off;
-	heat_update(t, i, xmem__tier_now_ns() - u->sample_t0, accessed);
-	/* On failure the fence stays; a later expiry retries. */
-	if (xmem__tier_unblock(t, off, t->cfg.sample_bytes) < 0) {
-		xmem__tier_publish(t, i, old);
-		return;
-	}
+	k = touched_blocks(t, i, &n);
+	heat_update(t, i, k, n, xmem__tier_now_ns() - t0);
+	adapt_window(t, k, n);
 	atomic_fetch_sub(&t->armed, 1);
-	if (accessed)
-		atomic_fetch_add(&t->c.hint_faults, 1);
-	xmem__tier_publish(t, i, where);
+	atomic_fetch_add(&t->c.hint_faults, (uint64_t)k);
+	xmem__tier_publish(t, i, old & ~U_SAMPLED);
 }
 
 /*
@@ -133,8 +203,6 @@ static int handle_fault(struct xmem_tier *t, uint64_t i)
 		} else {
 			rc = 1;
 		}
-	} else if (s & U_SAMPLED) {
-		xmem__tier_sample_hit(t, i, 1);
 	}
 	pthread_rwlock_unlock(&t->fork_lock);
 	/* A stale message (the unit was restored meanwhile): a wake is
@@ -166,8 +234,9 @@ static void account_cpu(struct xmem_tier *t, uint64_t *last)
 	*last = now;
 }
 
-/* The fault thread: first touches and hinting faults, never blocking on a
- * migration (faults on BUSY units are deferred and re-checked). */
+/* The fault thread: first touches, and threads that touched a unit while
+ * it moved. It never blocks on a migration (faults on BUSY units are
+ * deferred and re-checked; their mover wakes them). */
 void *xmem__tier_fault_main(void *arg)
 {
 	struct xmem_tier *t = arg;

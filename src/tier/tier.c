@@ -55,12 +55,15 @@ static void fill_defaults(struct xmem_tier_config *c)
 	if (!c->sample_per_sec)
 		c->sample_per_sec = 1000;
 	if (!c->sample_bytes)
-		c->sample_bytes = 64 * 1024;
+		c->sample_bytes = 256 * 1024;
 	if (c->sample_bytes > c->unit)
 		c->sample_bytes = (uint32_t)c->unit;
 	c->sample_bytes = (uint32_t)align_up(c->sample_bytes, XMEM_PAGE);
+	if (c->sample_bytes > 64 * 1024)
+		c->sample_bytes =
+			(uint32_t)align_up(c->sample_bytes, 64 * 1024);
 	if (!c->sample_window_ms)
-		c->sample_window_ms = 50;
+		c->sample_window_ms = 10;
 	if (!c->max_samples)
 		c->max_samples = 64;
 	if (!c->migrate_per_sec)
@@ -148,14 +151,16 @@ static int check_backing(int fd)
 	struct statfs sf;
 
 	if (fstatfs(fd, &sf) < 0)
-		return xmem__err(-errno, "tier: device fd: %s", strerror(errno));
+		return xmem__err(-errno, "tier: device fd: %s",
+				 strerror(errno));
 	if (sf.f_type != TMPFS_MAGIC && sf.f_type != HUGETLBFS_MAGIC)
-		return xmem__err(-EOPNOTSUPP,
-				 "tier: device memory is on a file system of "
-				 "type 0x%lx; remapping tiers need shmem or "
-				 "hugetlbfs (userfaultfd MINOR faults); use the "
-				 "NUMA-node backend for device DAX",
-				 (unsigned long)sf.f_type);
+		return xmem__err(
+			-EOPNOTSUPP,
+			"tier: device memory is on a file system of "
+			"type 0x%lx; remapping tiers need shmem or "
+			"hugetlbfs (userfaultfd MINOR faults); use the "
+			"NUMA-node backend for device DAX",
+			(unsigned long)sf.f_type);
 	return 0;
 }
 
@@ -188,7 +193,8 @@ static int setup_memory(struct xmem_tier *t)
 	t->dram = map_aligned(t->size, t->unit, t->memfd, 0);
 	t->dev = map_aligned(t->size, t->unit, t->devfd, t->devoff);
 	if (!t->dram || !t->dev)
-		return xmem__err(-errno, "tier: mapping the %s of %llu bytes: %s",
+		return xmem__err(-errno,
+				 "tier: mapping the %s of %llu bytes: %s",
 				 t->dram ? "device" : "DRAM",
 				 (unsigned long long)t->size, strerror(errno));
 	t->uffd = open_uffd();
@@ -259,6 +265,7 @@ XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 	t->cfg = *cfg;
 	fill_defaults(&t->cfg);
 	t->memfd = t->devfd = t->uffd = t->stopfd = -1;
+	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	rc = check_config(&t->cfg);
 	if (rc < 0)
 		goto fail;
@@ -279,8 +286,13 @@ XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 	t->t0_ns = xmem__tier_now_ns();
 	t->rng = t->t0_ns | 1;
 	t->u = calloc(t->nunits, sizeof(*t->u));
+	t->warm = calloc(t->nunits, sizeof(*t->warm));
+	t->q = calloc(t->cfg.max_samples, sizeof(*t->q));
+	t->win_ns = (uint64_t)t->cfg.sample_window_ms * 1000000ull;
+	t->cold = calloc(t->nunits, sizeof(*t->cold));
+	pthread_mutex_init(&t->slot_lock, NULL);
 	rc = -ENOMEM;
-	if (!t->u)
+	if (!t->u || !t->warm || !t->cold || !t->q)
 		goto fail;
 	if (t->cfg.group) {
 		t->group = t->cfg.group;
@@ -295,7 +307,8 @@ XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 					"of the unit");
 		goto fail;
 	}
-	rc = t->numa ? xmem__tier_numa_setup(t) : check_vmas(&t->cfg, t->nunits);
+	rc = t->numa ? xmem__tier_numa_setup(t)
+		     : check_vmas(&t->cfg, t->nunits);
 	if (rc == 0 && !t->numa)
 		rc = setup_memory(t);
 	if (rc < 0)
@@ -366,8 +379,10 @@ XMEM_EXPORT void xmem_tier_delete(struct xmem_tier **tp)
 	if (t->group) {
 		group_leave(t->group, t);
 		if (t->u && !t->detached)
-			atomic_fetch_sub(&t->group->used,
-					 atomic_load(&t->dram_units) * t->unit);
+			atomic_fetch_sub(
+				&t->group->used,
+				(atomic_load(&t->dram_units) + t->nwarm) *
+					t->unit);
 		if (t->group->private_group)
 			xmem_tier_group_delete(&t->group);
 	}
@@ -387,7 +402,12 @@ XMEM_EXPORT void xmem_tier_delete(struct xmem_tier **tp)
 		close(t->devfd);
 	if (t->stopfd >= 0)
 		close(t->stopfd);
+	if (t->pagemap_fd >= 0)
+		close(t->pagemap_fd);
 	free(t->u);
+	free(t->warm);
+	free(t->q);
+	free(t->cold);
 	free(t);
 }
 
@@ -473,8 +493,9 @@ XMEM_EXPORT int xmem_tier_advise(struct xmem_tier *t, void *addr, size_t len,
 			rc = 0;
 	}
 	if (rc == -ENOSPC)
-		return xmem__err(rc, "tier: pinning to DRAM exceeds the budget "
-				     "of %llu bytes",
+		return xmem__err(rc,
+				 "tier: pinning to DRAM exceeds the budget "
+				 "of %llu bytes",
 				 (unsigned long long)t->group->budget);
 	return rc;
 }

@@ -6,8 +6,8 @@
  * ---------
  * The tier owns three virtual windows of `size` bytes:
  *   base   what the program uses;
- *   dram   the engine's alias of a memfd (the DRAM), unit i at offset
- *          i*unit; a unit not in DRAM is a hole in it (no memory);
+ *   dram   the engine's alias of a memfd (the DRAM); a unit in DRAM
+ *          occupies one slot of it (see slot_lock below);
  *   dev    the engine's alias of the device memory, unit i at
  *          device_offset + i*unit.
  * Each unit of `base` is, at any time, exactly one of:
@@ -17,11 +17,12 @@
  *     engine's fault thread;
  *   - MAP_FIXED|MAP_SHARED from the memfd or the device at the unit's own
  *     offset.
- * Because every unit is mapped at its own offset of its file, neighbouring
- * units on the same tier merge into one VMA. The VMA count of a tier is at
- * most nunits + 2*max_samples + 2*movers + 1 (a sample splits a VMA in
- * three for a while), and xmem_tier_new() refuses a tier whose bound does
- * not fit in vm.max_map_count next to the process's current VMAs.
+ * Device units are mapped at their own offset, so neighbours on the device
+ * merge into one VMA (DRAM neighbours merge when their slots are
+ * consecutive). The VMA count of a tier is at most nunits + 2*max_samples
+ * + 2*movers + 1 (a fenced piece splits a VMA in three for a while), and
+ * xmem_tier_new() refuses a tier whose bound does not fit in
+ * vm.max_map_count next to the process's current VMAs.
  *
  * Moving a unit (move.c) never loses a write:
  *   1. claim the unit (state CAS to BUSY; other movers back off);
@@ -44,11 +45,10 @@
  * fault thread never blocks on a migration (a BUSY unit's messages are left
  * to its mover, which always wakes after remapping).
  *
- * Hotness: a sample re-places a placeholder over `sample_bytes` of a placed
- * unit at a random offset. The first access faults (a "hinting fault"),
- * the fault thread restores the mapping, wakes the thread, and records how
- * long the unit went untouched; the inverse is the access rate estimate.
- * Samples not touched within the window are disarmed by the policy thread.
+ * Hotness: sampled hinting faults (sample.c): the page-table entries of a
+ * piece of a unit are zapped, the program's next accesses re-fault them
+ * (the kernel resolves those, nobody waits for the engine), and at the end
+ * of the window pagemap tells which parts were touched.
  *
  * The DRAM budget is a counter of the group, reserved (compare-and-swap,
  * never above the budget) before any DRAM page of a unit is allocated and
@@ -67,19 +67,29 @@
 
 /* Unit state: where (low 2 bits) plus flags. */
 #define U_WHERE 0x3u
-#define U_GONE 0x3u     /* unmapped by the program (preload munmap) */
-#define U_BUSY 0x4u     /* claimed by a mover / sampler / fault handler */
-#define U_SAMPLED 0x8u  /* a hinting placeholder is armed */
+#define U_GONE 0x3u    /* unmapped by the program (preload munmap) */
+#define U_BUSY 0x4u    /* claimed by a mover / sampler / fault handler */
+#define U_SAMPLED 0x8u /* a hinting placeholder is armed */
 
 struct tier_unit {
 	_Atomic uint32_t st;
 	_Atomic uint8_t advice;
-	_Atomic uint8_t moves;  /* recent moves (ping-pong damping) */
+	_Atomic uint8_t moves; /* recent moves (ping-pong damping) */
 	uint16_t pad;
+	uint32_t slot;		     /* DRAM slot (memfd offset / unit) when in
+				      * DRAM; read and written under the claim */
 	_Atomic uint32_t sample_off; /* offset of the armed sample */
 	_Atomic uint64_t sample_t0;  /* ns when the sample was armed */
 	_Atomic uint64_t moved_ns;   /* last move, ns */
-	_Atomic float heat;     /* accesses/s estimate, smoothed */
+	_Atomic float heat;	     /* log2 of the estimated accesses/s */
+	float ev, ex, ew;	     /* decayed blocks touched, blocks sampled,
+				      * block-seconds of exposure; under the claim */
+};
+
+/* An armed sample, in the policy thread's queue. */
+struct tier_sample {
+	uint32_t unit;
+	uint64_t t0, win; /* ns */
 };
 
 struct xmem_tier_group {
@@ -89,7 +99,7 @@ struct xmem_tier_group {
 	_Atomic uint64_t denied;
 	pthread_mutex_t lock; /* members list */
 	struct xmem_tier *members;
-	int ntiers;
+	_Atomic int ntiers;
 	int private_group; /* created for one tier; freed with it */
 };
 
@@ -105,13 +115,14 @@ struct xmem_tier {
 	struct xmem_tier_config cfg;
 	uint64_t size, unit, nunits;
 	char *base, *dram, *dev;
-	int memfd;       /* DRAM */
-	int devfd;       /* device memory */
-	int own_devfd;   /* devfd is ours (private memfd) */
+	int memfd;     /* DRAM */
+	int devfd;     /* device memory */
+	int own_devfd; /* devfd is ours (private memfd) */
 	uint64_t devoff;
 	int uffd;
-	int stopfd;      /* eventfd: stop the engine threads */
-	int numa;        /* NUMA-node backend */
+	int stopfd;	/* eventfd: stop the engine threads */
+	int pagemap_fd; /* /proc/self/pagemap, for samples */
+	int numa;	/* NUMA-node backend */
 	struct tier_unit *u;
 	struct xmem_tier_group *group;
 	struct xmem_tier *next_in_group;
@@ -119,14 +130,27 @@ struct xmem_tier {
 	int have_fault_thr, have_policy_thr;
 	_Atomic int stop;
 	pthread_rwlock_t fork_lock; /* read: any mapping change; write: fork */
-	pthread_mutex_t wait_lock; /* waiters for a BUSY unit */
+	pthread_mutex_t wait_lock;  /* waiters for a BUSY unit */
 	pthread_cond_t wait_cond;
+	/* DRAM slots: a unit in DRAM lives at memfd offset slot*unit. A
+	 * demoted unit's slot stays "warm" (its pages held and counted in
+	 * the budget, so the next promotion allocates and zeroes nothing)
+	 * while the tier is alone in its group; in a shared group it is
+	 * punched and its budget returned at once. */
+	pthread_mutex_t slot_lock;
+	uint32_t *warm, nwarm; /* slots with pages, free */
+	uint32_t *cold, ncold; /* punched slots, free */
+	uint32_t next_slot;    /* slots never used: [next_slot, nunits) */
 	struct tier_counters c;
 	_Atomic uint64_t dram_units, dev_units;
 	uint64_t t0_ns;
 	uint64_t rng;
-	uint32_t cursor; /* sampling cursor */
-	_Atomic int armed; /* samples armed now */
+	uint32_t cursor;       /* sampling cursor */
+	struct tier_sample *q; /* armed samples, max_samples of them */
+	uint64_t qhead, qtail;
+	_Atomic uint64_t win_ns;   /* sample window, adapted (sample.c) */
+	uint64_t adapt_k, adapt_n; /* blocks touched / sampled in DRAM */
+	_Atomic int armed;	   /* samples armed now */
 	struct tier_pub *pub;
 	int detached; /* after fork in a child: plain memory, no engine */
 };
@@ -153,11 +177,12 @@ int xmem__tier_map_unit(struct xmem_tier *t, uint64_t i, unsigned where,
 void xmem__tier_wake(struct xmem_tier *t, uint64_t off, uint64_t len);
 int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want);
 int xmem__tier_move(struct xmem_tier *t, uint64_t i, unsigned to, int wait);
-void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where);
+void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where,
+			int free_device);
 
 /* sample.c */
 int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i);
-void xmem__tier_sample_hit(struct xmem_tier *t, uint64_t i, int accessed);
+void xmem__tier_sample_collect(struct xmem_tier *t, uint64_t i, uint64_t t0);
 void *xmem__tier_fault_main(void *arg);
 
 /* policy.c */

@@ -88,7 +88,8 @@ static void *writer(void *arg)
 						"seq %llu, found %llu\n",
 						(unsigned long long)slot,
 						(unsigned long long)(slot *
-								     SLOT / UNIT),
+								     SLOT /
+								     UNIT),
 						(unsigned long long)last[k],
 						(unsigned long long)p->seq);
 			}
@@ -200,9 +201,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.hint_faults,
 	       (unsigned long long)st.samples,
 	       (unsigned long long)budget_samples,
-	       (unsigned long long)budget_bad,
-	       (unsigned long long)st.dram_peak, (unsigned long long)BUDGET,
-	       (unsigned long long)bad);
+	       (unsigned long long)budget_bad, (unsigned long long)st.dram_peak,
+	       (unsigned long long)BUDGET, (unsigned long long)bad);
 	CHECK(bad == 0);
 	CHECK(budget_bad == 0);
 	CHECK(st.dram_peak <= BUDGET);

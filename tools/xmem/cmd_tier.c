@@ -29,7 +29,7 @@
 #include "tier/pub_layout.h"
 
 #define TIER_USAGE                                                             \
-	"usage: xmem tier run [--dram SIZE] [--device DEV:RANGE] "            \
+	"usage: xmem tier run [--dram SIZE] [--device DEV:RANGE] "             \
 	"[--threshold SIZE] [--unit SIZE] [--verbose] -- PROGRAM ARGS...\n"    \
 	"       xmem tier top [--once] [--interval MS] [PID]\n"                \
 	"       xmem tier list [-j] [PID]\n"
@@ -282,8 +282,8 @@ static int collect(long pid, struct snap *out, int max)
  * brighter; untouched grey. */
 static int cell_colour(unsigned where, unsigned heat)
 {
-	static const int dram[] = { 52, 88, 124, 160, 196, 202, 208, 214,
-				    220, 226 };
+	static const int dram[] = { 52,	 88,  124, 160, 196,
+				    202, 208, 214, 220, 226 };
 	static const int dev[] = { 17, 18, 19, 20, 21, 27, 33, 39, 45, 51 };
 	unsigned k = heat * 10 / 64;
 
@@ -332,7 +332,9 @@ static void draw(const struct snap *s, int cols, int rows, double dt,
 		if (c % cols == 0)
 			printf("  ");
 		printf("\033[48;5;%dm \033[0m",
-		       cell_colour(dram >= dev && dram ? 1 : dev ? 2 : 0,
+		       cell_colour(dram >= dev && dram ? 1
+				   : dev	       ? 2
+						       : 0,
 				   n ? heat / n : 0));
 		if (c % cols == (uint64_t)cols - 1)
 			printf("\n");
@@ -403,9 +405,10 @@ static int cmd_list(int argc, char **argv)
 	long pid = 0;
 	int c, n;
 
-	while ((c = getopt_long(argc, argv, "d:jh", (const struct option[]){
-					CLI_COMMON_LONGOPTS, { 0 } },
-				NULL)) != -1)
+	while ((c = getopt_long(
+			argc, argv, "d:jh",
+			(const struct option[]){ CLI_COMMON_LONGOPTS, { 0 } },
+			NULL)) != -1)
 		if (c == 'h')
 			return fputs(TIER_USAGE, stdout), CLI_OK;
 		else if (!cli_common_opt(c, optarg))
