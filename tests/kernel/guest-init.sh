@@ -156,7 +156,9 @@ pmd_trace_report() {
 	fallback=$(grep -c '^FALLBACK$' /tmp/pmd.res)
 	other=$((total - huge - fallback))
 	counts=$(sort /tmp/pmd.res | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')
-	if [ "$other" -gt 0 ]; then
+	if [ "$total" -eq 0 ]; then
+		skip "$1" "no write PMD fault of the 16 MiB range was traced"
+	elif [ "$other" -gt 0 ]; then
 		fail "$1" "write PMD faults of the range ended: $counts"
 	elif [ "$huge" -gt 0 ]; then
 		pass "$1" "$huge of $total write PMD faults of the 16 MiB range installed a 2 MiB entry ($counts)"
@@ -199,9 +201,12 @@ fi
 # Rebinds namespace0.0 with force_raw set to $1: 1 shows the namespace's
 # raw bytes as /dev/pmem0 (the BTT is ignored), 0 lets nd_btt attach.
 raw_view() {
-	step "$2" ndctl disable-namespace namespace0.0 &&
-		echo "$1" >/sys/bus/nd/devices/namespace0.0/force_raw &&
-		step "$2" ndctl enable-namespace namespace0.0
+	step "$2" ndctl disable-namespace namespace0.0 || return 1
+	if ! echo "$1" >/sys/bus/nd/devices/namespace0.0/force_raw; then
+		fail "$2" "cannot write $1 to namespace0.0/force_raw"
+		return 1
+	fi
+	step "$2" ndctl enable-namespace namespace0.0
 }
 
 # BTT both ways, on a v1.1-labelled sector namespace (BTT 4 KiB in).

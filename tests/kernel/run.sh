@@ -22,9 +22,10 @@
 # Exit: 0 all checks passed or skipped, 1 a check failed or the guest did
 # not finish, 77 qemu cannot run here (reason printed).
 set -u
+export PATH="$PATH:/usr/sbin:/sbin"
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:?usage: run.sh BUILD_DIR GUEST_BINARY...}
+build=$(cd "${1:?usage: run.sh BUILD_DIR GUEST_BINARY...}" && pwd) || exit 1
 shift
 guest_bins=("$@")
 
@@ -59,7 +60,7 @@ package_of() {
 }
 
 have() {
-	PATH="$PATH:/sbin:/usr/sbin" command -v "$1" >/dev/null 2>&1
+	command -v "$1" >/dev/null 2>&1
 }
 
 # apt-get with one retry after refreshing the package lists.
@@ -146,13 +147,17 @@ fetch_kernel() {
 		"$kdir/mod/lib/modules/$kver/" 2>/dev/null
 	rm -rf "$tmp"
 	echo "$modules" >"$kdir/ok"
+	# Kernels of earlier runs are not needed any more.
+	for m in "$cache"/*/; do
+		[ "${m%/}" != "$kdir" ] && [ -f "${m}vmlinux" ] && rm -rf "${m%/}"
+	done
 }
 
 # Copies a dynamically linked program and its shared libraries into the
 # initramfs at the same paths.
 copy_prog() {
 	local prog lib
-	prog=$(PATH="$PATH:/sbin:/usr/sbin" command -v "$1")
+	prog=$(command -v "$1")
 	prog=$(readlink -f "$prog")
 	install -D -m 755 "$prog" "$root/bin/$(basename "$1")"
 	for lib in $(ldd "$prog" 2>/dev/null | grep -o '/[^ ]*'); do
