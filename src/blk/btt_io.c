@@ -122,6 +122,10 @@ static int sector_read(struct xmem_blk *b, uint32_t lane, uint64_t lba,
 /* Waits until no reader copies `block` of the arena. */
 static void rtt_wait(struct xmem_blk *b, struct btt_arena *ar, uint32_t block)
 {
+	/* The map store that freed `block` (this lane's previous write) is
+	 * ordered before these loads: a reader that published `block` after
+	 * it re-reads the map and retries. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (uint32_t i = 0; i < b->nlanes; i++)
 		while (__atomic_load_n(&ar->rtt[i], __ATOMIC_SEQ_CST) ==
 		       (BTT_RTT_VALID | block))
@@ -176,7 +180,7 @@ static int sector_write(struct xmem_blk *b, uint32_t lane, uint64_t lba,
 	ent.seq = le32(fr->seq);
 	flog_write(b, &ar->flog[lane].ent[ar->idx[fr->sub]], &ent);
 	__atomic_store_n(&ar->map[premap], le32(BTT_MAP_NORMAL | fr->block),
-			 __ATOMIC_SEQ_CST);
+			 __ATOMIC_RELEASE);
 	pthread_spin_unlock(lk);
 	/* The map entry is durable before the write is acknowledged. */
 	b->ops->persist(&ar->map[premap], sizeof(uint32_t));

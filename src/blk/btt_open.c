@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blk/btt.h"
 #include "core/error.h"
@@ -33,11 +34,12 @@ static int arena_setup(struct xmem_blk *b, struct btt_arena *ar,
 	ar->data = a + le64(ib->dataoff);
 	ar->map = (uint32_t *)(a + le64(ib->mapoff));
 	ar->flog = (struct btt_flog_group *)(a + le64(ib->logoff));
-	ar->free = calloc(ar->nfree, sizeof(*ar->free));
+	ar->free = aligned_alloc(64, ar->nfree * sizeof(*ar->free));
 	ar->rtt = calloc(ar->nfree, sizeof(*ar->rtt));
 	ar->maplocks = calloc(ar->nfree, sizeof(*ar->maplocks));
 	if (!ar->free || !ar->rtt || !ar->maplocks)
 		return xmem__err(-ENOMEM, "BTT open: out of memory");
+	memset(ar->free, 0, ar->nfree * sizeof(*ar->free));
 	for (uint32_t i = 0; i < ar->nfree; i++)
 		pthread_spin_init(&ar->maplocks[i], PTHREAD_PROCESS_PRIVATE);
 	return xmem__btt_flog_slots(ar->flog, ar->nfree,
@@ -170,10 +172,14 @@ static void blk_free(struct xmem_blk *b)
 	free(b);
 }
 
-/* Lanes: as many as the smallest arena has free blocks, at most 64. */
+/* Lanes: twice the CPUs (at least 4, at most 64), and no more than the
+ * smallest arena has free blocks. A writer scans every lane's RTT slot, so
+ * fewer lanes make writes cheaper. */
 static int lanes_setup(struct xmem_blk *b)
 {
-	uint32_t n = BTT_MAX_LANES;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t n = (uint32_t)MIN(MAX(2 * (cpus > 0 ? cpus : 1), 4),
+				   BTT_MAX_LANES);
 
 	for (uint32_t i = 0; i < b->narenas; i++)
 		n = MIN(n, b->arenas[i].nfree);
