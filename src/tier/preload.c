@@ -198,14 +198,34 @@ out:
 	return NULL;
 }
 
-/* The index of the tier holding p, or -1. Caller holds P.lock. */
+/* The index of the tier holding p, or -1; a unit the program unmapped
+ * is no longer the tier's (the kernel may reuse the addresses). Caller
+ * holds P.lock. */
 static int find(const void *p)
 {
-	for (int k = 0; k < P.n; k++)
-		if ((const char *)p >= P.tiers[k].base &&
-		    (const char *)p < P.tiers[k].base + P.tiers[k].size)
+	for (int k = 0; k < P.n; k++) {
+		struct ptier *pt = &P.tiers[k];
+		uint64_t i;
+
+		if ((const char *)p < pt->base ||
+		    (const char *)p >= pt->base + pt->size)
+			continue;
+		i = (uint64_t)((const char *)p - pt->base) / P.unit;
+		if ((atomic_load(&pt->t->u[i].st) & U_WHERE) != U_GONE)
 			return k;
+	}
 	return -1;
+}
+
+/* Are all units of tier k unmapped by the program? */
+static int all_gone(int k)
+{
+	struct xmem_tier *t = P.tiers[k].t;
+
+	for (uint64_t i = 0; i < t->nunits; i++)
+		if ((atomic_load(&t->u[i].st) & U_WHERE) != U_GONE)
+			return 0;
+	return 1;
 }
 
 /* Deletes tier k entirely. Caller holds P.lock. */
@@ -285,8 +305,15 @@ XMEM_EXPORT int munmap(void *addr, size_t len)
 			pthread_mutex_unlock(&P.lock);
 			return 0;
 		}
-		if (k >= 0)
+		if (k >= 0) {
 			xmem__tier_forget(P.tiers[k].t, addr, len);
+			/* unmap first: deleting skips GONE units anyway */
+			syscall(SYS_munmap, addr, len);
+			if (all_gone(k))
+				drop(k);
+			pthread_mutex_unlock(&P.lock);
+			return 0;
+		}
 		pthread_mutex_unlock(&P.lock);
 	}
 	return (int)syscall(SYS_munmap, addr, len);
