@@ -8,10 +8,14 @@
 # xmem checks on it:
 #
 #   devdax (2 MiB)  -> /dev/dax0.0: devdax checks
-#   fsdax           -> /dev/pmem0: ext4 and xfs, with and without -o dax;
-#                      the crash tests on ext4 -o dax
+#   fsdax           -> /dev/pmem0: ext4 and xfs, with and without -o dax,
+#                      PMD faults from the fs_dax trace events; the crash
+#                      tests on ext4 -o dax
 #   raw             -> /dev/pmem0: region on the block device
 #   sector (4 KiB)  -> /dev/pmem0s: the kernel's BTT, read and written by xmem
+#
+# Before that, the tier's NUMA backend runs against node 1, which has
+# memory and no CPUs.
 #
 # Every check prints one line "PASS|SKIP|FAIL <check>: <detail>"; the host
 # collects them from the serial console. XMEM-GUEST-DONE marks the end.

@@ -241,6 +241,7 @@ verdict() {
 }
 
 mkdir -p "$work" || die "cannot create $work"
+trap 'rm -f "$work/nvdimm.img"' EXIT
 : >"$work/apt.log"
 install_tools
 have python3 || skip "python3 is needed to unpack the kernel"
