@@ -178,8 +178,8 @@ static void blk_free(struct xmem_blk *b)
 static int lanes_setup(struct xmem_blk *b)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	uint32_t n = (uint32_t)MIN(MAX(2 * (cpus > 0 ? cpus : 1), 4),
-				   BTT_MAX_LANES);
+	uint32_t n =
+		(uint32_t)MIN(MAX(2 * (cpus > 0 ? cpus : 1), 4), BTT_MAX_LANES);
 
 	for (uint32_t i = 0; i < b->narenas; i++)
 		n = MIN(n, b->arenas[i].nfree);

@@ -22,6 +22,7 @@
 
 struct nbd_req {
 	struct nbd_req *next;
+	size_t cap; /* capacity of data */
 	uint16_t flags, type;
 	uint64_t cookie, off;
 	uint32_t len;
@@ -29,6 +30,50 @@ struct nbd_req {
 	uint64_t qb;   /* payload bytes counted against the connection */
 	uint8_t *data; /* write payload */
 };
+
+/* A buffer of at least len bytes, from the connection's cache when one
+ * fits; *cap gets its capacity. */
+static void *buf_get(struct nbd_conn *c, size_t len, size_t *cap)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&c->buf_lock);
+	for (unsigned i = 0; i < c->nbufs; i++) {
+		if (c->buf_caps[i] < len)
+			continue;
+		p = c->bufs[i];
+		*cap = c->buf_caps[i];
+		c->nbufs--;
+		c->bufs[i] = c->bufs[c->nbufs];
+		c->buf_caps[i] = c->buf_caps[c->nbufs];
+		break;
+	}
+	pthread_mutex_unlock(&c->buf_lock);
+	if (p)
+		return p;
+	*cap = len < 65536 ? 65536 : len;
+	return malloc(*cap);
+}
+
+static void buf_put(struct nbd_conn *c, void *p, size_t cap)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&c->buf_lock);
+	if (c->nbufs < ARRAY_SIZE(c->bufs) && cap <= (4u << 20)) {
+		c->bufs[c->nbufs] = p;
+		c->buf_caps[c->nbufs++] = cap;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&c->buf_lock);
+	free(p);
+}
+
+static void bufs_free(struct nbd_conn *c)
+{
+	while (c->nbufs)
+		free(c->bufs[--c->nbufs]);
+}
 
 static uint32_t wire_errno(int rc)
 {
@@ -92,14 +137,15 @@ static void reply(struct nbd_conn *c, const struct nbd_req *r, uint32_t err,
 
 /* Reads [off, off+len) of the export: whole sectors into a bounce buffer
  * when unaligned. *out points at the bytes; *buf is what to free. */
-static int do_read(struct nbd_export *e, uint64_t off, uint32_t len,
-		   uint8_t **buf, uint8_t **out)
+static int do_read(struct nbd_conn *c, uint64_t off, uint32_t len,
+		   uint8_t **buf, size_t *cap, uint8_t **out)
 {
+	struct nbd_export *e = c->exp;
 	uint64_t s0 = off / e->lbasize;
 	uint64_t s1 = (off + len + e->lbasize - 1) / e->lbasize;
 	int rc;
 
-	*buf = malloc((s1 - s0) * e->lbasize);
+	*buf = buf_get(c, (s1 - s0) * e->lbasize, cap);
 	if (!*buf)
 		return -ENOMEM;
 	rc = xmem_blk_read(e->blk, s0, *buf, s1 - s0);
@@ -177,6 +223,7 @@ static void execute(struct nbd_conn *c, struct nbd_req *r)
 {
 	struct nbd_export *e = c->exp;
 	uint8_t *buf = NULL, *out = NULL;
+	size_t cap = 0;
 	int rc = 0;
 
 	if (r->err) {
@@ -185,7 +232,7 @@ static void execute(struct nbd_conn *c, struct nbd_req *r)
 	}
 	switch (r->type) {
 	case NBD_CMD_READ:
-		rc = do_read(e, r->off, r->len, &buf, &out);
+		rc = do_read(c, r->off, r->len, &buf, &cap, &out);
 		break;
 	case NBD_CMD_WRITE:
 		rc = do_write(e, r->off, r->data, r->len, 0);
@@ -203,7 +250,7 @@ static void execute(struct nbd_conn *c, struct nbd_req *r)
 	    (r->type == NBD_CMD_FLUSH || (r->flags & NBD_CMD_FLAG_FUA)))
 		rc = xmem_blk_flush(e->blk);
 	reply(c, r, wire_errno(rc), out);
-	free(buf);
+	buf_put(c, buf, cap);
 }
 
 /* Validates a request against the export and the limits; the error to
@@ -260,8 +307,10 @@ static void *worker(void *arg)
 		c->qcount--;
 		c->qbytes -= r->qb;
 		pthread_cond_broadcast(&c->qdone);
-		free(r->data);
+		pthread_mutex_unlock(&c->qlock);
+		buf_put(c, r->data, r->cap);
 		free(r);
+		pthread_mutex_lock(&c->qlock);
 	}
 	pthread_mutex_unlock(&c->qlock);
 	return NULL;
@@ -275,7 +324,7 @@ static void enqueue(struct nbd_conn *c, struct nbd_req *r)
 	r->qb = payload && !r->err ? r->len : 0;
 	if (!c->lim->workers) {
 		execute(c, r);
-		free(r->data);
+		buf_put(c, r->data, r->cap);
 		free(r);
 		return;
 	}
@@ -360,6 +409,7 @@ int xmem__nbd_conn_run(const struct nbd_io *io, struct nbd_export **exps,
 	if (entered)
 		entered(arg);
 	pthread_mutex_init(&c.send_lock, NULL);
+	pthread_mutex_init(&c.buf_lock, NULL);
 	pthread_mutex_init(&c.qlock, NULL);
 	pthread_cond_init(&c.qcond, NULL);
 	pthread_cond_init(&c.qdone, NULL);
@@ -375,5 +425,7 @@ int xmem__nbd_conn_run(const struct nbd_io *io, struct nbd_export **exps,
 	pthread_cond_destroy(&c.qcond);
 	pthread_mutex_destroy(&c.qlock);
 	pthread_mutex_destroy(&c.send_lock);
+	bufs_free(&c);
+	pthread_mutex_destroy(&c.buf_lock);
 	return rc;
 }

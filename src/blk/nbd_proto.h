@@ -149,6 +149,12 @@ struct nbd_conn {
 	struct nbd_req *qhead, *qtail;
 	uint64_t qbytes;
 	unsigned qcount, busy, stopping;
+	/* payload buffers kept for reuse (large mallocs would be mmap'ed
+	 * and unmapped again for every request) */
+	pthread_mutex_t buf_lock;
+	void *bufs[16];
+	size_t buf_caps[16];
+	unsigned nbufs;
 };
 
 /* Exact reads and writes on the connection: 0, or -1 at end or error. */
