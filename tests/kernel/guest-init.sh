@@ -43,8 +43,9 @@ step() {
 	return 0
 }
 
-# Runs /checks/<prog> if it was built; a check program prints its own
-# lines, so only a crash or a silent non-zero exit is reported here.
+# Runs /checks/<prog> if it was built, for at most 120 s; a check program
+# prints its own lines, so only a crash, a hang or a silent non-zero exit
+# is reported here.
 check() {
 	name=$1
 	prog=$2
@@ -53,10 +54,12 @@ check() {
 		skip "$name" "/checks/$prog was not built"
 		return 77
 	fi
-	"/checks/$prog" "$@" >/tmp/check.out 2>&1
+	timeout 120 "/checks/$prog" "$@" >/tmp/check.out 2>&1
 	rc=$?
 	grep -E '^(PASS|SKIP|FAIL) ' /tmp/check.out
-	if [ $rc -ne 0 ] && [ $rc -ne 77 ] && ! grep -q '^FAIL ' /tmp/check.out; then
+	if [ $rc -eq 143 ]; then
+		fail "$name" "$prog did not finish in 120 s"
+	elif [ $rc -ne 0 ] && [ $rc -ne 77 ] && ! grep -q '^FAIL ' /tmp/check.out; then
 		fail "$name" "$prog exited with status $rc: $(grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | tail -n 3 | tr '\n' ' ')"
 	fi
 	grep -vE '^(PASS|SKIP|FAIL) ' /tmp/check.out | sed 's/^/# /' | tail -n 20
