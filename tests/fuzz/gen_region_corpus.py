@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-# Writes the seed corpus of fuzz_region (see fuzz_region.c for the input
-# format) into tests/fuzz/corpus/region/.
+# Writes the named seeds of fuzz_region (see fuzz_region.c for the input
+# format) into tests/fuzz/corpus/region/. The files named by a hash there
+# are inputs that libFuzzer found from these seeds, minimized with
+# -merge=1; they are kept so that the replay covers what the fuzzer
+# reached.
 import os
 import struct
 import sys
