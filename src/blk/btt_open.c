@@ -224,8 +224,12 @@ int xmem__btt_backup_probe(const uint8_t *base, uint64_t len, int rc)
 		sz = align_down(MIN(BTT_ARENA_MAX, len - off), BTT_PG);
 		b = off + sz - BTT_INFO_SIZE;
 		snprintf(msg, sizeof(msg), "%s", xmem_errormsg());
+		/* valid, and placed where this arena's backup belongs */
 		if (xmem__btt_info_check((const void *)(base + b), 0, off,
-					 len - off, (uint16_t)(v ? 2 : 1)) == 0)
+					 len - off,
+					 (uint16_t)(v ? 2 : 1)) == 0 &&
+		    le64(((const struct btt_info *)(base + b))->info2off) ==
+			    b - off)
 			return xmem__err(XMEM_E_CORRUPT,
 					 "BTT arena 0 info block at offset "
 					 "%#" PRIx64 " is damaged; its backup "
