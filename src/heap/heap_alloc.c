@@ -123,7 +123,7 @@ int xmem__heap_alloc_init(struct xmem_heap *h)
 			c++;
 			continue;
 		}
-		h->chunks[c].kind = ch->kind;
+		__atomic_store_n(&h->chunks[c].kind, ch->kind, __ATOMIC_RELAXED);
 		h->chunks[c].cls = ch->cls;
 		h->chunks[c].type = ch->type;
 		if (ch->kind == HEAP_CHUNK_RUN) {
@@ -157,9 +157,10 @@ void xmem__heap_alloc_fini(struct xmem_heap *h)
 		free(h->pool[i].runs);
 }
 
-static uint64_t *run_bitmap(struct xmem_heap *h, uint64_t c)
+/* Bitmap word w of chunk c. */
+static uint64_t *bm_word(struct xmem_heap *h, uint64_t c, unsigned w)
 {
-	return (uint64_t *)(h->base + heap_meta_off(h, c) + HEAP_META_BITMAP);
+	return (uint64_t *)(h->base + heap_meta_off(h, c) + HEAP_BM_OFF(w));
 }
 
 /* Returns the run state of chunk c, loading its bitmap on first use
@@ -167,7 +168,6 @@ static uint64_t *run_bitmap(struct xmem_heap *h, uint64_t c)
 static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 {
 	struct heap_run *r = atomic_load(&h->chunks[c].run);
-	uint64_t *bm = run_bitmap(h, c);
 	uint32_t nfree = 0;
 
 	if (r)
@@ -177,7 +177,7 @@ static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 	r->cls = h->chunks[c].cls;
 	r->nslots = class_slots(r->cls);
 	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
-		uint64_t v = __atomic_load_n(&bm[w], __ATOMIC_RELAXED);
+		uint64_t v = __atomic_load_n(bm_word(h, c, w), __ATOMIC_RELAXED);
 		uint64_t lim = r->nslots > w * 64 ? r->nslots - w * 64 : 0;
 
 		if (lim < 64)
@@ -237,7 +237,7 @@ int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n,
 	c = freemap_find(h, n);
 	if (c >= 0) {
 		freemap_set(h, (uint64_t)c, n, 0);
-		h->chunks[c].kind = HEAP_CHUNK_EXTENT;
+		__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_EXTENT, __ATOMIC_RELAXED);
 		h->chunks[c].nchunks = (uint32_t)n;
 	}
 	pthread_mutex_unlock(&h->chunk_lock);
@@ -256,7 +256,7 @@ void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
 				 uint64_t n)
 {
 	pthread_mutex_lock(&h->chunk_lock);
-	h->chunks[first].kind = HEAP_CHUNK_FREE;
+	__atomic_store_n(&h->chunks[first].kind, HEAP_CHUNK_FREE, __ATOMIC_RELAXED);
 	h->chunks[first].nchunks = 0;
 	freemap_set(h, first, n, 1);
 	pthread_mutex_unlock(&h->chunk_lock);
@@ -316,7 +316,7 @@ static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 		return -1;
 	}
 	pthread_mutex_lock(&h->chunk_lock);
-	h->chunks[c].kind = HEAP_CHUNK_RUN;
+	__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_RUN, __ATOMIC_RELAXED);
 	h->chunks[c].cls = (uint8_t)cls;
 	h->chunks[c].nchunks = 0;
 	rc = run_load(h, c) ? pool_add(h, cls, (int32_t)c) : -ENOMEM;
@@ -472,14 +472,43 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
 	slot_of(h, off, &c, &slot, cls);
 	moff = heap_meta_off(h, c);
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				     moff + HEAP_META_BITMAP + slot / 64 * 8,
+				     moff + HEAP_BM_OFF(slot / 64),
 				     1ull << (slot % 64), 0)) ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				     moff + HEAP_META_MIRROR + slot / 64 * 8,
+				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
+	/* a slot that held an object of the same type keeps its type word
+	 * (written and made durable by an earlier record) */
+	if (__atomic_load_n((uint16_t *)(h->base + moff + HEAP_META_TYPES +
+					 slot * 2),
+			    __ATOMIC_RELAXED) == type)
+		return 0;
 	return xmem__heap_rec_add(l, HEAP_REDO_SET, 2,
 				  moff + HEAP_META_TYPES + slot * 2, type, 0);
+}
+
+/* The live slot at byte `in` of a run of class c, from its bitmap. */
+static int run_slot(const struct xmem_heap *h, const uint8_t *meta,
+		    uint64_t in, unsigned c, uint64_t *size, uint32_t *type,
+		    uint32_t *cls)
+{
+	uint32_t csz = xmem__heap_class_size[c];
+	uint64_t slot = in / csz, w;
+
+	(void)h;
+	if (in % csz || slot >= class_slots(c))
+		return XMEM_E_BADOID;
+	w = __atomic_load_n((const uint64_t *)(meta + HEAP_BM_OFF(slot / 64)),
+			    __ATOMIC_RELAXED);
+	if (!(w & (1ull << (slot % 64))))
+		return XMEM_E_BADOID;
+	*size = csz;
+	*type = __atomic_load_n((const uint16_t *)(meta + HEAP_META_TYPES) +
+					slot,
+				__ATOMIC_RELAXED);
+	*cls = c;
+	return 0;
 }
 
 /*
@@ -491,7 +520,7 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
 		      uint64_t *size, uint32_t *type, uint32_t *cls)
 {
 	const struct heap_chunk_hdr *ch;
-	uint64_t c, in, slot;
+	uint64_t c, in;
 	const uint8_t *meta;
 
 	if (off < h->hdr.data_off ||
@@ -501,6 +530,17 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
 	in = (off - h->hdr.data_off) & (HEAP_CHUNK_SIZE - 1);
 	meta = h->base + h->hdr.meta_off + c * HEAP_META_SIZE;
 	ch = (const void *)meta;
+	/* an open heap's runs are known (their headers were validated at
+	 * open or written by us); anything else reads the header */
+	if (h->chunks && __atomic_load_n(&h->chunks[c].kind,
+					 __ATOMIC_RELAXED) == HEAP_CHUNK_RUN) {
+		struct heap_chunk_hdr t;
+		memcpy(&t, ch, sizeof(t));
+		if (t.kind != HEAP_CHUNK_RUN || t.epoch != h->hdr.epoch ||
+		    t.cls >= HEAP_NCLASSES)
+			return XMEM_E_BADOID;
+		return run_slot(h, meta, in, t.cls, size, type, cls);
+	}
 	if (xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch) != 1)
 		return XMEM_E_BADOID;
 	if (ch->kind == HEAP_CHUNK_EXTENT) {
@@ -513,21 +553,7 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
 	}
 	if (ch->kind != HEAP_CHUNK_RUN)
 		return XMEM_E_BADOID;
-	uint32_t csz = xmem__heap_class_size[ch->cls];
-	slot = in / csz;
-	if (in % csz || slot >= class_slots(ch->cls))
-		return XMEM_E_BADOID;
-	uint64_t w = __atomic_load_n(
-		(const uint64_t *)(meta + HEAP_META_BITMAP) + slot / 64,
-		__ATOMIC_RELAXED);
-	if (!(w & (1ull << (slot % 64))))
-		return XMEM_E_BADOID;
-	*size = csz;
-	*type = __atomic_load_n((const uint16_t *)(meta + HEAP_META_TYPES) +
-					slot,
-				__ATOMIC_RELAXED);
-	*cls = ch->cls;
-	return 0;
+	return run_slot(h, meta, in, ch->cls, size, type, cls);
 }
 
 /* Adds the entries that free the live object at off. */
@@ -552,11 +578,11 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l,
 	slot_of(h, off, &c, &slot, cls);
 	moff = heap_meta_off(h, c);
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
-				     moff + HEAP_META_BITMAP + slot / 64 * 8,
+				     moff + HEAP_BM_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
 	return xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
-				  moff + HEAP_META_MIRROR + slot / 64 * 8,
+				  moff + HEAP_MIRROR_OFF(slot / 64),
 				  1ull << (slot % 64), 0);
 }
 

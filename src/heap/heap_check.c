@@ -222,24 +222,24 @@ static int skipped(const struct ck *k, uint64_t off)
 static void check_run(struct ck *k, uint64_t c, unsigned cls, uint64_t *live)
 {
 	uint64_t moff = k->hd->meta_off + c * HEAP_META_SIZE;
-	uint64_t *bm = (uint64_t *)(k->base + moff + HEAP_META_BITMAP);
-	uint64_t *mr = (uint64_t *)(k->base + moff + HEAP_META_MIRROR);
 	uint32_t nslots = HEAP_CHUNK_SIZE / xmem__heap_class_size[cls];
 	char st[64];
 
 	snprintf(st, sizeof(st), "chunk %llu run bitmap",
 		 (unsigned long long)c);
 	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
-		uint64_t b = bm[w], m = mr[w];
+		uint64_t b, m;
+		memcpy(&b, k->base + moff + HEAP_BM_OFF(w), 8);
+		memcpy(&m, k->base + moff + HEAP_MIRROR_OFF(w), 8);
 		uint64_t lim = nslots > w * 64 ? nslots - w * 64 : 0;
 		uint64_t beyond = lim >= 64 ? 0 : ~0ull << lim;
-		uint64_t woff = moff + HEAP_META_BITMAP + w * 8;
+		uint64_t woff = moff + HEAP_BM_OFF(w);
 
 		if (b != m && !skipped(k, woff)) {
 			uint64_t u = (b | m) & ~beyond;
 			if (k->repair) {
 				put(k, woff, &u, 8);
-				put(k, moff + HEAP_META_MIRROR + w * 8, &u, 8);
+				put(k, moff + HEAP_MIRROR_OFF(w), &u, 8);
 			}
 			report(k, st, woff, k->repair, 0,
 			       "word %u: bitmap %#llx and mirror %#llx differ"
@@ -254,7 +254,7 @@ static void check_run(struct ck *k, uint64_t c, unsigned cls, uint64_t *live)
 			uint64_t u = b & ~beyond;
 			if (k->repair) {
 				put(k, woff, &u, 8);
-				put(k, moff + HEAP_META_MIRROR + w * 8, &u, 8);
+				put(k, moff + HEAP_MIRROR_OFF(w), &u, 8);
 			}
 			report(k, st, woff, k->repair, 0,
 			       "word %u: bits set past the run's %u slots%s", w,

@@ -13,7 +13,9 @@
  *              each: redo ring (HEAP_RING_SIZE) then undo area
  *   meta_off chunk metadata: nchunks x HEAP_META_SIZE
  *              each: chunk header (16 B, in a 64 B line), run bitmap
- *              (512 B), its mirror copy (512 B), slot types (8 KiB)
+ *              with its mirror copy (1 KiB: each 64 B line holds four
+ *              bitmap words then the same four mirror words, so both
+ *              copies of a word change in one line), slot types (8 KiB)
  *   data_off chunks: nchunks x HEAP_CHUNK_SIZE (256 KiB), the only bytes
  *            user objects occupy. Metadata never sits next to user data,
  *            so an overflow of an object cannot reach it.
@@ -94,7 +96,9 @@
 /* Per-chunk metadata block. */
 #define HEAP_META_HDR 0u
 #define HEAP_META_BITMAP 64u
-#define HEAP_META_MIRROR (64u + 512u)
+/* Offset in the metadata block of bitmap word w and of its mirror. */
+#define HEAP_BM_OFF(w) (HEAP_META_BITMAP + ((w) >> 2) * 64u + ((w) & 3u) * 8u)
+#define HEAP_MIRROR_OFF(w) (HEAP_BM_OFF(w) + 32u)
 #define HEAP_META_TYPES (64u + 1024u)
 #define HEAP_META_SIZE (64u + 1024u + 2u * HEAP_MAX_SLOTS) /* 9280 */
 

@@ -193,11 +193,14 @@ static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
 {
 	uint64_t seq;
 
-	if (atomic_load(&l->busy))
+	if (atomic_load_explicit(&l->busy, memory_order_relaxed))
 		return atomic_fetch_add(&h->next_seq, 1);
-	atomic_store(&l->busy, HEAP_BUSY_PENDING);
+	/* the locked add orders the PENDING mark before the seq is taken,
+	 * so a checkpoint that sees neither cannot pass the seq */
+	atomic_store_explicit(&l->busy, HEAP_BUSY_PENDING,
+			      memory_order_relaxed);
 	seq = atomic_fetch_add(&h->next_seq, 1);
-	atomic_store(&l->busy, seq);
+	atomic_store_explicit(&l->busy, seq, memory_order_release);
 	return seq;
 }
 
@@ -225,8 +228,7 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	rh.seq = seq;
 	rh.txid = txid;
 	rh.pcsum = xmem__crc32c(0, l->rbuf, l->rlen);
-	rh.hcsum = xmem__csum_struct(&rh, sizeof(rh),
-				     offsetof(struct heap_rec_hdr, hcsum));
+	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh)); /* hcsum is 0 here */
 	memcpy(dst, &rh, sizeof(rh));
 	memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
 	if (padded > l->rlen)
@@ -237,8 +239,8 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 
 /*
  * Commits the lane's record: one fence makes it durable (the commit
- * point), then its entries are applied in place and flushed; they become
- * durable with the lane's next fence or a checkpoint.
+ * point), then its entries are applied in place; they are flushed and
+ * made durable by the lane's next record or by a checkpoint.
  */
 int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid)
@@ -258,16 +260,23 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		l->ring_pos = 0;
 	}
 	seq = take_seq(h, l);
+	/* The previous record's applied lines are flushed only now: a
+	 * locked instruction right after a flush would wait for it as a
+	 * fence does, so they ride this record's fence instead. */
+	pthread_spin_lock(&l->tlock);
+	flush_pend(h, l->targets, l->ntargets);
+	pthread_spin_unlock(&l->tlock);
 	write_record(h, l, kind, seq, txid);
 	/* The record (and, with it, the lines of this lane's previous
 	 * record) must be durable before any entry is applied in place. */
 	xmem__heap_fence(h, l);
-	xmem__heap_redo_apply(h->base, h->size, l->rbuf, l->rlen, 0);
-	flush_pend(h, l->pend, l->npend);
 	rc = keep_targets(l, 1);
+	/* Applied in place without a flush: the lane's next fence or a
+	 * checkpoint makes these lines durable. */
+	xmem__heap_redo_apply(h->base, h->size, l->rbuf, l->rlen, 0);
 	l->last_seq = seq;
 	if (!l->tx.txid)
-		atomic_store(&l->busy, 0);
+		atomic_store_explicit(&l->busy, 0, memory_order_release);
 	xmem__heap_rec_reset(l);
 	return rc;
 }

@@ -60,16 +60,16 @@ XMEM_EXPORT int xmem_heap_stats(struct xmem_heap *h,
 			struct heap_class_stats_acc {
 				uint64_t live;
 			} a = { 0 };
-			const uint64_t *bm =
-				(const uint64_t *)((uint8_t *)ch +
-						   HEAP_META_BITMAP);
+			const uint8_t *meta = (const uint8_t *)ch;
 			uint32_t csz = xmem__heap_class_size[ch->cls];
 			uint32_t nslots = HEAP_CHUNK_SIZE / csz;
 
 			for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++)
 				a.live += (uint64_t)__builtin_popcountll(
-					__atomic_load_n(&bm[w],
-							__ATOMIC_RELAXED));
+					__atomic_load_n(
+						(const uint64_t *)(meta +
+								   HEAP_BM_OFF(w)),
+						__ATOMIC_RELAXED));
 			st->classes[ch->cls].runs++;
 			st->classes[ch->cls].slots += nslots;
 			st->classes[ch->cls].used += a.live;
@@ -117,11 +117,11 @@ XMEM_EXPORT int xmem_heap_foreach(struct xmem_heap *h, uint32_t type,
 			continue;
 		uint32_t csz = xmem__heap_class_size[ch->cls];
 		uint32_t nslots = HEAP_CHUNK_SIZE / csz;
-		const uint64_t *bm = (const uint64_t *)(meta + HEAP_META_BITMAP);
 		const uint16_t *ty = (const uint16_t *)(meta + HEAP_META_TYPES);
 		for (uint32_t s = 0; s < nslots; s++) {
-			uint64_t w = __atomic_load_n(&bm[s / 64],
-						     __ATOMIC_RELAXED);
+			uint64_t w = __atomic_load_n(
+				(const uint64_t *)(meta + HEAP_BM_OFF(s / 64)),
+				__ATOMIC_RELAXED);
 			if (!(w & (1ull << (s % 64))))
 				continue;
 			uint16_t t = __atomic_load_n(&ty[s], __ATOMIC_RELAXED);

@@ -183,7 +183,7 @@ int main(void)
 	c = chunk_of(r->small[2]);
 	xmem_heap_close(&h);
 	base[meta(c) + HEAP_META_BITMAP] |= 0x80;
-	base[meta(c) + HEAP_META_MIRROR] |= 0x80;
+	base[meta(c) + HEAP_MIRROR_OFF(0)] |= 0x80;
 	expect("bits past the run's end", "run bitmap", 0);
 
 	/* 3. an extent header changed */
