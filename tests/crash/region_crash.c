@@ -3,7 +3,8 @@
  * region_crash - a crash at every fence of range create, resize (grow and
  * shrink), destroy (plain and scrubbing), region create and region
  * destroy, with and without torn write-back of the lines flushed since the
- * previous fence. After each crash the durable image must open with
+ * previous fence; and check --repair of a damaged superblock copy or
+ * label index. After each crash the durable image must open with
  * exactly the old or the new set of ranges (or no region, where that is
  * the old or new state), check must report it clean, and a further range
  * create on it must succeed and leave it clean.
@@ -45,7 +46,11 @@ struct scenario {
 	int base_region;	 /* base image holds a region */
 	op_fn op;
 	int allow_empty; /* an empty region is also acceptable */
+	uint64_t damage; /* non-zero: byte at this offset damaged first */
+	int old_corrupt; /* the damage makes the old state corrupt */
 };
+
+static int corrupt_ok; /* a corrupt region is an acceptable state */
 
 static char base_path[256], work_path[256], img_path[256], post_path[256];
 static unsigned total_points, total_fences, n_old, n_new, n_empty;
@@ -86,10 +91,17 @@ static void read_state(const char *path, struct state *st)
 		xmem_device_close(&dev);
 		return;
 	}
+	if (rc == XMEM_E_CORRUPT && corrupt_ok) {
+		st->noregion = -1; /* the damaged state before a repair */
+		CHECK(xmem_region_check(dev, 0, NULL, NULL, &np) ==
+		      XMEM_E_CORRUPT);
+		xmem_device_close(&dev);
+		return;
+	}
 	if (rc) {
 		fprintf(stderr, "open of %s: %s\n", path, xmem_errormsg());
 		CHECK(0);
-		st->noregion = -1;
+		st->noregion = -2;
 		xmem_device_close(&dev);
 		return;
 	}
@@ -132,6 +144,8 @@ static void post_change(const char *path)
 	struct state st;
 
 	REQUIRE_OK(xmem_device_open(&dev, path, 0, 0));
+	if (corrupt_ok)
+		(void)xmem_region_check(dev, XMEM_F_REPAIR, NULL, NULL, NULL);
 	if (xmem_region_open(dev, &reg) == 0) {
 		CHECK_OK(xmem_range_create(reg, "post", 4096, XMEM_ALIGN_4K, 0,
 					   NULL));
@@ -237,13 +251,24 @@ static void run_scenario(const struct scenario *sc)
 	struct xmem_device *dev;
 
 	make_base(sc);
+	if (sc->damage) {
+		uint8_t b;
+		int fd = open(base_path, O_RDWR);
+
+		REQUIRE(fd >= 0 && pread(fd, &b, 1, (off_t)sc->damage) == 1);
+		b ^= 0x40;
+		REQUIRE(pwrite(fd, &b, 1, (off_t)sc->damage) == 1);
+		close(fd);
+	}
+	corrupt_ok = sc->old_corrupt;
 	read_state(base_path, &r.old);
 	copy_file(base_path, work_path);
 	REQUIRE_OK(xmem_device_open(&dev, work_path, 0, 0));
 	REQUIRE_OK(sc->op(dev));
 	xmem_device_close(&dev);
 	read_state(work_path, &r.new);
-	CHECK(!state_eq(&r.old, &r.new));
+	/* a repaired inactive index changes no range */
+	CHECK(!state_eq(&r.old, &r.new) || (sc->damage && !sc->old_corrupt));
 
 	copy_file(base_path, work_path);
 	CHECK(crashtest_run(&ct, &res) == 0);
@@ -316,6 +341,12 @@ static int op_region_create(struct xmem_device *d)
 	xmem_region_close(&reg);
 	return rc;
 }
+static int op_repair(struct xmem_device *d)
+{
+	unsigned np;
+
+	return xmem_region_check(d, XMEM_F_REPAIR, NULL, NULL, &np);
+}
 static int op_region_destroy(struct xmem_device *d)
 {
 	return xmem_region_destroy(d, XMEM_F_FORCE);
@@ -324,14 +355,21 @@ static int op_region_destroy(struct xmem_device *d)
 int main(void)
 {
 	static const struct scenario sc[] = {
-		{ "range create", "a b", 1, op_create, 0 },
-		{ "range resize (grow)", "a b", 1, op_grow, 0 },
-		{ "range resize (shrink)", "a b", 1, op_shrink, 0 },
-		{ "range destroy", "a b", 1, op_destroy, 0 },
-		{ "range destroy (scrub)", "a b", 1, op_scrub, 0 },
-		{ "region create", "", 0, op_region_create, 0 },
-		{ "region destroy (empty)", "", 1, op_region_destroy, 0 },
-		{ "region destroy (force)", "a b", 1, op_region_destroy, 1 },
+		{ "range create", "a b", 1, op_create, 0, 0, 0 },
+		{ "range resize (grow)", "a b", 1, op_grow, 0, 0, 0 },
+		{ "range resize (shrink)", "a b", 1, op_shrink, 0, 0, 0 },
+		{ "range destroy", "a b", 1, op_destroy, 0, 0, 0 },
+		{ "range destroy (scrub)", "a b", 1, op_scrub, 0, 0, 0 },
+		{ "region create", "", 0, op_region_create, 0, 0, 0 },
+		{ "region destroy (empty)", "", 1, op_region_destroy, 0, 0, 0 },
+		{ "region destroy (force)", "a b", 1, op_region_destroy, 1, 0,
+		  0 },
+		{ "check --repair (superblock 0)", "a b", 1, op_repair, 0, 30,
+		  1 },
+		{ "check --repair (superblock 1)", "a b", 1, op_repair, 0,
+		  4096 + 30, 1 },
+		{ "check --repair (label index)", "a b", 1, op_repair, 0,
+		  8192 + 100, 0 },
 	};
 
 	test_path(base_path, sizeof(base_path), "region-crash-base");
