@@ -74,9 +74,14 @@ int xmem__btt_flog_newest(const struct btt_flog_ent *e0,
 int xmem__btt_probe(const uint8_t *base, uint64_t len, uint64_t *btt_off,
 		    uint16_t *major);
 
-/* When no first info block is valid: XMEM_E_CORRUPT (with a message) if
- * the first arena's backup info block is valid, else rc unchanged. */
-int xmem__btt_backup_probe(const uint8_t *base, uint64_t len, int rc);
+/* Where format puts the backup info block of the first arena of a
+ * namespace of len bytes (v1.1 or v2.0 start); 0 if it has no room. */
+uint64_t xmem__btt_backup_off(uint64_t len, int v11);
+
+/* With no valid first info block: 1 (and its offset) when the first
+ * arena's backup info block is valid and in its place, else 0. The
+ * kernel never reads the backup, so this is a hint, not a BTT. */
+int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff);
 
 /* Largest arena that format cuts (BTT_ARENA_MAX; tests lower it). */
 extern uint64_t xmem__btt_arena_max;

@@ -196,19 +196,23 @@ XMEM_EXPORT int xmem_blk_check_mem(const void *addr, uint64_t len,
 {
 	struct checker c = { .base = addr, .fn = fn, .arg = arg };
 	struct btt_arena ar;
-	uint64_t off, next;
+	uint64_t off, next, boff;
 	uint16_t major;
 	int rc;
 
 	if (nproblems)
 		*nproblems = 0;
 	rc = xmem__btt_probe(addr, len, &off, &major);
-	if (rc == XMEM_E_NOREGION &&
-	    xmem__btt_backup_probe(addr, len, rc) == XMEM_E_CORRUPT) {
-		problem(&c, "info block", 0, "%s", xmem_errormsg());
+	if (rc == XMEM_E_NOREGION && xmem__btt_backup_find(addr, len, &boff)) {
+		problem(&c, "info block", boff,
+			"no valid BTT info block, but the backup info block "
+			"at offset %#" PRIx64 " is valid: the info block was "
+			"damaged or a format was interrupted",
+			boff);
 		if (nproblems)
 			*nproblems = c.n;
-		return XMEM_E_CORRUPT;
+		return xmem__err(XMEM_E_NOREGION, "BTT check: %s",
+				 "no valid info block (its backup is valid)");
 	}
 	if (rc)
 		return rc;

@@ -340,6 +340,15 @@ XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 	if (len >= BTT_V11_OFFSET + BTT_INFO_SIZE)
 		ops->memset(base + BTT_V11_OFFSET, 0, XMEM_CACHELINE,
 			    XMEM_F_MEM_NODRAIN);
+	/* The old primaries are gone before their backups go: a crash in
+	 * between leaves no BTT, never a BTT with a damaged backup. */
+	ops->drain();
+	/* Then the backups, so that no stale copy of an older BTT invites a
+	 * restore after an interrupted format. */
+	for (int v11 = 0; v11 < 2; v11++)
+		if (xmem__btt_backup_off(len, v11))
+			ops->memset(base + xmem__btt_backup_off(len, v11), 0,
+				    XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
 	ops->drain();
 
 	/* Arenas as the kernel's create_arenas cuts them; infos written

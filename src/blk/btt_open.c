@@ -208,36 +208,37 @@ static void info_fill(struct xmem_blk *b)
 	in->rdonly = !!(b->flags & XMEM_F_BLK_RDONLY);
 }
 
-/*
- * With no valid first info block: if the backup at the end of the first
- * arena (where format would have put it) is valid, the BTT is there but
- * damaged, which is XMEM_E_CORRUPT, not "no BTT".
- */
-int xmem__btt_backup_probe(const uint8_t *base, uint64_t len, int rc)
+uint64_t xmem__btt_backup_off(uint64_t len, int v11)
 {
-	for (int v = 0; v < 2; v++) {
-		uint64_t off = v ? 0 : BTT_V11_OFFSET, sz, b;
-		char msg[256];
+	uint64_t off = v11 ? BTT_V11_OFFSET : 0;
 
-		if (len < off + BTT_ARENA_MIN)
-			continue;
-		sz = align_down(MIN(BTT_ARENA_MAX, len - off), BTT_PG);
-		b = off + sz - BTT_INFO_SIZE;
-		snprintf(msg, sizeof(msg), "%s", xmem_errormsg());
+	if (len < off + BTT_ARENA_MIN)
+		return 0;
+	return off + align_down(MIN(BTT_ARENA_MAX, len - off), BTT_PG) -
+	       BTT_INFO_SIZE;
+}
+
+int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff)
+{
+	char msg[256];
+	int found = 0;
+
+	snprintf(msg, sizeof(msg), "%s", xmem_errormsg());
+	for (int v11 = 1; v11 >= 0 && !found; v11--) {
+		uint64_t off = v11 ? BTT_V11_OFFSET : 0;
+		uint64_t b = xmem__btt_backup_off(len, v11);
+		const struct btt_info *ib = (const void *)(base + b);
+
 		/* valid, and placed where this arena's backup belongs */
-		if (xmem__btt_info_check((const void *)(base + b), 0, off,
-					 len - off,
-					 (uint16_t)(v ? 2 : 1)) == 0 &&
-		    le64(((const struct btt_info *)(base + b))->info2off) ==
-			    b - off)
-			return xmem__err(XMEM_E_CORRUPT,
-					 "BTT arena 0 info block at offset "
-					 "%#" PRIx64 " is damaged; its backup "
-					 "at offset %#" PRIx64 " is valid",
-					 off, b);
-		xmem__err(rc, "%s", msg);
+		found = b &&
+			xmem__btt_info_check(ib, 0, off, len - off,
+					     (uint16_t)(v11 ? 1 : 2)) == 0 &&
+			le64(ib->info2off) == b - off;
+		if (found)
+			*boff = b;
 	}
-	return rc;
+	xmem__err(XMEM_E_NOREGION, "%s", msg); /* keep the probe's message */
+	return found;
 }
 
 XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
@@ -245,6 +246,7 @@ XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 				  unsigned flags, struct xmem_blk **blkp)
 {
 	struct xmem_blk *b;
+	uint64_t boff;
 	uint16_t major;
 	int rc;
 
@@ -259,8 +261,14 @@ XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 	b->ops = ops;
 	b->flags = flags;
 	rc = xmem__btt_probe(b->base, len, &b->btt_off, &major);
-	if (rc == XMEM_E_NOREGION)
-		rc = xmem__btt_backup_probe(b->base, len, rc);
+	if (rc == XMEM_E_NOREGION && xmem__btt_backup_find(b->base, len, &boff))
+		rc = xmem__err(XMEM_E_NOREGION,
+			       "no valid BTT info block at namespace offset "
+			       "4096 (v1.1) or 0 (v2.0), but the backup info "
+			       "block at offset %#" PRIx64 " is valid: the "
+			       "info block was damaged or a format was "
+			       "interrupted",
+			       boff);
 	if (rc == 0)
 		rc = arenas_discover(b, major);
 	for (uint32_t i = 0; rc == 0 && i < b->narenas; i++)
