@@ -179,8 +179,9 @@ static int keep_targets(struct heap_lane *l, int clear_old)
 		l->ntargets = 0;
 	if (!(rc = grow((void **)&l->targets, &l->captargets,
 			l->ntargets + l->npend, sizeof(*l->targets)))) {
-		memcpy(l->targets + l->ntargets, l->pend,
-		       l->npend * sizeof(*l->pend));
+		if (l->npend)
+			memcpy(l->targets + l->ntargets, l->pend,
+			       l->npend * sizeof(*l->pend));
 		l->ntargets += l->npend;
 	}
 	pthread_spin_unlock(&l->tlock);
@@ -227,10 +228,11 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	rh.nbytes = (uint32_t)l->rlen;
 	rh.seq = seq;
 	rh.txid = txid;
-	rh.pcsum = xmem__crc32c(0, l->rbuf, l->rlen);
+	rh.pcsum = xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : &rh, l->rlen);
 	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh)); /* hcsum is 0 here */
 	memcpy(dst, &rh, sizeof(rh));
-	memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
+	if (l->rlen)
+		memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
 	if (padded > l->rlen)
 		memset(dst + sizeof(rh) + l->rlen, 0, padded - l->rlen);
 	xmem__heap_flush(h, dst, sizeof(rh) + padded);

@@ -403,7 +403,8 @@ int xmem__heap_recover(struct xmem_heap *h)
 		return rc == -ENOMEM ? xmem__err(rc, "heap: recovery: no memory")
 				     : rc;
 	}
-	qsort(col.a, col.n, sizeof(*col.a), cmp_action);
+	if (col.n)
+		qsort(col.a, col.n, sizeof(*col.a), cmp_action);
 	for (size_t i = 0; i < col.n && !rc; i++)
 		rc = col.a[i].rollback ? roll_back(h, col.a[i].lane, c)
 				       : replay(h, col.a[i].rh);
