@@ -459,10 +459,9 @@ int xmem__region_scan(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 	if (!scan_superblocks(&c, base, maplen, dev_size))
 		return s->status;
 	scan_indexes(&c, base, maplen);
-	if (s->active < 0)
-		return s->status;
 	if (!s->sb_ok[0]) {
-		if (le32(s->idx[s->active].nused) == 0 && s->status == 0) {
+		if (s->active >= 0 && le32(s->idx[s->active].nused) == 0 &&
+		    s->status == 0) {
 			/* An interrupted create or destroy: nothing to lose. */
 			s->status = XMEM_E_NOREGION;
 			snprintf(s->msg, sizeof(s->msg),
@@ -476,6 +475,8 @@ int xmem__region_scan(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 		report(&c, "superblock 0", 0, 1, 0, "%s", s->sb0_why);
 		c.repairable = 0;
 	}
+	if (s->active < 0)
+		return s->status;
 	rc = scan_labels(&c, base, maplen);
 	if (rc < 0)
 		return rc;
