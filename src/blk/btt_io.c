@@ -181,9 +181,12 @@ static int sector_write(struct xmem_blk *b, uint32_t lane, uint64_t lba,
 	flog_write(b, &ar->flog[lane].ent[ar->idx[fr->sub]], &ent);
 	__atomic_store_n(&ar->map[premap], le32(BTT_MAP_NORMAL | fr->block),
 			 __ATOMIC_RELEASE);
-	pthread_spin_unlock(lk);
-	/* The map entry is durable before the write is acknowledged. */
+	/* The map entry is durable before the lock lets another writer of
+	 * this sector read it (its flog entry will name our block as the
+	 * old one, which recovery must find in the map), and before the
+	 * write is acknowledged. */
 	b->ops->persist(&ar->map[premap], sizeof(uint32_t));
+	pthread_spin_unlock(lk);
 	fr->sub = 1 - fr->sub;
 	fr->seq = btt_seq_next(fr->seq);
 	fr->block = oldb;
@@ -238,10 +241,11 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 		return bad_block(b, ar, premap, block);
 	}
 	__atomic_store_n(&ar->map[premap], le32(flags | block),
-			 __ATOMIC_SEQ_CST);
-	pthread_spin_unlock(lk);
-	/* The new flags are durable before the call returns. */
+			 __ATOMIC_RELEASE);
+	/* The new flags are durable before another writer of this sector
+	 * can read them, and before the call returns. */
 	b->ops->persist(&ar->map[premap], sizeof(uint32_t));
+	pthread_spin_unlock(lk);
 	return 0;
 }
 

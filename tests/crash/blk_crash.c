@@ -11,6 +11,7 @@
  *   - new writes to every sector read back and leave the BTT clean.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <xmem.h>
@@ -106,6 +107,38 @@ static int op_wrap(struct xmem_blk *b)
 	return rc;
 }
 
+struct lane_write {
+	struct xmem_blk *b;
+	uint32_t ver;
+	int rc;
+};
+
+static void *lane_writer(void *arg)
+{
+	struct lane_write *w = arg;
+
+	w->rc = write_ver(w->b, 40, w->ver);
+	return NULL;
+}
+
+/* Three writes of one sector from three threads, one after the other:
+ * each thread takes its own lane, so recovery sees the sector in the
+ * flog of several lanes. */
+static int op_lanes(struct xmem_blk *b)
+{
+	for (uint32_t v = 2; v <= 4; v++) {
+		struct lane_write w = { b, v, 0 };
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, lane_writer, &w))
+			return -1;
+		pthread_join(t, NULL);
+		if (w.rc)
+			return w.rc;
+	}
+	return 0;
+}
+
 static int op_zero_err(struct xmem_blk *b)
 {
 	int rc = xmem_blk_write_zeroes(b, 30, 1);
@@ -147,6 +180,13 @@ static struct scenario scenarios[] = {
 	  op_wrap,
 	  0,
 	  { { 20, 1, { 1, 2, 3, 4, 5 }, 5 } },
+	  1,
+	  0 },
+	{ "blk one sector from three lanes",
+	  512,
+	  op_lanes,
+	  0,
+	  { { 40, 1, { 1, 2, 3, 4 }, 4 } },
 	  1,
 	  0 },
 	{ "blk write-zeroes and set-error",
