@@ -94,54 +94,86 @@ static int pool_add(struct xmem_heap *h, unsigned cls, int32_t c)
 	return 0;
 }
 
+/* Reads one more chunk header (or extent) into the volatile state
+ * (chunk_lock held). A damaged header stops the scan for good. */
+static int scan_one(struct xmem_heap *h)
+{
+	uint64_t c = h->scanned, n = h->nchunks;
+	struct heap_chunk_hdr *ch = heap_chunk_hdr(h, c);
+	int v = xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch), rc;
+
+	if (v < 0 || (v && ch->kind == HEAP_CHUNK_EXTENT &&
+		      ch->nchunks > n - c)) {
+		h->scan_err = XMEM_E_CORRUPT;
+		return xmem__err(XMEM_E_CORRUPT,
+				 "heap: chunk %llu header at offset %llu is "
+				 "damaged (run 'xmem heap check --repair')",
+				 (unsigned long long)c,
+				 (unsigned long long)heap_meta_off(h, c));
+	}
+	if (!v || ch->kind == HEAP_CHUNK_FREE) {
+		freemap_set(h, c, 1, 1);
+		h->scanned++;
+		return 0;
+	}
+	h->chunks[c].cls = ch->cls;
+	h->chunks[c].type = ch->type;
+	if (ch->kind == HEAP_CHUNK_RUN && (rc = pool_add(h, ch->cls, (int32_t)c)))
+		return rc;
+	if (ch->kind == HEAP_CHUNK_EXTENT)
+		h->chunks[c].nchunks = ch->nchunks;
+	__atomic_store_n(&h->chunks[c].kind, ch->kind, __ATOMIC_RELAXED);
+	h->scanned += ch->kind == HEAP_CHUNK_EXTENT ? ch->nchunks : 1;
+	return 0;
+}
+
+/* Scans chunk headers up to chunk `upto` (chunk_lock held). */
+static int scan_to(struct xmem_heap *h, uint64_t upto)
+{
+	int rc;
+
+	if (h->scan_err)
+		return xmem__err(h->scan_err, "heap: a chunk header is "
+					      "damaged (run 'xmem heap check "
+					      "--repair')");
+	while (h->scanned < upto && h->scanned < h->nchunks)
+		if ((rc = scan_one(h)))
+			return rc;
+	return 0;
+}
+
+/* Scans a larger stretch: doubles what has been read. */
+static int scan_more(struct xmem_heap *h, uint64_t atleast)
+{
+	return scan_to(h, h->scanned * 2 + atleast + 64);
+}
+
+/* Reads every chunk header (statistics). */
+int xmem__heap_scan_all(struct xmem_heap *h)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->chunk_lock);
+	rc = scan_to(h, h->nchunks);
+	pthread_mutex_unlock(&h->chunk_lock);
+	return rc;
+}
+
 /*
- * Builds the volatile allocator state from the chunk headers: O(chunks).
- * Run bitmaps are not read here; a run is loaded on first use.
+ * Sets up the volatile allocator state: O(1) work at open. Chunk headers
+ * are read lazily, in growing stretches, when allocation needs free
+ * chunks or runs (or a free names a chunk not read yet); run bitmaps are
+ * read on a run's first use.
  */
 int xmem__heap_alloc_init(struct xmem_heap *h)
 {
 	uint64_t n = h->nchunks;
-	int rc;
 
 	h->chunks = calloc(n, sizeof(*h->chunks));
 	h->freemap = calloc((n + 63) / 64, 8);
 	if (!h->chunks || !h->freemap)
 		return xmem__err(-ENOMEM, "heap: no memory for chunk state");
-	for (uint64_t c = 0; c < n;) {
-		struct heap_chunk_hdr *ch = heap_chunk_hdr(h, c);
-		int v = xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch);
-
-		if (v < 0)
-			return xmem__err(XMEM_E_CORRUPT,
-					 "heap: chunk %llu header at offset "
-					 "%llu is damaged (run 'xmem heap "
-					 "check --repair')",
-					 (unsigned long long)c,
-					 (unsigned long long)heap_meta_off(h, c));
-		if (!v || ch->kind == HEAP_CHUNK_FREE) {
-			freemap_set(h, c, 1, 1);
-			c++;
-			continue;
-		}
-		__atomic_store_n(&h->chunks[c].kind, ch->kind, __ATOMIC_RELAXED);
-		h->chunks[c].cls = ch->cls;
-		h->chunks[c].type = ch->type;
-		if (ch->kind == HEAP_CHUNK_RUN) {
-			if ((rc = pool_add(h, ch->cls, (int32_t)c)))
-				return rc;
-			c++;
-		} else if (ch->kind == HEAP_CHUNK_EXTENT) {
-			if (ch->nchunks > n - c)
-				return xmem__err(XMEM_E_CORRUPT,
-						 "heap: extent at chunk %llu "
-						 "runs past the heap end",
-						 (unsigned long long)c);
-			h->chunks[c].nchunks = ch->nchunks;
-			c += ch->nchunks;
-		} else {
-			c++; /* quarantined */
-		}
-	}
+	h->scanned = 0;
 	return 0;
 }
 
@@ -209,7 +241,7 @@ static int64_t freemap_find(struct xmem_heap *h, uint64_t n)
 {
 	uint64_t run = 0, start = 0;
 
-	for (uint64_t c = 0; c < h->nchunks; c++) {
+	for (uint64_t c = 0; c < h->scanned; c++) {
 		if (!(c % 64) && h->freemap[c / 64] == 0) {
 			run = 0;
 			c += 63;
@@ -234,7 +266,11 @@ int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n,
 	int64_t c;
 
 	pthread_mutex_lock(&h->chunk_lock);
-	c = freemap_find(h, n);
+	while ((c = freemap_find(h, n)) < 0 && h->scanned < h->nchunks)
+		if (scan_more(h, n)) {
+			pthread_mutex_unlock(&h->chunk_lock);
+			return h->scan_err ? XMEM_E_CORRUPT : -ENOMEM;
+		}
 	if (c >= 0) {
 		freemap_set(h, (uint64_t)c, n, 0);
 		__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_EXTENT, __ATOMIC_RELAXED);
@@ -333,14 +369,19 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 	int64_t found = -1;
 
 	pthread_mutex_lock(&h->chunk_lock);
-	for (size_t i = 0; i < p->n && found < 0; i++) {
-		struct heap_run *r = run_load(h, (uint64_t)p->runs[i]);
-		int none = -1;
+	for (size_t i = 0;;) {
+		for (; i < p->n && found < 0; i++) {
+			struct heap_run *r = run_load(h, (uint64_t)p->runs[i]);
+			int none = -1;
 
-		if (r && atomic_load(&r->nfree) &&
-		    atomic_compare_exchange_strong(&r->owner, &none,
-						   (int)l->idx))
-			found = p->runs[i];
+			if (r && atomic_load(&r->nfree) &&
+			    atomic_compare_exchange_strong(&r->owner, &none,
+							   (int)l->idx))
+				found = p->runs[i];
+		}
+		/* read more headers before starting a new run */
+		if (found >= 0 || h->scanned >= h->nchunks || scan_more(h, 1))
+			break;
 	}
 	pthread_mutex_unlock(&h->chunk_lock);
 	if (found >= 0)
@@ -593,14 +634,26 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
 	uint64_t slot;
 	struct heap_run *r;
 
-	if (h->chunks[c].kind == HEAP_CHUNK_EXTENT &&
+	pthread_mutex_lock(&h->chunk_lock);
+	if (c >= h->scanned && scan_to(h, c + 1)) {
+		pthread_mutex_unlock(&h->chunk_lock);
+		return; /* damaged header: the space stays unused */
+	}
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (__atomic_load_n(&h->chunks[c].kind, __ATOMIC_RELAXED) ==
+		    HEAP_CHUNK_EXTENT &&
 	    off == heap_chunk_off(h, c)) {
 		xmem__heap_extent_unreserve(h, c, h->chunks[c].nchunks);
 		return;
 	}
+	if (__atomic_load_n(&h->chunks[c].kind, __ATOMIC_RELAXED) !=
+	    HEAP_CHUNK_RUN)
+		return; /* read after the free: already free */
 	if (!(r = run_get(h, c)))
 		return; /* no memory: the slot stays unused until reopen */
 	slot_of(h, off, &c, &slot, r->cls);
-	atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64)));
-	atomic_fetch_add(&r->nfree, 1);
+	/* a run loaded after the free already shows the slot free */
+	if (atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64))) &
+	    (1ull << (slot % 64)))
+		atomic_fetch_add(&r->nfree, 1);
 }

@@ -163,7 +163,7 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	int rc;
 
 	rc = xmem__heap_ring_walk(k->base, lane, k->hd->epoch, c, ring_rec,
-				  &r);
+				  &r, NULL);
 	if (!rc)
 		return;
 	snprintf(st, sizeof(st), "lane %u redo log", lane);

@@ -109,6 +109,8 @@ struct xmem_heap {
 	struct heap_chunk *chunks;
 	pthread_mutex_t chunk_lock; /* chunk kinds, free chunk map, pools */
 	uint64_t *freemap;          /* bit per chunk: free */
+	uint64_t scanned;           /* chunk headers read so far (lazy) */
+	int scan_err;               /* sticky: a damaged header was met */
 	uint64_t free_hint;
 	struct {
 		int32_t *runs; /* chunks that are runs of this class */
@@ -171,6 +173,7 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 
 /* heap_alloc.c */
 int xmem__heap_alloc_init(struct xmem_heap *h);
+int xmem__heap_scan_all(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
 int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l,
 		       uint64_t size, uint64_t *off, uint32_t *cls);

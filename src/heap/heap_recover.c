@@ -42,7 +42,8 @@ static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
 
 /* Calls fn for each valid record of lane `lane` with seq > C. */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
-			 uint64_t c, heap_rec_fn fn, void *arg)
+			 uint64_t c, heap_rec_fn fn, void *arg,
+			 uint64_t *tail_seq)
 {
 	const uint8_t *ring =
 		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
@@ -52,6 +53,8 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 	size_t len;
 	int rc;
 
+	if (tail_seq)
+		*tail_seq = 0;
 	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
 		if ((rc = fn(rh, lane, pos, arg)))
 			return rc;
@@ -70,6 +73,10 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 		uint64_t nxt = pos + sizeof(*rh) + align_up(rh->nbytes, 64);
 		const struct heap_rec_hdr *n2;
 
+		/* a torn last record took a seq: C must pass it */
+		if (tail_seq)
+			*tail_seq = rh->seq;
+
 		if (nxt < HEAP_RING_SIZE &&
 		    rec_valid(ring, (uint32_t)nxt, epoch, rh->seq, &n2))
 			return xmem__err(XMEM_E_CORRUPT,
@@ -80,28 +87,6 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 					 pos);
 	}
 	return 0;
-}
-
-/* Highest sequence number of any intact record header in a lane's ring
- * (torn records included, so that a checkpoint passes them). */
-uint64_t xmem__heap_ring_maxseq(const uint8_t *base, unsigned lane,
-				uint32_t epoch)
-{
-	const uint8_t *ring =
-		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
-	uint64_t max = 0;
-
-	for (uint32_t pos = 0; pos + 64 <= HEAP_RING_SIZE; pos += 64) {
-		const struct heap_rec_hdr *rh = (const void *)(ring + pos);
-
-		if (le32(rh->magic) == HEAP_REC_MAGIC && rh->epoch == epoch &&
-		    rh->seq > max &&
-		    xmem__csum_struct(rh, sizeof(*rh),
-				      offsetof(struct heap_rec_hdr, hcsum)) ==
-			    rh->hcsum)
-			max = rh->seq;
-	}
-	return max;
 }
 
 /* Validates one undo entry header of segment [seg, seg+seglen). */
@@ -370,9 +355,13 @@ int xmem__heap_recover(struct xmem_heap *h)
 
 	memset(&col, 0, sizeof(col));
 	col.maxseq = c;
-	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++)
+	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
+		uint64_t tail;
+
 		rc = xmem__heap_ring_walk(h->base, i, h->hdr.epoch, c,
-					  collect_rec, &col);
+					  collect_rec, &col, &tail);
+		col.maxseq = MAX(col.maxseq, tail);
+	}
 	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
 		uint64_t txid, dpos;
 
@@ -395,9 +384,6 @@ int xmem__heap_recover(struct xmem_heap *h)
 		else if (!rc && txid > col.maxseq)
 			col.maxseq = txid;
 	}
-	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++)
-		col.maxseq = MAX(col.maxseq,
-				 xmem__heap_ring_maxseq(h->base, i, h->hdr.epoch));
 	if (rc) {
 		free(col.a);
 		return rc == -ENOMEM ? xmem__err(rc, "heap: recovery: no memory")

@@ -13,17 +13,14 @@ typedef int (*heap_undo_fn)(const struct heap_undo_hdr *u,
 
 /* Calls fn for each valid record of a lane's ring with seq > c. */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
-			 uint64_t c, heap_rec_fn fn, void *arg);
+			 uint64_t c, heap_rec_fn fn, void *arg,
+			 uint64_t *tail_seq);
 
 /* Calls fn for each snapshot of the lane's last transaction (id > c). */
 int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
 			 const struct heap_header *hd, unsigned lane,
 			 uint64_t c, heap_undo_fn fn, void *arg,
 			 uint64_t *txid_out);
-
-/* Highest seq of any intact record header in a lane's ring. */
-uint64_t xmem__heap_ring_maxseq(const uint8_t *base, unsigned lane,
-				uint32_t epoch);
 
 /* 1 if the lane's live transaction has a damaged snapshot entry. */
 int xmem__heap_undo_damaged(const uint8_t *base, uint64_t size,

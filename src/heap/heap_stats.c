@@ -33,8 +33,12 @@ XMEM_EXPORT int xmem_heap_stats(struct xmem_heap *h,
 {
 	uint64_t nfree_chunks, largest, slot_free = 0;
 
+	int rc;
+
 	if (!h || !st)
 		return xmem__err(-EINVAL, "heap: NULL argument");
+	if ((rc = xmem__heap_scan_all(h)))
+		return rc;
 	memset(st, 0, sizeof(*st));
 	st->heap_size = h->size;
 	st->chunk_size = HEAP_CHUNK_SIZE;
