@@ -231,12 +231,14 @@ if namespace sector -m sector -l 4096 &&
 	raw_view 1 btt-kernel-to-xmem; then
 	check btt-kernel-to-xmem guest_btt xmem-read /dev/pmem0
 	uuid=$(cat /sys/bus/nd/devices/namespace0.0/uuid)
-	if check btt-xmem-write guest_btt xmem-write /dev/pmem0 "$uuid" &&
-		raw_view 0 btt-xmem-to-kernel; then
-		check btt-xmem-to-kernel guest_btt kernel-read /dev/pmem0s
+	if check btt-xmem-write guest_btt xmem-write /dev/pmem0 "$uuid"; then
+		raw_view 0 btt-xmem-to-kernel &&
+			check btt-xmem-to-kernel guest_btt kernel-read /dev/pmem0s
 	else
 		skip btt-xmem-to-kernel "xmem wrote no BTT to attach"
 	fi
+else
+	skip btt-xmem "the kernel's side of the BTT failed above, so xmem's BTT checks did not run"
 fi
 
 finish
