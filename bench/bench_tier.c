@@ -24,8 +24,8 @@
  * scale it down (say so when reporting).
  *
  * Usage: bench_tier [--size SIZE] [--budget SIZE] [--steady SECONDS]
- *                   [--after SECONDS]
- *        bench_tier --stress SECONDS   (the stress workload for longer)
+ *                   [--after SECONDS] [--samples PER_SEC]
+ *                   [--sample-bytes BYTES]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -162,6 +162,8 @@ static void shuffle(uint32_t *perm, uint32_t n, uint64_t *s)
 
 struct window {
 	uint64_t n, xmem, oracle, stat;
+	uint64_t cpu_ns; /* engine CPU at the window's end */
+	double end;	 /* its end time */
 };
 
 /* Runs the workload for secs, filling windows of win seconds. */
@@ -194,6 +196,8 @@ static void run_phase(struct xmem_tier *t, const struct alias *z,
 			w[k].stat += u < budget_units;
 		}
 		if (now_s() >= tw) {
+			w[k].cpu_ns = atomic_load(&t->c.engine_cpu_ns);
+			w[k].end = now_s();
 			k++;
 			tw += win;
 			if (now_s() - t0 > secs + win)
@@ -209,6 +213,8 @@ static double ratio(uint64_t a, uint64_t b)
 }
 
 /* Placement quality: steady state, then the hot set moves. */
+static uint32_t opt_samples, opt_sample_bytes;
+
 static int quality(uint64_t size, uint64_t budget, double steady, double after)
 {
 	struct xmem_tier_config cfg;
@@ -230,6 +236,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	cfg.size = size;
 	cfg.dram_budget = budget;
 	cfg.name = "bench";
+	cfg.sample_per_sec = opt_samples;
+	cfg.sample_bytes = opt_sample_bytes;
 	cfg.flags = XMEM_F_TIER_PUBLISH;
 	rc = xmem_tier_new(&cfg, &t);
 	if (rc) {
@@ -244,6 +252,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	xmem_tier_stats(t, &s0);
 	f0 = atomic_load(&t->c.fault_cpu_ns);
 	p0 = atomic_load(&t->c.policy_cpu_ns);
+	uint64_t sc0 = atomic_load(&t->c.sample_cpu_ns);
+	uint64_t mc0 = atomic_load(&t->c.move_cpu_ns);
 	tstart = now_s();
 	run_phase(t, &z, perm, bu, steady, 0.5, w1, nw1, &seed);
 	xmem_tier_stats(t, &s1);
@@ -251,6 +261,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	cpu_s = (s1.engine_cpu_ns - s0.engine_cpu_ns) / 1e9;
 	fcpu = (atomic_load(&t->c.fault_cpu_ns) - f0) / 1e9;
 	pcpu = (atomic_load(&t->c.policy_cpu_ns) - p0) / 1e9;
+	double scpu = (atomic_load(&t->c.sample_cpu_ns) - sc0) / 1e9;
+	double mcpu = (atomic_load(&t->c.move_cpu_ns) - mc0) / 1e9;
 	/* steady state: the last half of phase 1 */
 	for (int k = nw1 / 2; k < nw1; k++) {
 		ss.n += w1[k].n;
@@ -302,8 +314,18 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 		printf("%-34s %10.1f\n", "", rec);
 	printf("%-34s %9.2f%%\n", "engine CPU, phase 1 (one core)",
 	       100 * cpu_s / wall);
+	printf("%-34s %9.2f%%\n", "engine CPU, steady state",
+	       100 * (w1[nw1 - 1].cpu_ns - w1[nw1 / 2 - 1].cpu_ns) / 1e9 /
+		       (w1[nw1 - 1].end - w1[nw1 / 2 - 1].end));
+	printf("%-34s %9.2f%%\n", "engine CPU, phase 2 (recovery)",
+	       100 * (w2[nw2 - 1].cpu_ns - w1[nw1 - 1].cpu_ns) / 1e9 /
+		       (w2[nw2 - 1].end - w1[nw1 - 1].end));
 	printf("%-34s %9.2f%% %9.2f%%\n", "  fault thread / policy thread",
 	       100 * fcpu / wall, 100 * pcpu / wall);
+	printf("%-34s %9.2f%% %9.2f%%\n", "  of which sampling / migrating",
+	       100 * scpu / wall, 100 * mcpu / wall);
+	printf("%-34s %10.2f\n", "sample window at end (ms)",
+	       atomic_load(&t->win_ns) / 1e6);
 	printf("%-34s %10.1f\n", "accesses (M/s), phase 1",
 	       ss.n * 2 / (steady) / 1e6);
 	printf("%-34s %10llu %10llu\n", "promotions / demotions",
@@ -433,6 +455,10 @@ int main(int argc, char **argv)
 			steady = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--after"))
 			after = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--samples"))
+			opt_samples = (uint32_t)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--sample-bytes"))
+			opt_sample_bytes = (uint32_t)atoi(argv[i + 1]);
 	}
 	printf("bench_tier: Zipf 0.99 over %llu MiB, DRAM budget %llu MiB, "
 	       "2 MiB units\n\n",

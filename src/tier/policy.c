@@ -128,7 +128,7 @@ static int rebalance(struct xmem_tier *t, int allowance, uint64_t now)
 			if (ci >= nc)
 				break;
 			c = &cold[ci];
-			margin = 1.0f;
+			margin = 1.5f;
 			if (hh < c->heat + margin)
 				break;
 			ci++;
@@ -204,16 +204,20 @@ static void tick(struct xmem_tier *t, uint64_t now, double dt,
 	*move_credit += dt * t->cfg.migrate_per_sec;
 	if (*move_credit > MAX_PER_TICK)
 		*move_credit = MAX_PER_TICK;
+	c = xmem__tier_thread_cpu_ns();
 	if (t->cfg.policy != XMEM_TIER_POLICY_STATIC)
 		*move_credit -= rebalance(t, (int)*move_credit, now);
+	atomic_fetch_add(&t->c.move_cpu_ns, xmem__tier_thread_cpu_ns() - c);
 	if (*move_credit < 0)
 		*move_credit = 0;
 	c = xmem__tier_thread_cpu_ns();
 	atomic_fetch_add(&t->c.engine_cpu_ns, c - *cpu);
 	atomic_fetch_add(&t->c.policy_cpu_ns, c - *cpu);
 	*cpu = c;
-	if (t->pub)
+	if (t->pub && now - t->pub_ns >= 100000000ull) {
+		t->pub_ns = now; /* ten updates a second are enough to watch */
 		xmem__tier_pub_update(t);
+	}
 }
 
 /*
@@ -233,8 +237,11 @@ void *xmem__tier_policy_main(void *arg)
 	uint64_t arm_every =
 		sampling ? 1000000000ull / t->cfg.sample_per_sec : tick_ns;
 
-	if (arm_every < 200000)
-		arm_every = 200000; /* at most 5000 wake-ups a second */
+	/* Samples are armed in batches of 8 (they then end together): one
+	 * wake-up per batch instead of one per sample. */
+	arm_every *= 8;
+	if (arm_every < 1000000)
+		arm_every = 1000000;
 	while (!atomic_load(&t->stop)) {
 		uint64_t next = last_tick + tick_ns;
 
@@ -250,6 +257,7 @@ void *xmem__tier_policy_main(void *arg)
 		}
 		sleep_until(t, next);
 		now = xmem__tier_now_ns();
+		uint64_t c0 = xmem__tier_thread_cpu_ns();
 		if (sampling) {
 			collect_samples(t, now);
 			sample_credit +=
@@ -260,6 +268,8 @@ void *xmem__tier_policy_main(void *arg)
 			arm_samples(t, (int)sample_credit);
 			sample_credit -= (int)sample_credit;
 		}
+		atomic_fetch_add(&t->c.sample_cpu_ns,
+				 xmem__tier_thread_cpu_ns() - c0);
 		if (now >= last_tick + tick_ns) {
 			tick(t, now, (now - last_tick) / 1e9, &move_credit,
 			     &cpu);

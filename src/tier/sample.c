@@ -83,33 +83,35 @@ static double fast_log2(double x)
 	return e + (-0.34484843 * m + 2.02466578) * m - 1.67487759;
 }
 
-/* Counts the blocks of the armed piece of unit i with a page present. */
+/* Counts the blocks of the armed piece of unit i with a page present
+ * (one pread of the piece's pagemap entries). */
 static int touched_blocks(struct xmem_tier *t, uint64_t i, int *nblocks)
 {
 	uint32_t blk = block_bytes(t), ppb = blk / 4096;
 	uint64_t va = (uintptr_t)t->base + i * t->unit + t->u[i].sample_off;
-	uint64_t pm[512];
+	uint64_t pm[512], npages = t->cfg.sample_bytes / 4096;
+	ssize_t r;
 	int touched = 0;
 
-	*nblocks = (int)(t->cfg.sample_bytes / blk);
-	for (int b = 0; b < *nblocks; b++) {
-		uint64_t n = ppb < 512 ? ppb : 512;
-		ssize_t r = pread(t->pagemap_fd, pm, n * 8,
-				  (off_t)((va + (uint64_t)b * blk) / 4096 * 8));
-
-		for (ssize_t k = 0; k < r / 8; k++)
-			if (pm[k] >> 63) {
+	if (npages > 512)
+		npages = 512;
+	*nblocks = (int)(npages / ppb);
+	r = pread(t->pagemap_fd, pm, npages * 8, (off_t)(va / 4096 * 8));
+	for (int b = 0; b < *nblocks; b++)
+		for (uint32_t k = 0; k < ppb; k++)
+			if ((ssize_t)((b * ppb + k + 1) * 8) <= r &&
+			    pm[b * ppb + k] >> 63) {
 				touched++;
 				break;
 			}
-	}
 	return touched;
 }
 
 /*
  * Folds a sample (k of n blocks touched in dt) into unit i's heat, the
- * log2 of its estimated accesses per second. Counts decay by 1/4 per
- * sample, with a weak prior so that an untouched unit is cold but finite.
+ * log2 of its estimated accesses per second. Counts decay by half per
+ * sample (a hot set that moves is seen in two samples), with a weak prior so
+ * that an untouched unit is cold but finite.
  */
 static void heat_update(struct xmem_tier *t, uint64_t i, int k, int n,
 			uint64_t dt_ns)
@@ -117,9 +119,9 @@ static void heat_update(struct xmem_tier *t, uint64_t i, int k, int n,
 	struct tier_unit *u = &t->u[i];
 	double p, w, rate;
 
-	u->ev = 0.75f * u->ev + (float)k;
-	u->ex = 0.75f * u->ex + (float)n;
-	u->ew = 0.75f * u->ew + (float)(n * (dt_ns / 1e9));
+	u->ev = 0.5f * u->ev + (float)k;
+	u->ex = 0.5f * u->ex + (float)n;
+	u->ew = 0.5f * u->ew + (float)(n * (dt_ns / 1e9));
 	p = (u->ev + 0.05) / (u->ex + 0.1);
 	if (p > 1 - 0.5 / (u->ex + 1))
 		p = 1 - 0.5 / (u->ex + 1);
@@ -137,7 +139,7 @@ static void heat_update(struct xmem_tier *t, uint64_t i, int k, int n,
  * budget's worth of the hottest) are the ones touched in at least half
  * their blocks, so the fraction of samples that are at least half touched
  * is steered to the fraction of placed units that fit in the budget.
- * Halves or doubles every 128 samples, within 0.2-200 ms.
+ * Halves or doubles every 64 samples, within 0.2-200 ms.
  */
 static void adapt_window(struct xmem_tier *t, int k, int n)
 {
@@ -146,7 +148,7 @@ static void adapt_window(struct xmem_tier *t, int k, int n)
 
 	t->adapt_n++;
 	t->adapt_k += 2 * k >= n;
-	if (t->adapt_n < 128)
+	if (t->adapt_n < 64)
 		return;
 	f = (double)t->adapt_k / (double)t->adapt_n;
 	t->adapt_k = t->adapt_n = 0;

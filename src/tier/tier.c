@@ -63,15 +63,15 @@ static void fill_defaults(struct xmem_tier_config *c)
 		c->sample_bytes =
 			(uint32_t)align_up(c->sample_bytes, 64 * 1024);
 	if (!c->sample_window_ms)
-		c->sample_window_ms = 10;
+		c->sample_window_ms = 1;
 	if (!c->max_samples)
 		c->max_samples = 64;
 	if (!c->migrate_per_sec)
-		c->migrate_per_sec = 2000;
+		c->migrate_per_sec = 256;
 	if (!c->min_residency_ms)
-		c->min_residency_ms = 200;
+		c->min_residency_ms = 500;
 	if (!c->tick_ms)
-		c->tick_ms = 10;
+		c->tick_ms = 20;
 }
 
 /* Checks the VMA bound (see tier_internal.h) against vm.max_map_count. */

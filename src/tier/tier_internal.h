@@ -106,7 +106,8 @@ struct xmem_tier_group {
 struct tier_counters {
 	_Atomic uint64_t first_touch, promotions, demotions, migrated_bytes;
 	_Atomic uint64_t hint_faults, samples, engine_cpu_ns;
-	_Atomic uint64_t fault_cpu_ns, policy_cpu_ns;
+	_Atomic uint64_t fault_cpu_ns, policy_cpu_ns, sample_cpu_ns;
+	_Atomic uint64_t move_cpu_ns;
 };
 
 struct tier_pub; /* shared-memory statistics, pub.c */
@@ -152,7 +153,8 @@ struct xmem_tier {
 	uint64_t adapt_k, adapt_n; /* blocks touched / sampled in DRAM */
 	_Atomic int armed;	   /* samples armed now */
 	struct tier_pub *pub;
-	int detached; /* after fork in a child: plain memory, no engine */
+	uint64_t pub_ns; /* last publication */
+	int detached;	 /* after fork in a child: plain memory, no engine */
 };
 
 /* os.c: raw system calls (not interposed by the preload library). */

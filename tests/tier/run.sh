@@ -6,6 +6,10 @@ set -u
 XMEM="$XMEM_TEST_BUILD/tools/xmem/xmem"
 [ -x "$XMEM" ] || { echo "SKIP: $XMEM not built"; exit 77; }
 ran=0
+case "${XMEM_TEST_SANITIZE:-none}" in
+none | "") ;;
+*) echo "SKIP: the preload module is built with a sanitizer; unmodified programs cannot load it"; exit 77 ;;
+esac
 
 if command -v python3 >/dev/null; then
 	out=$(mktemp)
