@@ -135,9 +135,11 @@ fetch_kernel() {
 	depmod -b "$tmp/un" "$kver" || die "depmod on the unpacked kernel failed"
 	# -C /dev/null: the host's modprobe.d rules must not leak in.
 	for m in $modules; do
-		modprobe -C /dev/null -d "$tmp/un" -S "$kver" --show-depends "$m" ||
+		modprobe -C /dev/null -d "$tmp/un" -S "$kver" --show-depends \
+			"$m" >>"$tmp/deps" ||
 			die "module $m or a dependency is missing in $pkg"
-	done | awk '$1 == "insmod" {print $2}' | sort -u >"$tmp/list"
+	done
+	awk '$1 == "insmod" {print $2}' "$tmp/deps" | sort -u >"$tmp/list"
 	while read -r m; do
 		mkdir -p "$kdir/mod/$(dirname "${m#"$tmp"/un/}")"
 		cp "$m" "$kdir/mod/${m#"$tmp"/un/}"
@@ -172,7 +174,8 @@ build_initramfs() {
 	root="$work/root"
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,etc,checks,lib/modules}
-	install -m 755 "$(command -v busybox)" "$root/bin/busybox"
+	# busybox-static, or busybox with its libraries.
+	copy_prog busybox
 	for a in $(busybox --list); do
 		case "$a" in busybox | modprobe | insmod | rmmod | lsmod | depmod | modinfo) continue ;; esac
 		ln -s busybox "$root/bin/$a"
