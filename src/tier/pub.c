@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -25,24 +26,23 @@ static _Atomic unsigned pub_seq;
 /* Creates the segment; failure only disables publishing. */
 int xmem__tier_pub_open(struct xmem_tier *t)
 {
-	static struct tier_pub pubs[64];
-	static _Atomic unsigned npubs;
-	unsigned k = atomic_fetch_add(&npubs, 1);
-	struct tier_pub *p;
+	struct tier_pub *p = calloc(1, sizeof(*p));
 	int fd;
 
-	if (k >= 64)
-		return -ENOSPC;
-	p = &pubs[k];
+	if (!p)
+		return -ENOMEM;
 	snprintf(p->name, sizeof(p->name), "/" TIER_PUB_PREFIX "%d.%u",
 		 (int)getpid(), atomic_fetch_add(&pub_seq, 1));
 	p->len = sizeof(struct tier_pub_hdr) + t->nunits;
 	fd = shm_open(p->name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (fd < 0) {
+		free(p);
 		return -errno;
+	}
 	if (ftruncate(fd, (off_t)p->len) < 0) {
 		close(fd);
 		shm_unlink(p->name);
+		free(p);
 		return -errno;
 	}
 	p->h = xmem__tier_mmap(NULL, p->len, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -50,6 +50,7 @@ int xmem__tier_pub_open(struct xmem_tier *t)
 	close(fd);
 	if (p->h == MAP_FAILED) {
 		shm_unlink(p->name);
+		free(p);
 		return -errno;
 	}
 	p->h->magic = TIER_PUB_MAGIC;
@@ -113,5 +114,6 @@ void xmem__tier_pub_close(struct xmem_tier *t)
 {
 	shm_unlink(t->pub->name);
 	xmem__tier_munmap(t->pub->h, t->pub->len);
+	free(t->pub);
 	t->pub = NULL;
 }

@@ -11,39 +11,46 @@
  *   dev    the engine's alias of the device memory, unit i at
  *          device_offset + i*unit.
  * Each unit of `base` is, at any time, exactly one of:
- *   - part of an anonymous reservation registered with userfaultfd in
- *     MISSING mode (a "placeholder"): any access, read or write, from user
- *     or kernel mode, blocks in the kernel and queues a message to the
- *     engine's fault thread;
- *   - MAP_FIXED|MAP_SHARED from the memfd or the device at the unit's own
- *     offset.
- * Device units are mapped at their own offset, so neighbours on the device
- * merge into one VMA (DRAM neighbours merge when their slots are
- * consecutive). The VMA count of a tier is at most nunits + 2*max_samples
- * + 2*movers + 1 (a fenced piece splits a VMA in three for a while), and
- * xmem_tier_new() refuses a tier whose bound does not fit in
- * vm.max_map_count next to the process's current VMAs.
+ *   - untouched: part of an anonymous reservation registered with
+ *     userfaultfd in MISSING mode; the first access, read or write, from
+ *     user or kernel mode, sleeps in the kernel and queues a message to the
+ *     engine's fault thread, which places the unit (MAP_FIXED|MAP_SHARED
+ *     over the reservation) and wakes it;
+ *   - MAP_SHARED from the memfd (at its DRAM slot) or from the device (at
+ *     its own offset).
+ * Device neighbours merge into one VMA, DRAM neighbours when their slots
+ * are consecutive. The VMA count of a tier is at most nunits + 2 per move
+ * in flight + 1 (fencing a unit may split its VMA in three for the
+ * duration of the copy); sampling splits nothing. xmem_tier_new() refuses
+ * a tier whose bound does not fit in vm.max_map_count next to the
+ * process's current VMAs, and tells to use a larger unit.
  *
  * Moving a unit (move.c) never loses a write:
  *   1. claim the unit (state CAS to BUSY; other movers back off);
- *   2. MAP_FIXED a placeholder over the unit in base. The kernel unmaps the
- *      old pages and shoots down every CPU's TLB before mmap returns, so
- *      after it no store can reach the source through base; stores that
- *      happened before are in the source pages. Threads touching the unit
- *      from now on sleep in the kernel (userfaultfd), they do not spin;
- *   3. copy source -> destination through the engine's aliases (the
- *      source is now stable);
- *   4. MAP_FIXED the destination over the unit (MAP_POPULATE, so the
- *      program does not pay the page-table faults), publish the state;
- *   5. UFFDIO_WAKE the unit: sleepers retry and find the new mapping;
- *   6. release the source (punch a hole in the memfd, return the budget).
- * Cost to a thread touching the moving unit: it waits for steps 3-5 (about
- * one 2 MiB copy, ~0.2-0.5 ms). Readers wait too: userfaultfd write-protect
- * would let them run, but it does not work on DAX or regular files, and
- * one mechanism for every backing was chosen over that. Threads touching
- * other units never wait: there is no lock on the access path, and the
- * fault thread never blocks on a migration (a BUSY unit's messages are left
- * to its mover, which always wakes after remapping).
+ *   2. fence it: register its range with userfaultfd for MISSING and MINOR
+ *      faults (no mapping changes, so nobody can slip past), then zap its
+ *      page-table entries (madvise(MADV_DONTNEED) on a shared mapping
+ *      keeps the data). The kernel shoots down every CPU's TLB before
+ *      madvise returns: afterwards no store can reach the source through
+ *      base, stores before it are in the source pages, and every access
+ *      to the unit, read or write, sleeps in the kernel (a page in the
+ *      page cache takes a MINOR fault, a hole a MISSING fault) instead of
+ *      spinning;
+ *   3. copy source -> destination through the engine's aliases (the source
+ *      is stable now);
+ *   4. MAP_FIXED the destination over the unit (a fresh VMA, unregistered:
+ *      accesses from now on go to the copy), then UFFDIO_WAKE: sleepers
+ *      retry and find the new mapping;
+ *   5. release the source slot, publish the new state.
+ * Cost to a thread touching the moving unit: it waits for steps 3-4 (about
+ * one 2 MiB copy, 0.3-0.6 ms here). Readers wait too: userfaultfd
+ * write-protect would let them run during the copy, but it needs a second
+ * mechanism per backing; this one is the same for DRAM and device. Threads
+ * touching other units never wait: there is no lock on the access path,
+ * and the fault thread never blocks on a migration (faults on a BUSY unit
+ * are left to its mover, which always wakes after remapping). The fence
+ * needs userfaultfd MINOR faults, so the device memory must be shmem or
+ * hugetlbfs; device DAX is served by the NUMA-node backend (numa.c).
  *
  * Hotness: sampled hinting faults (sample.c): the page-table entries of a
  * piece of a unit are zapped, the program's next accesses re-fault them
@@ -51,9 +58,9 @@
  * of the window pagemap tells which parts were touched.
  *
  * The DRAM budget is a counter of the group, reserved (compare-and-swap,
- * never above the budget) before any DRAM page of a unit is allocated and
- * returned only after the unit's memfd pages are freed, so the memory held
- * in DRAM never exceeds the budget at any instant.
+ * never above the budget) before a DRAM slot without pages is used, and
+ * returned only after a slot's pages are freed, so the memory held in DRAM
+ * never exceeds the budget at any instant.
  */
 #ifndef XMEM_TIER_INTERNAL_H
 #define XMEM_TIER_INTERNAL_H

@@ -24,6 +24,7 @@
 #include <xmem.h>
 
 #include "core/checksum.h"
+#include "tier/tier_internal.h"
 #include "test.h"
 
 #define UNIT (64 * 1024ull)
@@ -178,6 +179,7 @@ int main(int argc, char **argv)
 		SKIP("userfaultfd is not permitted here");
 	REQUIRE_OK(rc);
 	base = xmem_tier_addr(t);
+	int vmas0 = xmem__tier_vma_count();
 	for (int i = 0; i < 2; i++)
 		pthread_create(&thr[i], NULL, writer, (void *)(uintptr_t)i);
 	pthread_create(&thr[2], NULL, migrator, NULL);
@@ -189,6 +191,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		pthread_join(thr[i], NULL);
 	xmem_tier_stats(t, &st);
+	int vmas = xmem__tier_vma_count();
+	printf("VMAs: %d before, %d after (bound: +%llu)\n", vmas0, vmas,
+	       NUNITS + 1);
+	CHECK(vmas - vmas0 <= (int)NUNITS + 1);
 	printf("writes %llu, migrations %llu (policy+explicit; explicit %llu: "
 	       "promotions %llu, demotions %llu), hinting faults %llu, "
 	       "samples %llu, budget samples %llu over budget %llu, peak "
