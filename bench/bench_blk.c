@@ -39,6 +39,7 @@ struct run {
 struct worker {
 	struct run *r;
 	unsigned id;
+	double cpu; /* seconds of CPU the thread used */
 };
 
 static double now(void)
@@ -46,6 +47,14 @@ static double now(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -64,6 +73,7 @@ static void *work(void *arg)
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (w->id + 1);
 	uint8_t buf[BS];
 	int rc = 0;
+	double c0 = thread_cpu();
 
 	memset(buf, (int)w->id + 1, BS);
 	for (uint64_t i = 0; i < r->ops && rc == 0; i++) {
@@ -80,23 +90,29 @@ static void *work(void *arg)
 	}
 	if (rc)
 		r->failed = 1;
+	w->cpu = thread_cpu() - c0;
 	return NULL;
 }
 
-/* Runs one configuration; returns operations per second. */
-static double run_once(struct run *r)
+/* Runs one configuration; returns operations per second of wall time,
+ * and in *per_cpu operations per second of CPU time (which a busy,
+ * shared machine distorts less). */
+static double run_once(struct run *r, double *per_cpu)
 {
 	pthread_t t[MAXT];
 	struct worker w[MAXT];
-	double t0 = now();
+	double t0 = now(), cpu = 0;
 
 	for (unsigned i = 0; i < r->threads; i++) {
-		w[i] = (struct worker){ r, i };
+		w[i] = (struct worker){ r, i, 0 };
 		if (pthread_create(&t[i], NULL, work, &w[i]))
 			exit(1);
 	}
-	for (unsigned i = 0; i < r->threads; i++)
+	for (unsigned i = 0; i < r->threads; i++) {
 		pthread_join(t[i], NULL);
+		cpu += w[i].cpu;
+	}
+	*per_cpu = (double)(r->ops * r->threads) / cpu;
 	if (r->failed) {
 		fprintf(stderr, "bench_blk: an I/O failed (%s)\n",
 			r->xmem ? xmem_errormsg() : pmemblk_errormsg());
@@ -142,6 +158,7 @@ int main(int argc, char **argv)
 	PMEMblkpool *pbp;
 	uint64_t nblocks;
 	double res[2][2][2][16]; /* [xmem][write][threads-1][round] */
+	double cpu[2][2][2][16];
 
 	force_granularity(argv);
 	if (rounds < 1 || rounds > 16 || mib < 32)
@@ -180,18 +197,25 @@ int main(int argc, char **argv)
 							 ops / th, nblocks, blk,
 							 pbp,	   0 };
 
-					res[x][wr][th - 1][k] = run_once(&r);
+					res[x][wr][th - 1][k] = run_once(
+						&r, &cpu[x][wr][th - 1][k]);
 				}
-	printf("\n%-12s %7s %16s %16s %8s\n", "operation", "threads",
-	       "xmem ops/s", "libpmemblk ops/s", "ratio");
+	printf("\n%-12s %3s %12s %12s %6s   %12s %12s %6s\n", "", "",
+	       "wall clock:", "", "", "CPU time:", "", "");
+	printf("%-12s %3s %12s %12s %6s   %12s %12s %6s\n", "operation", "thr",
+	       "xmem ops/s", "pmemblk", "ratio", "xmem ops/s", "pmemblk",
+	       "ratio");
 	for (int wr = 1; wr >= 0; wr--)
 		for (unsigned th = 1; th <= MAXT; th++) {
 			double xm = median(res[1][wr][th - 1], rounds);
 			double pm = median(res[0][wr][th - 1], rounds);
+			double xc = median(cpu[1][wr][th - 1], rounds);
+			double pc = median(cpu[0][wr][th - 1], rounds);
 
-			printf("%-12s %7u %16.0f %16.0f %7.2fx\n",
+			printf("%-12s %3u %12.0f %12.0f %5.2fx   %12.0f %12.0f "
+			       "%5.2fx\n",
 			       wr ? "4K randwrite" : "4K randread", th, xm, pm,
-			       xm / pm);
+			       xm / pm, xc, pc, xc / pc);
 		}
 	xmem_blk_close(&blk);
 	pmemblk_close(pbp);
