@@ -8,6 +8,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 SOCK, EXPORT, SIZE = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
 IHAVEOPT = 0x49484156454F5054
@@ -196,6 +197,26 @@ s = conn()
 check(go(s) == 1, "GO")
 s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, 1, 0, 65536) + b"x" * 100)
 s.close()
+# The client limit (64): connections past it are closed at once, and the
+# server serves again once they are gone.
+socks = []
+served = 0
+for _ in range(70):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(SOCK)
+    socks.append(c)
+for c in socks:
+    try:
+        served += recvn(c, 18)[:8] == b"NBDMAGIC"
+    except (EOFError, ConnectionResetError):
+        pass
+check(served == 64, "client limit: %d of 70 served, wanted 64" % served)
+for c in socks:
+    c.close()
+time.sleep(0.5)
+works()
+
 # ABORT is acknowledged.
 s = conn()
 opt(s, 2)
