@@ -35,6 +35,11 @@
  * is not acceptable. crashtest_torn_seed() tells which torn seed made the
  * image (0 for none).
  *
+ * After the completed run, the device and the image are compared: lines
+ * that differ were stored but never flushed and fenced. That is printed
+ * as a note, or counted as a failure with .strict_complete = 1 (right
+ * for layers that keep no volatile state on the device).
+ *
  * The parent must not write the device while crashtest_run() runs. A
  * child that hangs is killed after timeout_s seconds (default 60).
  *
@@ -81,6 +86,10 @@ struct crashtest {
 	int torn_seeds;	     /* torn runs per point; 0: 2, negative: none */
 	uint64_t max_points; /* 0: every fence; else at most this many */
 	unsigned timeout_s;  /* per child run; 0: 60 */
+	/* After the completed operation, lines of the device that differ
+	 * from the image are stores that were never made durable. 0: a
+	 * note is printed; 1: they count as a failure. */
+	int strict_complete;
 };
 
 struct crashtest_result {
@@ -175,6 +184,67 @@ static inline int crashtest_child_(const struct crashtest *ct, const char *base,
 	return WEXITSTATUS(status);
 }
 
+/* Counts the 64-byte lines that differ between two files; *first gets
+ * the offset of the first. -1 if a file cannot be read. */
+static inline long long crashtest_diff_lines_(const char *a, const char *b,
+					      long long *first)
+{
+	static char x[1 << 16], y[1 << 16];
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	long long n = 0, off = 0;
+	size_t ra, rb;
+
+	*first = -1;
+	if (!fa || !fb) {
+		if (fa)
+			fclose(fa);
+		if (fb)
+			fclose(fb);
+		return -1;
+	}
+	do {
+		ra = fread(x, 1, sizeof(x), fa);
+		rb = fread(y, 1, sizeof(y), fb);
+		for (size_t i = 0; i < (ra > rb ? ra : rb); i += 64) {
+			size_t la = i < ra ? ra - i : 0,
+			       lb = i < rb ? rb - i : 0;
+
+			la = la > 64 ? 64 : la;
+			lb = lb > 64 ? 64 : lb;
+			if (la != lb || memcmp(x + i, y + i, la)) {
+				if (*first < 0)
+					*first = off + (long long)i;
+				n++;
+			}
+		}
+		off += (long long)(ra > rb ? ra : rb);
+	} while (ra == sizeof(x) && rb == sizeof(x));
+	fclose(fa);
+	fclose(fb);
+	return n;
+}
+
+/* After the completed run: were all of the operation's stores made
+ * durable? Returns 1 when that counts as a failure. */
+static inline int crashtest_check_complete_(const struct crashtest *ct)
+{
+	long long first, n;
+
+	n = crashtest_diff_lines_(ct->device_path, ct->image_path, &first);
+	if (n == 0)
+		return 0;
+	if (n < 0) {
+		fprintf(stderr, "crashtest %s: cannot compare %s and %s\n",
+			ct->name, ct->device_path, ct->image_path);
+		return 1;
+	}
+	fprintf(ct->strict_complete ? stderr : stdout,
+		"crashtest %s: %s%lld lines of the device were never made "
+		"durable (first at offset %lld)\n",
+		ct->name, ct->strict_complete ? "" : "note: ", n, first);
+	return ct->strict_complete;
+}
+
 /* The i-th of `points` crash points spread over 1..f (first and last
  * included). */
 static inline uint64_t crashtest_point_(uint64_t i, uint64_t points, uint64_t f)
@@ -257,6 +327,8 @@ static inline int crashtest_run(const struct crashtest *ct,
 			"crashtest %s: the completed operation left "
 			"a bad image\n",
 			ct->name);
+		r.failures++;
+	} else if (crashtest_check_complete_(ct)) {
 		r.failures++;
 	}
 	r.points = r.fences;

@@ -252,6 +252,11 @@ static void test_driver(void)
 	CHECK(crashtest_run(&ct, &r) == 0);
 	CHECK(r.points == 4 && r.runs == 5);
 
+	/* steps_op leaves 12 lines it never flushed: strict counts that. */
+	ct.strict_complete = 1;
+	CHECK(crashtest_run(&ct, &r) == 1 && r.failures == 1);
+	ct.strict_complete = 0;
+
 	/* The driver must notice a verify that rejects crash states. */
 	ct.verify = wrong_verify;
 	ct.max_points = 3;
