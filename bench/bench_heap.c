@@ -89,7 +89,8 @@ static void x_up(struct xh *x, uint64_t size, int create)
 
 	if (create)
 		unlink(xpath);
-	if (xmem_device_open(&x->dev, xpath, size, create ? XMEM_F_CREATE : 0) ||
+	if (xmem_device_open(&x->dev, xpath, size,
+			     create ? XMEM_F_CREATE : 0) ||
 	    xmem_device_map(x->dev, 0, size, 0, 0, &x->m))
 		die("device");
 	if ((create ? xmem_heap_create_map(x->m, 0, &x->h)
@@ -201,17 +202,26 @@ static double x_txalloc(struct xh *x, uint64_t n)
 	return r;
 }
 
+/* One libpmemobj transaction allocating 64 bytes. */
+static void p_txalloc_one(struct ph *p, PMEMoid *out)
+{
+	TX_BEGIN(p->pop)
+	{
+		*out = pmemobj_tx_alloc(64, 3);
+	}
+	TX_ONABORT
+	{
+		die("pmemobj tx alloc");
+	}
+	TX_END
+}
+
 static double p_txalloc(struct ph *p, uint64_t n)
 {
 	double t = now(), r;
 
-	for (uint64_t i = 0; i < n; i++) {
-		TX_BEGIN(p->pop) {
-			poids[i] = pmemobj_tx_alloc(64, 3);
-		} TX_ONABORT {
-			die("pmemobj tx alloc");
-		} TX_END
-	}
+	for (uint64_t i = 0; i < n; i++)
+		p_txalloc_one(p, &poids[i]);
 	r = (double)n / (now() - t);
 	for (uint64_t i = 0; i < n; i++)
 		pmemobj_free(&poids[i]);
@@ -223,8 +233,7 @@ static double x_tx8(struct xh *x, uint64_t n)
 	double t = now();
 
 	for (uint64_t i = 0; i < n; i++) {
-		if (xmem_tx_begin(x->h) ||
-		    xmem_tx_add_range(x->h, &x->r->x, 8))
+		if (xmem_tx_begin(x->h) || xmem_tx_add_range(x->h, &x->r->x, 8))
 			die("tx");
 		x->r->x = i;
 		if (xmem_tx_commit(x->h))
@@ -233,16 +242,23 @@ static double x_tx8(struct xh *x, uint64_t n)
 	return (double)n / (now() - t);
 }
 
+/* One libpmemobj transaction: an 8-byte snapshot and a store. */
+static void p_tx8_one(struct ph *p, uint64_t v)
+{
+	TX_BEGIN(p->pop)
+	{
+		pmemobj_tx_add_range_direct(&p->r->x, 8);
+		p->r->x = v;
+	}
+	TX_END
+}
+
 static double p_tx8(struct ph *p, uint64_t n)
 {
 	double t = now();
 
-	for (uint64_t i = 0; i < n; i++) {
-		TX_BEGIN(p->pop) {
-			pmemobj_tx_add_range_direct(&p->r->x, 8);
-			p->r->x = i;
-		} TX_END
-	}
+	for (uint64_t i = 0; i < n; i++)
+		p_tx8_one(p, i);
 	return (double)n / (now() - t);
 }
 
@@ -294,11 +310,10 @@ static double threads2(struct xh *x, struct ph *p, uint64_t n)
 	return 2.0 * (double)n / (now() - t);
 }
 
-
 /* --- output --------------------------------------------------------- */
 
-static void row(const char *name, double *xv, double *pv, int n,
-		double fences, const char *unit)
+static void row(const char *name, double *xv, double *pv, int n, double fences,
+		const char *unit)
 {
 	double xm = median(xv, n), pm = median(pv, n);
 
@@ -372,8 +387,8 @@ static void small_rows(void)
 /* Create, fill and open rows. */
 static void pool_rows(void)
 {
-	double xc[8], pc[8], xo[8], po[8], xe[8];
-	int n = reps < 3 ? reps : 3;
+	double xc[16], pc[16], xo[16], po[16], xe[16];
+	int n = reps < 3 ? reps : 3, no = 9;
 	struct xh x;
 	struct ph p;
 	double t;
@@ -392,7 +407,7 @@ static void pool_rows(void)
 	/* open of an empty heap */
 	x_up(&x, BIG_POOL, 1);
 	x_down(&x);
-	for (int r = 0; r < n; r++) {
+	for (int r = 0; r < no; r++) {
 		t = now();
 		x_up(&x, BIG_POOL, 0);
 		xe[r] = now() - t;
@@ -410,7 +425,7 @@ static void pool_rows(void)
 		if (pmemobj_alloc(p.pop, NULL, 64, 2, NULL, NULL))
 			die("pmemobj fill");
 	p_down(&p);
-	for (int r = 0; r < n; r++) {
+	for (int r = 0; r < no; r++) {
 		t = now();
 		x_up(&x, BIG_POOL, 0);
 		xo[r] = now() - t;
@@ -420,10 +435,10 @@ static void pool_rows(void)
 		po[r] = now() - t;
 		p_down(&p);
 	}
-	row_time("open 1 GiB heap, 1M objects", xo, po, n);
+	row_time("open 1 GiB heap, 1M objects", xo, po, no);
 	printf("%-34s %13.4fs %14s %8.2fx %8s  full / empty (xmem)\n",
-	       "  xmem open: empty heap", median(xe, n), "-",
-	       median(xo, n) / median(xe, n), "-");
+	       "  xmem open: empty heap", median(xe, no), "-",
+	       median(xo, no) / median(xe, no), "-");
 	unlink(xpath);
 	unlink(ppath);
 }
@@ -432,7 +447,8 @@ int main(int argc, char **argv)
 {
 	int opt;
 
-	if (!getenv("XMEM_FORCE_GRANULARITY") || !getenv("PMEM_IS_PMEM_FORCE")) {
+	if (!getenv("XMEM_FORCE_GRANULARITY") ||
+	    !getenv("PMEM_IS_PMEM_FORCE")) {
 		setenv("XMEM_FORCE_GRANULARITY", "cacheline", 1);
 		setenv("PMEM_IS_PMEM_FORCE", "1", 1);
 		execv("/proc/self/exe", argv);

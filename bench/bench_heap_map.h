@@ -149,11 +149,12 @@ static void p_hm_grow(struct ph *p, struct phm *m, uint64_t nlen)
 {
 	struct pbk *ob = pmemobj_direct(m->buckets), *nb;
 
-	TX_BEGIN(p->pop) {
-		PMEMoid no = pmemobj_tx_zalloc(sizeof(*nb) + nlen * sizeof(PMEMoid),
-					       11);
-		pmemobj_tx_add_range_direct(ob, sizeof(*ob) +
-							ob->n * sizeof(PMEMoid));
+	TX_BEGIN(p->pop)
+	{
+		PMEMoid no = pmemobj_tx_zalloc(
+			sizeof(*nb) + nlen * sizeof(PMEMoid), 11);
+		pmemobj_tx_add_range_direct(
+			ob, sizeof(*ob) + ob->n * sizeof(PMEMoid));
 		nb = pmemobj_direct(no);
 		nb->n = nlen;
 		for (uint64_t i = 0; i < ob->n; i++) {
@@ -172,9 +173,12 @@ static void p_hm_grow(struct ph *p, struct phm *m, uint64_t nlen)
 		pmemobj_tx_free(m->buckets);
 		pmemobj_tx_add_range_direct(&m->buckets, sizeof(PMEMoid));
 		m->buckets = no;
-	} TX_ONABORT {
+	}
+	TX_ONABORT
+	{
 		die("pmemobj hm grow");
-	} TX_END
+	}
+	TX_END
 }
 
 static struct phm *p_hm_new(struct ph *p)
@@ -184,14 +188,15 @@ static struct phm *p_hm_new(struct ph *p)
 	if (pmemobj_zalloc(p->pop, &p->r->map, sizeof(*m), 10))
 		die("pmemobj hm new");
 	m = pmemobj_direct(p->r->map);
-	TX_BEGIN(p->pop) {
-		PMEMoid bo = pmemobj_tx_zalloc(sizeof(struct pbk) +
-						       HM_INIT * sizeof(PMEMoid),
-					       11);
+	TX_BEGIN(p->pop)
+	{
+		PMEMoid bo = pmemobj_tx_zalloc(
+			sizeof(struct pbk) + HM_INIT * sizeof(PMEMoid), 11);
 		((struct pbk *)pmemobj_direct(bo))->n = HM_INIT;
 		pmemobj_tx_add_range_direct(&m->buckets, sizeof(PMEMoid));
 		m->buckets = bo;
-	} TX_END
+	}
+	TX_END
 	return m;
 }
 
@@ -207,7 +212,8 @@ static void p_hm_insert(struct ph *p, struct phm *m, uint64_t key,
 		if (e->key == key)
 			return;
 	}
-	TX_BEGIN(p->pop) {
+	TX_BEGIN(p->pop)
+	{
 		pmemobj_tx_add_range_direct(&b->b[h], sizeof(PMEMoid));
 		pmemobj_tx_add_range_direct(&m->count, 8);
 		PMEMoid eo = pmemobj_tx_alloc(sizeof(*e), 12);
@@ -217,9 +223,12 @@ static void p_hm_insert(struct ph *p, struct phm *m, uint64_t key,
 		e->next = b->b[h];
 		b->b[h] = eo;
 		m->count++;
-	} TX_ONABORT {
+	}
+	TX_ONABORT
+	{
 		die("pmemobj hm insert");
-	} TX_END
+	}
+	TX_END
 	if (m->count > b->n * HM_MAX_LOAD)
 		p_hm_grow(p, m, b->n * 2);
 }

@@ -227,7 +227,8 @@ static int init_map(void)
 	if ((rc = xmem_tx_add_range(heap, root, sizeof(*root))) ||
 	    (rc = xmem_tx_alloc(heap, sizeof(*m), T_MAP, XMEM_F_HEAP_ZERO,
 				&root->map)) ||
-	    (rc = xmem_tx_alloc(heap, 16 * 8, T_BUCKETS, XMEM_F_HEAP_ZERO, &b))) {
+	    (rc = xmem_tx_alloc(heap, 16 * 8, T_BUCKETS, XMEM_F_HEAP_ZERO,
+				&b))) {
 		xmem_tx_abort(heap);
 		return rc;
 	}
@@ -248,16 +249,17 @@ static int open_store(const char *path, struct xmem_device **dev,
 	if ((rc = xmem_device_open(dev, path, fresh ? 64ull << 20 : 0,
 				   fresh ? XMEM_F_CREATE : 0)))
 		return rc;
-	if (fresh && ((rc = xmem_region_create(*dev, reg)) ||
-		      (rc = xmem_range_create(*reg, "kv", 32ull << 20,
-					      XMEM_ALIGN_2M, XMEM_RANGE_HEAP,
-					      NULL))))
+	if (fresh &&
+	    ((rc = xmem_region_create(*dev, reg)) ||
+	     (rc = xmem_range_create(*reg, "kv", 32ull << 20, XMEM_ALIGN_2M,
+				     XMEM_RANGE_HEAP, NULL))))
 		return rc;
 	if (!fresh && (rc = xmem_region_open(*dev, reg)))
 		return rc;
 	if ((rc = xmem_range_open(*reg, "kv", 0, r)))
 		return rc;
-	rc = fresh ? xmem_heap_create(*r, 0, &heap) : xmem_heap_open(*r, 0, &heap);
+	rc = fresh ? xmem_heap_create(*r, 0, &heap)
+		   : xmem_heap_open(*r, 0, &heap);
 	if (rc || (rc = xmem_heap_root(heap, sizeof(*root), 0, &ro)))
 		return rc;
 	root = P(ro);
@@ -296,7 +298,8 @@ static int run(int argc, char **argv)
 	} else if (!strcmp(cmd, "fill") && (argc == 2 || argc == 3)) {
 		long n = atol(argv[1]);
 		for (long i = 0; i < n && !rc; i++) {
-			snprintf(k, sizeof(k), "%s%ld", argc == 3 ? argv[2] : "key", i);
+			snprintf(k, sizeof(k), "%s%ld",
+				 argc == 3 ? argv[2] : "key", i);
 			snprintf(v, sizeof(v), "value%ld", i);
 			rc = put(k, v);
 		}
@@ -305,7 +308,8 @@ static int run(int argc, char **argv)
 		unsigned np = 0;
 		uint64_t n = scan(0);
 		rc = xmem_heap_check(heap, 0, NULL, NULL, &np);
-		printf("%llu entries (count %llu, %llu buckets), heap check: %u "
+		printf("%llu entries (count %llu, %llu buckets), heap check: "
+		       "%u "
 		       "problem(s)\n",
 		       (unsigned long long)n, (unsigned long long)m->count,
 		       (unsigned long long)m->nbuckets, np);

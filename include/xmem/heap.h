@@ -59,8 +59,7 @@ int xmem_heap_create(struct xmem_range *r, unsigned flags,
 		     struct xmem_heap **hp);
 
 /* Opens the heap on a range, running recovery. */
-int xmem_heap_open(struct xmem_range *r, unsigned flags,
-		   struct xmem_heap **hp);
+int xmem_heap_open(struct xmem_range *r, unsigned flags, struct xmem_heap **hp);
 
 /* The same on a mapping the caller keeps (tools, tests, benchmarks). */
 int xmem_heap_create_map(struct xmem_map *m, unsigned flags,
@@ -129,8 +128,8 @@ int xmem_heap_checkpoint(struct xmem_heap *h);
  * offset order; a non-zero return from fn stops the walk and is returned. */
 typedef int (*xmem_heap_iter_fn)(xmem_oid oid, uint64_t size, uint32_t type,
 				 void *arg);
-int xmem_heap_foreach(struct xmem_heap *h, uint32_t type,
-		      xmem_heap_iter_fn fn, void *arg);
+int xmem_heap_foreach(struct xmem_heap *h, uint32_t type, xmem_heap_iter_fn fn,
+		      void *arg);
 
 /* Transactions (per thread, on one heap at a time). */
 int xmem_tx_begin(struct xmem_heap *h);
@@ -144,24 +143,24 @@ int xmem_tx_abort(struct xmem_heap *h);
 int xmem_tx_depth(struct xmem_heap *h);
 
 struct xmem_heap_class_stats {
-	uint64_t size;  /* object size of the class */
-	uint64_t runs;  /* chunks used as runs of this class */
-	uint64_t used;  /* objects allocated */
+	uint64_t size;	/* object size of the class */
+	uint64_t runs;	/* chunks used as runs of this class */
+	uint64_t used;	/* objects allocated */
 	uint64_t slots; /* objects the runs can hold */
 };
 
 struct xmem_heap_stats {
 	uint64_t heap_size;
-	uint64_t data_size;     /* bytes of the chunk area */
+	uint64_t data_size; /* bytes of the chunk area */
 	uint64_t chunk_size;
 	uint64_t nchunks;
-	uint64_t used;          /* bytes in live objects (usable sizes) */
-	uint64_t free;          /* bytes free (free chunks + free slots) */
-	uint64_t largest_free;  /* largest run of free chunks, bytes */
-	double fragmentation;   /* 1 - largest_free / free chunk bytes */
+	uint64_t used;	       /* bytes in live objects (usable sizes) */
+	uint64_t free;	       /* bytes free (free chunks + free slots) */
+	uint64_t largest_free; /* largest run of free chunks, bytes */
+	double fragmentation;  /* 1 - largest_free / free chunk bytes */
 	uint64_t objects;
-	uint64_t extents;       /* live large objects */
-	uint64_t fences;        /* fences issued since open */
+	uint64_t extents; /* live large objects */
+	uint64_t fences;  /* fences issued since open */
 	uint64_t checkpoints;
 	uint64_t recovered_records; /* logs replayed or rolled back at open */
 	struct xmem_heap_class_stats classes[XMEM_HEAP_NCLASSES];

@@ -90,8 +90,8 @@ struct heap_lane *xmem__heap_lane_mine(struct xmem_heap *h)
 /* Computes the layout for a heap of `size` bytes into hd. */
 static int layout(struct heap_header *hd, uint64_t size)
 {
-	uint64_t meta_off = HEAP_LANES_OFF + (uint64_t)HEAP_NLANES *
-						     HEAP_LANE_SIZE;
+	uint64_t meta_off =
+		HEAP_LANES_OFF + (uint64_t)HEAP_NLANES * HEAP_LANE_SIZE;
 	uint64_t n;
 
 	if (size < HEAP_MIN_SIZE)
@@ -259,19 +259,20 @@ int xmem__heap_open_mem(uint8_t *base, uint64_t size,
 		memcpy(&bk, base + HEAP_HDR_BACKUP_OFF, sizeof(bk));
 		int bv = xmem__heap_header_valid(&bk, size, bwhy, sizeof(bwhy));
 		if (v == -2)
-			return xmem__err(XMEM_E_VERSION, "heap header: %s", why);
+			return xmem__err(XMEM_E_VERSION, "heap header: %s",
+					 why);
 		return xmem__err(XMEM_E_CORRUPT,
 				 "heap header at offset 0: %s%s", why,
-				 bv ? "" : " (the backup copy at 2048 is "
-					   "intact: run 'xmem heap check "
-					   "--repair')");
+				 bv ? ""
+				    : " (the backup copy at 2048 is "
+				      "intact: run 'xmem heap check "
+				      "--repair')");
 	}
 	if ((rc = heap_new(base, size, ops, &h)))
 		return rc;
 	h->hdr = hd;
 	h->nchunks = hd.nchunks;
-	if ((rc = xmem__heap_recover(h)) ||
-	    (rc = xmem__heap_alloc_init(h))) {
+	if ((rc = xmem__heap_recover(h)) || (rc = xmem__heap_alloc_init(h))) {
 		heap_free(h);
 		return rc;
 	}
@@ -318,8 +319,9 @@ static int range_heap(struct xmem_range *r, unsigned flags, int create,
 		return xmem__err(-EINVAL, "heap: NULL argument");
 	ri = xmem_range_get_info(r);
 	if (ri->mode != XMEM_RANGE_HEAP)
-		return xmem__err(XMEM_E_MODE, "range '%s' has mode %s, not heap",
-				 ri->name, xmem_range_mode_name(ri->mode));
+		return xmem__err(XMEM_E_MODE,
+				 "range '%s' has mode %s, not heap", ri->name,
+				 xmem_range_mode_name(ri->mode));
 	if ((rc = xmem_range_map(r, 0, &m)))
 		return rc;
 	rc = create ? xmem_heap_create_map(m, flags, hp)
@@ -378,8 +380,7 @@ XMEM_EXPORT uint64_t xmem_heap_size(const struct xmem_heap *h)
 	return h->size;
 }
 
-XMEM_EXPORT xmem_oid xmem_heap_oid(const struct xmem_heap *h,
-				   const void *ptr)
+XMEM_EXPORT xmem_oid xmem_heap_oid(const struct xmem_heap *h, const void *ptr)
 {
 	const uint8_t *p = ptr;
 
@@ -388,9 +389,8 @@ XMEM_EXPORT xmem_oid xmem_heap_oid(const struct xmem_heap *h,
 	return (xmem_oid)(p - h->base);
 }
 
-XMEM_EXPORT int xmem_heap_object_info(const struct xmem_heap *h,
-				      xmem_oid oid, uint64_t *size,
-				      uint32_t *type)
+XMEM_EXPORT int xmem_heap_object_info(const struct xmem_heap *h, xmem_oid oid,
+				      uint64_t *size, uint32_t *type)
 {
 	uint64_t sz;
 	uint32_t ty, cls;
@@ -424,8 +424,8 @@ XMEM_EXPORT int xmem_heap_get(const struct xmem_heap *h, xmem_oid oid,
 	return 0;
 }
 
-XMEM_EXPORT int xmem_heap_root(struct xmem_heap *h, size_t size,
-			       uint32_t type, xmem_oid *oid)
+XMEM_EXPORT int xmem_heap_root(struct xmem_heap *h, size_t size, uint32_t type,
+			       xmem_oid *oid)
 {
 	struct heap_root *root = (struct heap_root *)(h->base + HEAP_ROOT_OFF);
 	uint64_t sz;

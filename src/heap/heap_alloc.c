@@ -14,8 +14,8 @@
 #include "heap/heap_internal.h"
 
 const uint32_t xmem__heap_class_size[HEAP_NCLASSES] = {
-	64,   96,   128,  160,   192,   256,   320,   384,
-	512,  640,  768,  1024,  1536,  2048,  3072,  4096,
+	64,   96,   128,   160,	  192,	 256,	320,   384,
+	512,  640,  768,   1024,  1536,	 2048,	3072,  4096,
 	6144, 8192, 12288, 16384, 24576, 32768, 65536, 131072,
 };
 
@@ -50,8 +50,7 @@ uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c)
 
 /* 1 if the header belongs to this heap and is intact, 0 if it is from
  * another epoch (a free chunk), -1 if it is damaged. */
-int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c,
-			       uint32_t epoch)
+int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c, uint32_t epoch)
 {
 	struct heap_chunk_hdr t;
 
@@ -102,8 +101,8 @@ static int scan_one(struct xmem_heap *h)
 	struct heap_chunk_hdr *ch = heap_chunk_hdr(h, c);
 	int v = xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch), rc;
 
-	if (v < 0 || (v && ch->kind == HEAP_CHUNK_EXTENT &&
-		      ch->nchunks > n - c)) {
+	if (v < 0 ||
+	    (v && ch->kind == HEAP_CHUNK_EXTENT && ch->nchunks > n - c)) {
 		h->scan_err = XMEM_E_CORRUPT;
 		return xmem__err(XMEM_E_CORRUPT,
 				 "heap: chunk %llu header at offset %llu is "
@@ -118,7 +117,8 @@ static int scan_one(struct xmem_heap *h)
 	}
 	h->chunks[c].cls = ch->cls;
 	h->chunks[c].type = ch->type;
-	if (ch->kind == HEAP_CHUNK_RUN && (rc = pool_add(h, ch->cls, (int32_t)c)))
+	if (ch->kind == HEAP_CHUNK_RUN &&
+	    (rc = pool_add(h, ch->cls, (int32_t)c)))
 		return rc;
 	if (ch->kind == HEAP_CHUNK_EXTENT)
 		h->chunks[c].nchunks = ch->nchunks;
@@ -209,7 +209,8 @@ static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 	r->cls = h->chunks[c].cls;
 	r->nslots = class_slots(r->cls);
 	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
-		uint64_t v = __atomic_load_n(bm_word(h, c, w), __ATOMIC_RELAXED);
+		uint64_t v =
+			__atomic_load_n(bm_word(h, c, w), __ATOMIC_RELAXED);
 		uint64_t lim = r->nslots > w * 64 ? r->nslots - w * 64 : 0;
 
 		if (lim < 64)
@@ -260,8 +261,7 @@ static int64_t freemap_find(struct xmem_heap *h, uint64_t n)
 }
 
 /* Takes n free chunks off the volatile free map. */
-int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n,
-			      uint64_t *first)
+int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n, uint64_t *first)
 {
 	int64_t c;
 
@@ -273,7 +273,8 @@ int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n,
 		}
 	if (c >= 0) {
 		freemap_set(h, (uint64_t)c, n, 0);
-		__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_EXTENT, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_EXTENT,
+				 __ATOMIC_RELAXED);
 		h->chunks[c].nchunks = (uint32_t)n;
 	}
 	pthread_mutex_unlock(&h->chunk_lock);
@@ -292,7 +293,8 @@ void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
 				 uint64_t n)
 {
 	pthread_mutex_lock(&h->chunk_lock);
-	__atomic_store_n(&h->chunks[first].kind, HEAP_CHUNK_FREE, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->chunks[first].kind, HEAP_CHUNK_FREE,
+			 __ATOMIC_RELAXED);
 	h->chunks[first].nchunks = 0;
 	freemap_set(h, first, n, 1);
 	pthread_mutex_unlock(&h->chunk_lock);
@@ -313,8 +315,8 @@ static void chunk_hdr_make(struct xmem_heap *h, struct heap_chunk_hdr *ch,
 }
 
 /* Adds the two SET entries writing chunk c's header. */
-static int rec_chunk_hdr(struct xmem_heap *h, struct heap_lane *l,
-			 uint64_t c, const struct heap_chunk_hdr *ch)
+static int rec_chunk_hdr(struct xmem_heap *h, struct heap_lane *l, uint64_t c,
+			 const struct heap_chunk_hdr *ch)
 {
 	uint64_t w[2];
 	int rc;
@@ -323,8 +325,8 @@ static int rec_chunk_hdr(struct xmem_heap *h, struct heap_lane *l,
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 8, heap_meta_off(h, c),
 				     w[0], 0)))
 		return rc;
-	return xmem__heap_rec_add(l, HEAP_REDO_SET, 8,
-				  heap_meta_off(h, c) + 8, w[1], 0);
+	return xmem__heap_rec_add(l, HEAP_REDO_SET, 8, heap_meta_off(h, c) + 8,
+				  w[1], 0);
 }
 
 /*
@@ -414,8 +416,8 @@ static int64_t run_claim(struct heap_run *r)
 }
 
 /* Reserves a small object of class cls through lane l's cached run. */
-static int reserve_small(struct xmem_heap *h, struct heap_lane *l,
-			 unsigned cls, uint64_t *off)
+static int reserve_small(struct xmem_heap *h, struct heap_lane *l, unsigned cls,
+			 uint64_t *off)
 {
 	for (int tries = 0; tries < 4; tries++) {
 		int32_t c = l->cur_run[cls];
@@ -446,8 +448,8 @@ static int reserve_small(struct xmem_heap *h, struct heap_lane *l,
  * Reserves space for an object of `size` bytes (volatile only; a record
  * makes it allocated). *cls gets the class, or UINT32_MAX for an extent.
  */
-int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l,
-		       uint64_t size, uint64_t *off, uint32_t *cls)
+int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
+		       uint64_t *off, uint32_t *cls)
 {
 	int c = xmem__heap_class_of(size);
 	uint64_t first, n;
@@ -495,8 +497,8 @@ void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls)
 }
 
 /* Adds the entries that mark a reserved object allocated with `type`. */
-int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
-			 uint64_t off, uint32_t cls, uint32_t type)
+int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+			 uint32_t cls, uint32_t type)
 {
 	uint64_t c, slot, moff;
 	int rc;
@@ -521,18 +523,17 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
 		return rc;
 	/* a slot that held an object of the same type keeps its type word
 	 * (written and made durable by an earlier record) */
-	if (__atomic_load_n((uint16_t *)(h->base + moff + HEAP_META_TYPES +
-					 slot * 2),
-			    __ATOMIC_RELAXED) == type)
+	if (__atomic_load_n(
+		    (uint16_t *)(h->base + moff + HEAP_META_TYPES + slot * 2),
+		    __ATOMIC_RELAXED) == type)
 		return 0;
 	return xmem__heap_rec_add(l, HEAP_REDO_SET, 2,
 				  moff + HEAP_META_TYPES + slot * 2, type, 0);
 }
 
 /* The live slot at byte `in` of a run of class c, from its bitmap. */
-static int run_slot(const struct xmem_heap *h, const uint8_t *meta,
-		    uint64_t in, unsigned c, uint64_t *size, uint32_t *type,
-		    uint32_t *cls)
+static int run_slot(const struct xmem_heap *h, const uint8_t *meta, uint64_t in,
+		    unsigned c, uint64_t *size, uint32_t *type, uint32_t *cls)
 {
 	uint32_t csz = xmem__heap_class_size[c];
 	uint64_t slot = in / csz, w;
@@ -557,8 +558,8 @@ static int run_slot(const struct xmem_heap *h, const uint8_t *meta,
  * its usable size, type and class (UINT32_MAX: extent), or
  * XMEM_E_BADOID.
  */
-int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
-		      uint64_t *size, uint32_t *type, uint32_t *cls)
+int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
+		      uint32_t *type, uint32_t *cls)
 {
 	const struct heap_chunk_hdr *ch;
 	uint64_t c, in;
@@ -598,8 +599,8 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
 }
 
 /* Adds the entries that free the live object at off. */
-int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l,
-			uint64_t off, int *extent_out)
+int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+			int *extent_out)
 {
 	uint64_t size, c, slot, moff;
 	uint32_t type, cls;

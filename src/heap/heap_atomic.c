@@ -72,8 +72,8 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 	xmem__heap_rec_reset(l);
 	if ((rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
-				     (uint64_t)((uint8_t *)dest - h->base),
-				     off, *dest)) ||
+				     (uint64_t)((uint8_t *)dest - h->base), off,
+				     *dest)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);
 		xmem__heap_unreserve(h, off, cls);
@@ -136,8 +136,10 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	if (!size || type > XMEM_HEAP_TYPE_MAX)
 		return xmem__err(-EINVAL, "heap: realloc: bad size or type");
 	if ((rc = xmem__heap_lookup(h, old, &osize, &otype, &ocls)))
-		return xmem__err(rc, "heap: realloc of %#llx: not a live "
-				     "object", (unsigned long long)old);
+		return xmem__err(rc,
+				 "heap: realloc of %#llx: not a live "
+				 "object",
+				 (unsigned long long)old);
 	if (!(l = xmem__heap_lane_get(h)))
 		return -EBUSY;
 	if ((rc = xmem__heap_reserve(h, l, size, &off, &cls)))
@@ -152,8 +154,8 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	xmem__heap_rec_reset(l);
 	if ((rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
-				     (uint64_t)((uint8_t *)dest - h->base),
-				     off, old)) ||
+				     (uint64_t)((uint8_t *)dest - h->base), off,
+				     old)) ||
 	    (rc = xmem__heap_rec_free(h, l, old, &ext)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);

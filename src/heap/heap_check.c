@@ -33,11 +33,11 @@ struct ck {
 };
 
 /* Reports one problem; `fixed` says whether repair changed it. */
-static void report(struct ck *k, const char *structure, uint64_t off,
-		   int fixed, int fatal, const char *fmt, ...)
+static void report(struct ck *k, const char *structure, uint64_t off, int fixed,
+		   int fatal, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
-static void report(struct ck *k, const char *structure, uint64_t off,
-		   int fixed, int fatal, const char *fmt, ...)
+static void report(struct ck *k, const char *structure, uint64_t off, int fixed,
+		   int fatal, const char *fmt, ...)
 {
 	struct xmem_check_problem p;
 	char what[256];
@@ -94,7 +94,8 @@ static int check_headers(struct ck *k)
 		if (k->repair)
 			put(k, HEAP_HDR_BACKUP_OFF, &p, sizeof(p));
 		report(k, "heap header (backup)", HEAP_HDR_BACKUP_OFF,
-		       k->repair, 0, "%s%s", bv ? bw : "differs from the primary",
+		       k->repair, 0, "%s%s",
+		       bv ? bw : "differs from the primary",
 		       k->repair ? "; rewritten from the primary" : "");
 	}
 	return 0;
@@ -135,14 +136,14 @@ struct ring_ck {
 };
 
 /* heap_rec_fn: validates a pending record's entries. */
-static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane,
-		    uint32_t pos, void *arg)
+static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
+		    void *arg)
 {
 	struct ring_ck *r = arg;
 
 	r->end = pos;
-	if (xmem__heap_redo_apply(r->k->base, r->k->size,
-				  (uint8_t *)(rh + 1), rh->nbytes, 1))
+	if (xmem__heap_redo_apply(r->k->base, r->k->size, (uint8_t *)(rh + 1),
+				  rh->nbytes, 1))
 		return XMEM_E_CORRUPT;
 	r->end = pos + 64 + (uint32_t)align_up(rh->nbytes, 64);
 	(*r->pending)++;
@@ -162,8 +163,8 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	char st[64];
 	int rc;
 
-	rc = xmem__heap_ring_walk(k->base, lane, k->hd->epoch, c, ring_rec,
-				  &r, NULL);
+	rc = xmem__heap_ring_walk(k->base, lane, k->hd->epoch, c, ring_rec, &r,
+				  NULL);
 	if (!rc)
 		return;
 	snprintf(st, sizeof(st), "lane %u redo log", lane);
@@ -295,8 +296,7 @@ static void check_chunks(struct ck *k, uint64_t *live)
 			if (k->repair)
 				quarantine(k, c);
 			report(k, st, moff, k->repair, 0,
-			       "checksum or fields invalid (kind %u)%s",
-			       kind,
+			       "checksum or fields invalid (kind %u)%s", kind,
 			       k->repair ? "; chunk quarantined" : "");
 			c++;
 			continue;
@@ -358,8 +358,11 @@ int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
 			 const struct xmem_persist_ops *ops, xmem_check_fn fn,
 			 void *arg, unsigned *nproblems)
 {
-	struct ck k = { .base = base, .size = size, .ops = ops,
-			.repair = !!(flags & XMEM_F_REPAIR), .fn = fn,
+	struct ck k = { .base = base,
+			.size = size,
+			.ops = ops,
+			.repair = !!(flags & XMEM_F_REPAIR),
+			.fn = fn,
 			.arg = arg };
 	struct heap_header hd;
 	struct xmem_heap fake;

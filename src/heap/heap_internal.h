@@ -18,8 +18,8 @@ struct heap_run {
 	_Atomic uint32_t nfree;
 	uint32_t nslots;
 	uint32_t cls;
-	uint32_t hint;       /* word to search first (owner only) */
-	_Atomic int owner;   /* lane index, or -1 */
+	uint32_t hint;	   /* word to search first (owner only) */
+	_Atomic int owner; /* lane index, or -1 */
 };
 
 /* Volatile view of a chunk; kind and nchunks change under chunk_lock. */
@@ -44,7 +44,7 @@ struct heap_snap {
 /* An object allocated by the current transaction. */
 struct heap_txobj {
 	uint64_t off, size;
-	uint32_t cls;  /* class, or UINT32_MAX for an extent */
+	uint32_t cls; /* class, or UINT32_MAX for an extent */
 	uint16_t type;
 	uint8_t *before; /* contents when handed out (small objects) */
 };
@@ -52,7 +52,7 @@ struct heap_txobj {
 struct heap_tx {
 	int depth;
 	int aborted;
-	uint64_t txid;    /* 0 until the first snapshot */
+	uint64_t txid;		 /* 0 until the first snapshot */
 	struct heap_snap *snaps; /* in snapshot order */
 	size_t nsnaps, capsnaps;
 	/* bytes snapshotted so far: per cache line a 64-bit mask (ranges
@@ -66,10 +66,10 @@ struct heap_tx {
 	uint64_t *frees;
 	size_t nfrees, capfrees;
 	/* undo writer */
-	uint8_t *useg;     /* current segment (mapped) */
+	uint8_t *useg;	   /* current segment (mapped) */
 	uint64_t useg_off; /* its heap offset */
 	uint64_t useg_len;
-	uint64_t upos;     /* write position in the segment */
+	uint64_t upos;		  /* write position in the segment */
 	struct heap_range *xsegs; /* overflow segments (extents) */
 	size_t nxsegs, capxsegs;
 };
@@ -80,7 +80,7 @@ struct heap_lane {
 	pthread_t holder;
 	int held;
 	uint32_t ring_pos;
-	uint64_t last_seq;    /* this lane's last record */
+	uint64_t last_seq;		/* this lane's last record */
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
@@ -100,17 +100,17 @@ struct heap_lane {
 struct xmem_heap {
 	uint8_t *base;
 	uint64_t size;
-	struct xmem_map *map;     /* the mapping (owned if own_map) */
+	struct xmem_map *map;	  /* the mapping (owned if own_map) */
 	struct xmem_range *range; /* when opened on a range */
 	const struct xmem_persist_ops *ops;
-	struct heap_header hdr;   /* validated copy */
-	uint64_t gen;             /* unique per open, for thread caches */
+	struct heap_header hdr; /* validated copy */
+	uint64_t gen;		/* unique per open, for thread caches */
 	uint64_t nchunks;
 	struct heap_chunk *chunks;
 	pthread_mutex_t chunk_lock; /* chunk kinds, free chunk map, pools */
-	uint64_t *freemap;          /* bit per chunk: free */
-	uint64_t scanned;           /* chunk headers read so far (lazy) */
-	int scan_err;               /* sticky: a damaged header was met */
+	uint64_t *freemap;	    /* bit per chunk: free */
+	uint64_t scanned;	    /* chunk headers read so far (lazy) */
+	int scan_err;		    /* sticky: a damaged header was met */
 	uint64_t free_hint;
 	struct {
 		int32_t *runs; /* chunks that are runs of this class */
@@ -175,16 +175,16 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 int xmem__heap_alloc_init(struct xmem_heap *h);
 int xmem__heap_scan_all(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
-int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l,
-		       uint64_t size, uint64_t *off, uint32_t *cls);
+int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
+		       uint64_t *off, uint32_t *cls);
 void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls);
-int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l,
-			 uint64_t off, uint32_t cls, uint32_t type);
-int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l,
-			uint64_t off, int *extent_out);
+int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+			 uint32_t cls, uint32_t type);
+int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
+			int *extent_out);
 void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
-int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off,
-		      uint64_t *size, uint32_t *type, uint32_t *cls);
+int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
+		      uint32_t *type, uint32_t *cls);
 int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t nchunks,
 			      uint64_t *first);
 void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
@@ -208,12 +208,11 @@ void xmem__heap_tx_fini(struct heap_tx *tx);
 
 /* heap_check.c */
 int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
-			 const struct xmem_persist_ops *ops,
-			 xmem_check_fn fn, void *arg, unsigned *nproblems);
+			 const struct xmem_persist_ops *ops, xmem_check_fn fn,
+			 void *arg, unsigned *nproblems);
 int xmem__heap_header_valid(const struct heap_header *hd, uint64_t size,
 			    char *why, size_t whylen);
-int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c,
-			       uint32_t epoch);
+int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c, uint32_t epoch);
 uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c);
 
 #endif /* XMEM_HEAP_INTERNAL_H */

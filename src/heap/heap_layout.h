@@ -91,13 +91,13 @@
 #define HEAP_CHUNK_SIZE (1u << HEAP_CHUNK_SHIFT) /* 256 KiB */
 #define HEAP_MIN_CLASS 64u
 #define HEAP_MAX_SLOTS (HEAP_CHUNK_SIZE / HEAP_MIN_CLASS) /* 4096 */
-#define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)          /* 64 */
+#define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)	  /* 64 */
 
 /* Per-chunk metadata block. */
 #define HEAP_META_HDR 0u
 #define HEAP_META_BITMAP 64u
 /* Offset in the metadata block of bitmap word w and of its mirror. */
-#define HEAP_BM_OFF(w) (HEAP_META_BITMAP + ((w) >> 2) * 64u + ((w) & 3u) * 8u)
+#define HEAP_BM_OFF(w) (HEAP_META_BITMAP + ((w) >> 2) * 64u + ((w)&3u) * 8u)
 #define HEAP_MIRROR_OFF(w) (HEAP_BM_OFF(w) + 32u)
 #define HEAP_META_TYPES (64u + 1024u)
 #define HEAP_META_SIZE (64u + 1024u + 2u * HEAP_MAX_SLOTS) /* 9280 */
@@ -107,21 +107,21 @@
 
 /* The heap header (both copies). Written once, at create. */
 struct heap_header {
-	char magic[8];        /* "XMEMHEAP" */
-	uint32_t version;     /* HEAP_VERSION */
-	uint32_t csum;        /* crc32c of the 256 bytes, this field 0 */
+	char magic[8];	  /* "XMEMHEAP" */
+	uint32_t version; /* HEAP_VERSION */
+	uint32_t csum;	  /* crc32c of the 256 bytes, this field 0 */
 	uint8_t uuid[16];
-	uint64_t heap_size;   /* bytes the heap spans */
-	uint64_t created;     /* seconds since the epoch */
-	uint32_t epoch;       /* non-zero; tags chunk headers and logs */
-	uint32_t nlanes;      /* HEAP_NLANES */
-	uint32_t lane_size;   /* HEAP_LANE_SIZE */
-	uint32_t ring_size;   /* HEAP_RING_SIZE */
-	uint32_t chunk_size;  /* HEAP_CHUNK_SIZE */
-	uint32_t meta_size;   /* HEAP_META_SIZE */
-	uint64_t lanes_off;   /* HEAP_LANES_OFF */
+	uint64_t heap_size;  /* bytes the heap spans */
+	uint64_t created;    /* seconds since the epoch */
+	uint32_t epoch;	     /* non-zero; tags chunk headers and logs */
+	uint32_t nlanes;     /* HEAP_NLANES */
+	uint32_t lane_size;  /* HEAP_LANE_SIZE */
+	uint32_t ring_size;  /* HEAP_RING_SIZE */
+	uint32_t chunk_size; /* HEAP_CHUNK_SIZE */
+	uint32_t meta_size;  /* HEAP_META_SIZE */
+	uint64_t lanes_off;  /* HEAP_LANES_OFF */
 	uint64_t meta_off;
-	uint64_t data_off;    /* multiple of 4096 */
+	uint64_t data_off; /* multiple of 4096 */
 	uint64_t nchunks;
 	uint8_t reserved[152];
 };
@@ -152,12 +152,12 @@ enum heap_chunk_kind {
 };
 
 struct heap_chunk_hdr {
-	uint8_t kind;      /* enum heap_chunk_kind */
-	uint8_t cls;       /* run: size class index */
-	uint16_t type;     /* extent: the object's type */
-	uint32_t csum;     /* crc32c of the 16 bytes, this field 0 */
-	uint32_t nchunks;  /* extent: chunks covered (head included) */
-	uint32_t epoch;    /* the heap's epoch, else the chunk is free */
+	uint8_t kind;	  /* enum heap_chunk_kind */
+	uint8_t cls;	  /* run: size class index */
+	uint16_t type;	  /* extent: the object's type */
+	uint32_t csum;	  /* crc32c of the 16 bytes, this field 0 */
+	uint32_t nchunks; /* extent: chunks covered (head included) */
+	uint32_t epoch;	  /* the heap's epoch, else the chunk is free */
 };
 _Static_assert(sizeof(struct heap_chunk_hdr) == 16, "chunk hdr size");
 _Static_assert(offsetof(struct heap_chunk_hdr, csum) == 4, "chunk csum");
@@ -176,14 +176,14 @@ enum heap_rec_kind {
 
 struct heap_rec_hdr {
 	uint32_t magic;
-	uint16_t kind;    /* enum heap_rec_kind */
+	uint16_t kind; /* enum heap_rec_kind */
 	uint16_t flags;
 	uint32_t epoch;
-	uint32_t nbytes;  /* entry bytes that follow */
+	uint32_t nbytes; /* entry bytes that follow */
 	uint64_t seq;
-	uint64_t txid;    /* COMMIT/ABORT: the transaction's id */
-	uint32_t pcsum;   /* crc32c of the entry bytes */
-	uint32_t hcsum;   /* crc32c of this header, this field 0 */
+	uint64_t txid;	/* COMMIT/ABORT: the transaction's id */
+	uint32_t pcsum; /* crc32c of the entry bytes */
+	uint32_t hcsum; /* crc32c of this header, this field 0 */
 	uint8_t reserved[24];
 };
 _Static_assert(sizeof(struct heap_rec_hdr) == 64, "rec hdr size");

@@ -73,7 +73,7 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 	memcpy(l->rbuf + l->rlen, w, n);
 	l->rlen += n;
 	l->pend[l->npend].off = off;
-	l->pend[l->npend].len = op == HEAP_REDO_ZERO ? value
+	l->pend[l->npend].len = op == HEAP_REDO_ZERO  ? value
 				: op == HEAP_REDO_SET ? size
 						      : 8;
 	l->npend++;
@@ -228,7 +228,8 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	rh.nbytes = (uint32_t)l->rlen;
 	rh.seq = seq;
 	rh.txid = txid;
-	rh.pcsum = xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : &rh, l->rlen);
+	rh.pcsum =
+		xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : &rh, l->rlen);
 	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh)); /* hcsum is 0 here */
 	memcpy(dst, &rh, sizeof(rh));
 	if (l->rlen)

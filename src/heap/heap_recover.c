@@ -255,8 +255,7 @@ static int collect_rec(const struct heap_rec_hdr *rh, unsigned lane,
 }
 
 /* heap_undo_fn that does nothing: used to find a lane's txid. */
-static int undo_none(const struct heap_undo_hdr *u, const uint8_t *d,
-		     void *arg)
+static int undo_none(const struct heap_undo_hdr *u, const uint8_t *d, void *arg)
 {
 	(void)u;
 	(void)d;
@@ -333,7 +332,7 @@ static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
 		memcpy(w, e + pos, 16);
 		op = w[0] >> 56;
 		xmem__heap_flush(h, h->base + (w[0] & HEAP_REDO_OFF_MASK),
-				 op == HEAP_REDO_ZERO	? w[1]
+				 op == HEAP_REDO_ZERO  ? w[1]
 				 : op == HEAP_REDO_SET ? ((w[0] >> 48) & 0xff)
 						       : 8);
 		pos += op == HEAP_REDO_CSET ? 24 : 16;
@@ -386,8 +385,9 @@ int xmem__heap_recover(struct xmem_heap *h)
 	}
 	if (rc) {
 		free(col.a);
-		return rc == -ENOMEM ? xmem__err(rc, "heap: recovery: no memory")
-				     : rc;
+		return rc == -ENOMEM
+			       ? xmem__err(rc, "heap: recovery: no memory")
+			       : rc;
 	}
 	if (col.n)
 		qsort(col.a, col.n, sizeof(*col.a), cmp_action);

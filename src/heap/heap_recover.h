@@ -8,8 +8,8 @@
 
 typedef int (*heap_rec_fn)(const struct heap_rec_hdr *rh, unsigned lane,
 			   uint32_t pos, void *arg);
-typedef int (*heap_undo_fn)(const struct heap_undo_hdr *u,
-			    const uint8_t *data, void *arg);
+typedef int (*heap_undo_fn)(const struct heap_undo_hdr *u, const uint8_t *data,
+			    void *arg);
 
 /* Calls fn for each valid record of a lane's ring with seq > c. */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,

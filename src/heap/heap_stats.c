@@ -28,8 +28,7 @@ static uint64_t largest_free_run(struct xmem_heap *h, uint64_t *nfree)
 	return best;
 }
 
-XMEM_EXPORT int xmem_heap_stats(struct xmem_heap *h,
-				struct xmem_heap_stats *st)
+XMEM_EXPORT int xmem_heap_stats(struct xmem_heap *h, struct xmem_heap_stats *st)
 {
 	uint64_t nfree_chunks, largest, slot_free = 0;
 
@@ -72,7 +71,8 @@ XMEM_EXPORT int xmem_heap_stats(struct xmem_heap *h,
 				a.live += (uint64_t)__builtin_popcountll(
 					__atomic_load_n(
 						(const uint64_t *)(meta +
-								   HEAP_BM_OFF(w)),
+								   HEAP_BM_OFF(
+									   w)),
 						__ATOMIC_RELAXED));
 			st->classes[ch->cls].runs++;
 			st->classes[ch->cls].slots += nslots;

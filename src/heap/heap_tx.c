@@ -60,8 +60,9 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 		free(tx->snaps[i].copy);
 	for (size_t i = 0; i < tx->nxsegs; i++)
 		xmem__heap_extent_unreserve(
-			h, (tx->xsegs[i].off - h->hdr.data_off) >>
-				   HEAP_CHUNK_SHIFT,
+			h,
+			(tx->xsegs[i].off - h->hdr.data_off) >>
+				HEAP_CHUNK_SHIFT,
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
 	if (tx->lcount) {
@@ -303,7 +304,8 @@ static int add_small(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 					seglen++;
 					continue;
 				}
-				if (seglen && (rc = snap_take(h, l, seg, seglen)))
+				if (seglen &&
+				    (rc = snap_take(h, l, seg, seglen)))
 					return rc;
 				*wrote |= seglen != 0;
 				seg = line * 64 + b;
@@ -353,8 +355,8 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 		if ((rc = add_small(h, l, off, end, &wrote)))
 			return rc;
 	} else {
-		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs,
-				tx->nbigs + 1, sizeof(*tx->bigs))) ||
+		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
+				sizeof(*tx->bigs))) ||
 		    (rc = snap_take(h, l, off, len)))
 			return rc;
 		tx->bigs[tx->nbigs].off = off;
@@ -367,8 +369,8 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	return 0;
 }
 
-XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size,
-			      uint32_t type, unsigned flags, xmem_oid *oid)
+XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size, uint32_t type,
+			      unsigned flags, xmem_oid *oid)
 {
 	struct heap_lane *l;
 	struct heap_tx *tx;
@@ -416,12 +418,16 @@ XMEM_EXPORT int xmem_tx_free(struct xmem_heap *h, xmem_oid oid)
 			return 0;
 		}
 	if ((rc = xmem__heap_lookup(h, oid, &size, &type, &cls)))
-		return xmem__err(rc, "heap: tx_free of %#llx: not a live "
-				     "object", (unsigned long long)oid);
+		return xmem__err(rc,
+				 "heap: tx_free of %#llx: not a live "
+				 "object",
+				 (unsigned long long)oid);
 	for (size_t i = 0; i < tx->nfrees; i++)
 		if (tx->frees[i] == oid)
-			return xmem__err(-EINVAL, "heap: tx_free of %#llx "
-						  "twice", (unsigned long long)oid);
+			return xmem__err(-EINVAL,
+					 "heap: tx_free of %#llx "
+					 "twice",
+					 (unsigned long long)oid);
 	if ((rc = vgrow((void **)&tx->frees, &tx->capfrees, tx->nfrees + 1,
 			sizeof(*tx->frees))))
 		return rc;
@@ -475,7 +481,8 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 				have[nw++] = 0;
 			}
 			for (unsigned b = 0; b < 8; b++)
-				if (w + b >= s->off && w + b < s->off + s->len &&
+				if (w + b >= s->off &&
+				    w + b < s->off + s->len &&
 				    !(have[k] & (1u << b))) {
 					((uint8_t *)&ow[k])[b] =
 						s->copy[w + b - s->off];
@@ -487,8 +494,8 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 		uint64_t cur;
 
 		memcpy(&cur, h->base + wd[k], 8);
-		if (cur != ow[k] && (rc = xmem__heap_rec_add(
-					     l, HEAP_REDO_CSET, 8, wd[k], cur,
+		if (cur != ow[k] &&
+		    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8, wd[k], cur,
 					     ow[k])))
 			return rc;
 	}
@@ -588,9 +595,9 @@ XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
 					     tx->objs[i].cls);
 		tx->nobjs = tx->nfrees = 0;
 		if (tx->txid) {
-			xmem__heap_undo_walk(h->base, h->size, &h->hdr,
-					     l->idx, tx->txid - 1,
-					     undo_restore, h, &txid);
+			xmem__heap_undo_walk(h->base, h->size, &h->hdr, l->idx,
+					     tx->txid - 1, undo_restore, h,
+					     &txid);
 			/* The restored bytes must be durable before the
 			 * ABORT record retires the snapshots. */
 			xmem__heap_fence(h, l);

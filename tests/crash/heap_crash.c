@@ -238,8 +238,8 @@ static int read_state(struct xmem_heap *h, struct state *st)
 		return -1;
 	r = xmem_heap_ptr(h, root);
 	for (int i = 0; i < NSLOT; i++)
-		if (r->slot[i] && xmem_heap_get(h, r->slot[i],
-						XMEM_HEAP_ANY_TYPE, &p)) {
+		if (r->slot[i] &&
+		    xmem_heap_get(h, r->slot[i], XMEM_HEAP_ANY_TYPE, &p)) {
 			fprintf(stderr, "slot %d: dangling reference %#llx\n",
 				i, (unsigned long long)r->slot[i]);
 			bad = 1;
@@ -468,7 +468,8 @@ static uint64_t tx_under_sim(uint64_t at)
 static int run_recovery_kind(struct crashtest_result *res)
 {
 	static const struct kind mid = { "tx add-range alloc free",
-					 { s_tx_mixed }, 1 };
+					 { s_tx_mixed },
+					 1 };
 	static const struct kind rec = { "recovery", { noop_kind_step }, 1 };
 	struct crashtest ct = { .name = "crash during recovery",
 				.device_path = dev_path,

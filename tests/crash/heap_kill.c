@@ -35,7 +35,8 @@ static int open_heap(struct xmem_device **dev, struct xmem_map **m,
 	xmem_oid ro;
 	int rc;
 
-	if ((rc = xmem_device_open(dev, path, SIZE, create ? XMEM_F_CREATE : 0)) ||
+	if ((rc = xmem_device_open(dev, path, SIZE,
+				   create ? XMEM_F_CREATE : 0)) ||
 	    (rc = xmem_device_map(*dev, 0, SIZE, 0, 0, m)))
 		return rc;
 	rc = create ? xmem_heap_create_map(*m, 0, h)
@@ -76,8 +77,9 @@ static void child(unsigned seed)
 			if (r->slot[s])
 				xmem_heap_free(h, &r->slot[s]);
 			else
-				xmem_heap_alloc(h, &r->slot[s], size, 100 + s, 0,
-						tag_ctor, (void *)(uintptr_t)tag);
+				xmem_heap_alloc(h, &r->slot[s], size, 100 + s,
+						0, tag_ctor,
+						(void *)(uintptr_t)tag);
 			break;
 		case 1:
 			if (r->slot[s])

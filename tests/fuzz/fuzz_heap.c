@@ -118,12 +118,14 @@ static void fixups(unsigned flags, const struct heap_header *hd)
 			struct heap_header *p =
 				(void *)(img + (i ? HEAP_HDR_BACKUP_OFF : 0));
 			p->csum = xmem__csum_struct(
-				p, sizeof(*p), offsetof(struct heap_header, csum));
+				p, sizeof(*p),
+				offsetof(struct heap_header, csum));
 		}
 	if (flags & 2)
 		for (uint64_t c = 0; c < 4 && c < hd->nchunks; c++) {
 			struct heap_chunk_hdr *ch =
-				(void *)(img + hd->meta_off + c * HEAP_META_SIZE);
+				(void *)(img + hd->meta_off +
+					 c * HEAP_META_SIZE);
 			ch->csum = xmem__heap_chunk_csum(ch);
 		}
 	if (flags & 4) {
@@ -203,8 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!xmem__heap_open_mem(img, FZ_SIZE, ops, 0, &h))
 		exercise(h);
 	xmem__heap_check_mem(img, FZ_SIZE, 0, ops, NULL, NULL, &np);
-	xmem__heap_check_mem(img, FZ_SIZE, XMEM_F_REPAIR, ops, NULL, NULL,
-			     &np);
+	xmem__heap_check_mem(img, FZ_SIZE, XMEM_F_REPAIR, ops, NULL, NULL, &np);
 	if (!xmem__heap_open_mem(img, FZ_SIZE, ops, 0, &h))
 		exercise(h);
 	return 0;

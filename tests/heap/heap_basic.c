@@ -44,15 +44,14 @@ static void test_atomic(struct xmem_heap *h, struct root *r)
 	uint32_t ty;
 	int fill = 0xab;
 
-	CHECK_OK(xmem_heap_alloc(h, &r->a, 100, T_NODE, XMEM_F_HEAP_ZERO,
-				 NULL, NULL));
+	CHECK_OK(xmem_heap_alloc(h, &r->a, 100, T_NODE, XMEM_F_HEAP_ZERO, NULL,
+				 NULL));
 	CHECK(r->a != 0);
 	CHECK_OK(xmem_heap_get(h, r->a, T_NODE, &p));
 	CHECK(((uint8_t *)p)[99] == 0);
 	CHECK(xmem_heap_get(h, r->a, T_BLOB, &p) == XMEM_E_BADOID);
 	CHECK(xmem_heap_get(h, r->a + 8, T_NODE, &p) == XMEM_E_BADOID);
-	CHECK(xmem_heap_get(h, 12345, XMEM_HEAP_ANY_TYPE, &p) ==
-	      XMEM_E_BADOID);
+	CHECK(xmem_heap_get(h, 12345, XMEM_HEAP_ANY_TYPE, &p) == XMEM_E_BADOID);
 	CHECK_OK(xmem_heap_object_info(h, r->a, &sz, &ty));
 	CHECK(sz >= 100 && ty == T_NODE);
 	CHECK_OK(xmem_heap_alloc(h, &r->b, 64, T_BLOB, 0, ctor_fill, &fill));

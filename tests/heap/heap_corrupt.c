@@ -109,8 +109,8 @@ static void expect(const char *label, const char *what, int open_fails)
 		printf("  stats: %s\n", xmem_errormsg());
 		xmem_heap_close(&h);
 	}
-	CHECK_OK(xmem_heap_check_map(map, XMEM_F_REPAIR, problem_fn, NULL,
-				     &np));
+	CHECK_OK(
+		xmem_heap_check_map(map, XMEM_F_REPAIR, problem_fn, NULL, &np));
 	seen[0] = 0;
 	CHECK_OK(xmem_heap_check_map(map, 0, problem_fn, NULL, &np));
 	CHECK(np == 0);
