@@ -59,6 +59,7 @@ struct ptier {
 
 static struct {
 	int on, verbose, devfd;
+	char devpath[4096];
 	uint64_t budget, threshold, unit;
 	struct xmem_tier_group *group;
 	pthread_mutex_t lock;
@@ -83,6 +84,8 @@ static uint64_t env_size(const char *name, uint64_t dflt)
 	return v;
 }
 
+static void preload_child(void);
+
 __attribute__((constructor)) static void preload_init(void)
 {
 	const char *dev = getenv("XMEM_TIER_DEVICE_PATH");
@@ -97,6 +100,7 @@ __attribute__((constructor)) static void preload_init(void)
 	if (xmem_tier_group_new(P.budget, &P.group) < 0)
 		return;
 	if (dev) {
+		snprintf(P.devpath, sizeof(P.devpath), "%s", dev);
 		P.devfd = open(dev, O_RDWR | O_CLOEXEC);
 		if (P.devfd < 0) {
 			fprintf(stderr, "xmem-tier: %s: %s\n", dev,
@@ -106,26 +110,55 @@ __attribute__((constructor)) static void preload_init(void)
 		P.freelist[0].off = env_size("XMEM_TIER_DEVICE_OFFSET", 0);
 		P.freelist[0].len = env_size("XMEM_TIER_DEVICE_SIZE", 0);
 		P.nfree = 1;
+		pthread_atfork(NULL, NULL, preload_child);
 	}
 	P.on = 1;
 }
 
-/* Takes len bytes of the shared device (first fit); 0 or -ENOSPC. */
+/* Locks (or unlocks) [off, off+len) of the device file for this process's
+ * open file description; 0 or -1. Data bytes, so no conflict with the
+ * region's own locks (they lie beyond 2^62). */
+static int dev_lock(uint64_t off, uint64_t len, int type)
+{
+	struct flock fl = { .l_type = (short)type,
+			    .l_whence = SEEK_SET,
+			    .l_start = (off_t)off,
+			    .l_len = (off_t)len };
+
+	return fcntl(P.devfd, F_OFD_SETLK, &fl);
+}
+
+/*
+ * Takes len bytes of the shared device: first fit among the extents this
+ * process has not used, confirmed by a lock on the bytes, so that other
+ * processes (a forked stress-ng worker has the same free list) never get
+ * the same extent. 0 or -ENOSPC.
+ */
 static int dev_take(uint64_t len, uint64_t *off)
 {
-	for (int k = 0; k < P.nfree; k++)
-		if (P.freelist[k].len >= len) {
-			*off = P.freelist[k].off;
-			P.freelist[k].off += len;
-			P.freelist[k].len -= len;
+	for (int k = 0; k < P.nfree; k++) {
+		uint64_t eo = P.freelist[k].off, el = P.freelist[k].len;
+
+		for (uint64_t c = eo; c + len <= eo + el; c += P.unit) {
+			if (dev_lock(c, len, F_WRLCK) < 0)
+				continue;
+			/* carve [c, c+len) out of the extent */
+			P.freelist[k].len = c - eo;
+			if (eo + el > c + len && P.nfree < MAX_FREE) {
+				P.freelist[P.nfree].off = c + len;
+				P.freelist[P.nfree++].len = eo + el - c - len;
+			}
+			*off = c;
 			return 0;
 		}
+	}
 	return -ENOSPC;
 }
 
-/* Returns a device extent (merging is not needed for correctness). */
+/* Returns a device extent to this process's free list and unlocks it. */
 static void dev_give(uint64_t off, uint64_t len)
 {
+	dev_lock(off, len, F_UNLCK);
 	for (int k = 0; k < P.nfree; k++) {
 		if (P.freelist[k].off + P.freelist[k].len == off) {
 			P.freelist[k].len += len;
@@ -141,6 +174,19 @@ static void dev_give(uint64_t off, uint64_t len)
 		P.freelist[P.nfree].off = off;
 		P.freelist[P.nfree++].len = len;
 	}
+}
+
+/* In a forked child: a description of its own, so that its extent locks
+ * exclude the parent's (the parent keeps its locks). */
+static void preload_child(void)
+{
+	if (P.devfd >= 0) {
+		int fd = open(P.devpath, O_RDWR | O_CLOEXEC);
+
+		close(P.devfd);
+		P.devfd = fd;
+	}
+	pthread_mutex_init(&P.lock, NULL);
 }
 
 /* Creates a tier for a request of len bytes; NULL if it cannot. */

@@ -19,13 +19,17 @@ b = bytearray(96 * 1024 * 1024)
 for i in range(0, len(b), 4096):
     b[i] = (i // 4096) & 0xff
 print(os.getpid(), flush=True)
-time.sleep(1.5)
+time.sleep(3)
 assert all(b[i] == (i // 4096) & 0xff for i in range(0, len(b), 4096))
 print("python ok", flush=True)
 ' >"$out" &
 	job=$!
-	sleep 1
-	pid=$(head -n1 "$out")
+	pid=
+	for i in $(seq 1 200); do
+		pid=$(head -n1 "$out")
+		[ -n "$pid" ] && break
+		sleep 0.1
+	done
 	list=$("$XMEM" tier list "$pid" 2>&1)
 	wait $job || { echo "FAIL: python3 under xmem tier run"; cat "$out"; exit 1; }
 	grep -q "python ok" "$out" || { echo "FAIL: python3 output"; exit 1; }
@@ -41,6 +45,20 @@ if command -v stress-ng >/dev/null; then
 		--vm-bytes 96M --verify --timeout 3s --quiet ||
 		{ echo "FAIL: stress-ng --vm --verify under xmem tier run"; exit 1; }
 	echo "stress-ng ok"
+	# Device memory from a range of a region on a shmem file, shared by
+	# stress-ng's worker processes (each claims extents of its own).
+	dev="/dev/shm/xmem-test-tier-run.$$"
+	rm -f "$dev"
+	"$XMEM" region create -d "$dev" -s 160M >/dev/null &&
+		"$XMEM" range create cxl -d "$dev" -s 128M -a 2M -m tier >/dev/null ||
+		{ echo "FAIL: region/range setup"; rm -f "$dev"; exit 1; }
+	"$XMEM" tier run --dram 32M --device "$dev:cxl" --threshold 8M -- \
+		stress-ng --vm 2 --vm-bytes 96M --verify --timeout 3s --quiet ||
+		{ echo "FAIL: stress-ng on a range"; rm -f "$dev"; exit 1; }
+	"$XMEM" tier run --device "$dev:nope" -- true 2>/dev/null &&
+		{ echo "FAIL: a missing range was accepted"; rm -f "$dev"; exit 1; }
+	rm -f "$dev"
+	echo "stress-ng on a range ok"
 	ran=1
 fi
 [ $ran = 1 ] || { echo "SKIP: neither python3 nor stress-ng is installed"; exit 77; }
