@@ -157,6 +157,7 @@ static void check_problem(const struct xmem_check_problem *p, void *arg)
 		json_str(o->j, "problem", p->what);
 		json_bool(o->j, "repaired", p->repaired);
 		json_bool(o->j, "fatal", p->fatal);
+		json_bool(o->j, "note", p->note);
 		json_end(o->j);
 		return;
 	}
