@@ -93,9 +93,11 @@ static int info_offsets_check(const struct btt_info *ib, unsigned a,
 		what = "info2off overlaps the flog";
 	else if (info2 + BTT_INFO_SIZE > space)
 		what = "the arena runs past the end of the namespace";
-	else if (next && (next < info2 + BTT_INFO_SIZE ||
-			  next > BTT_ARENA_MAX || next >= space))
-		what = "nextoff is inside the arena or past the namespace";
+	else if (next &&
+		 (next < info2 + BTT_INFO_SIZE || next > BTT_ARENA_MAX ||
+		  next > space || space - next < BTT_ARENA_MIN))
+		what = "nextoff is inside the arena or leaves no room for the "
+		       "next arena";
 	if (what)
 		return IB_FAIL(
 			"BTT arena %u info block at offset %#" PRIx64

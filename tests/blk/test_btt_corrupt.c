@@ -108,6 +108,8 @@ static void info_fields(void)
 	      "past the end");
 	FIELD("nextoff inside", ib->nextoff = 4096, XMEM_E_CORRUPT, "nextoff");
 	FIELD("nextoff past end", ib->nextoff = NS, XMEM_E_CORRUPT, "nextoff");
+	FIELD("nextoff near the end", ib->nextoff = NS - 8192, XMEM_E_CORRUPT,
+	      "no room for the next arena");
 	FIELD("offsets wrap", ib->dataoff = UINT64_MAX - 4095, XMEM_E_CORRUPT,
 	      at);
 }

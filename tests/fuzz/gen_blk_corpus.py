@@ -60,6 +60,7 @@ btt = {
     "mapoff-resealed": b"\x01" + patch(0, 97, 0x00) + patch(0, 98, 0x10),
     "nextoff-resealed": b"\x01" + patch(0, 81, 0x10),
     "version-resealed": b"\x01" + patch(0, 52, 2),
+    "nextoff-near-end": b"\x01" + patch(0, 83, 0x01),
     "flog-seq": b"\x00" + patch(2, 12, 0) + patch(2, 64 + 28, 3),
     "flog-pending": b"\x00" + patch(2, 16, 5) + patch(2, 20, 5)
     + patch(2, 24, 0xF0) + patch(2, 25, 0x0F) + patch(2, 28, 2),
