@@ -164,7 +164,8 @@ static void check_problem(const struct xmem_check_problem *p, void *arg)
 	printf("%s at offset 0x%llx: %s%s\n", p->structure,
 	       (unsigned long long)p->offset, p->what,
 	       p->repaired ? " [repaired]"
-	       : p->fatal  ? " [needs repair]"
+	       : p->note   ? " [note]"
+	       : p->fatal  ? " [prevents open]"
 			   : "");
 }
 
