@@ -107,10 +107,12 @@ step labels ndctl create-namespace -r region0 -m raw || finish
 
 if namespace devdax -m devdax -a 2M; then
 	check devdax guest_devdax /dev/dax0.0
-	# The crash simulator copies its device with read(); device DAX has
-	# only mmap, so the crash tests run on a DAX file system below.
+	# The crash tests take files (XMEM_TEST_DIR), and the crash simulator
+	# sizes its image by st_size and fills it with read(): a character
+	# device has st_size 0 and device DAX has no read(). So they run on a
+	# DAX file system below.
 	err=$(dd if=/dev/dax0.0 of=/dev/null bs=4096 count=1 2>&1 >/dev/null | head -n 1)
-	skip crash-devdax "the crash simulator reads its device with read(), which /dev/dax0.0 refuses ($err); crash tests run on ext4 -o dax instead"
+	skip crash-devdax "crash tests take files, and the crash simulator copies its device by st_size (0 for /dev/dax0.0) with read() ($err): they run on ext4 -o dax instead"
 fi
 
 # Runs every crash test (/checks/guest_crash_*) with its files in $1, all
