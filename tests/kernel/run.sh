@@ -30,7 +30,7 @@ shift
 guest_bins=("$@")
 
 work="$build/tests/kernel/guest"
-cache=${XMEM_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xmem-kernel}
+cache=${XMEM_KERNEL_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/xmem-kernel}
 timeout_s=${XMEM_KERNEL_TIMEOUT:-400}
 modules="nfit libnvdimm nd_pmem nd_btt dax_pmem device_dax ext4 xfs crc32c_generic"
 tools="busybox kmod ndctl mke2fs mkfs.xfs qemu-system-x86_64"
