@@ -318,26 +318,12 @@ static int info_template(struct btt_info *ib,
 	return 0;
 }
 
-XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
-				    const struct xmem_persist_ops *ops,
-				    const struct xmem_blk_format_opts *opts)
+/* Invalidates an older BTT before its map is rewritten. */
+static void old_btt_wipe(uint8_t *base, uint64_t len,
+			 const struct xmem_persist_ops *ops)
 {
-	uint8_t *base = addr;
-	struct btt_info ib;
-	uint64_t btt_off = 0, remaining, cur;
-	uint32_t lbasize;
-	int rc;
-
-	if (!addr || !ops)
-		return xmem__err(-EINVAL, "BTT format: no namespace");
-	rc = format_opts_check(opts, len, &btt_off, &lbasize);
-	if (rc == 0)
-		rc = info_template(&ib, opts);
-	if (rc)
-		return rc;
-	/* An older BTT must stop being valid before its map is rewritten:
-	 * wipe the signature line of both possible first info blocks (one
-	 * line each, so a crash leaves the old BTT whole or none). */
+	/* The signature line of both possible first info blocks: one line
+	 * each, so a crash leaves the old BTT whole or none. */
 	ops->memset(base, 0, XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
 	if (len >= BTT_V11_OFFSET + BTT_INFO_SIZE)
 		ops->memset(base + BTT_V11_OFFSET, 0, XMEM_CACHELINE,
@@ -352,17 +338,24 @@ XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 			ops->memset(base + xmem__btt_backup_off(len, v11), 0,
 				    XMEM_CACHELINE, XMEM_F_MEM_NODRAIN);
 	ops->drain();
+}
 
-	/* Arenas as the kernel's create_arenas cuts them; infos written
-	 * last-arena-first so arena 0's primary is the commit point. */
-	struct {
-		uint64_t off;
-		struct btt_info ib;
-	} *ar = NULL;
+struct arena_plan {
+	uint64_t off;
+	struct btt_info ib;
+};
+
+/* Cuts [btt_off, len) into arenas as the kernel's create_arenas does and
+ * writes each one's map and flog; *planp is malloc'ed. */
+static int arenas_lay_out(uint8_t *base, uint64_t len, uint64_t btt_off,
+			  const struct btt_info *tmpl, uint32_t lbasize,
+			  const struct xmem_persist_ops *ops,
+			  struct arena_plan **planp, unsigned *np)
+{
+	uint64_t remaining = len - btt_off, cur = btt_off;
+	struct arena_plan *ar = NULL;
 	unsigned n = 0;
 
-	remaining = len - btt_off;
-	cur = btt_off;
 	while (remaining >= BTT_ARENA_MIN) {
 		uint64_t sz = MIN(xmem__btt_arena_max, remaining);
 		void *p = realloc(ar, (n + 1) * sizeof(*ar));
@@ -374,18 +367,47 @@ XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 		ar = p;
 		remaining -= sz;
 		ar[n].off = cur;
-		ar[n].ib = ib;
+		ar[n].ib = *tmpl;
 		arena_geometry(&ar[n].ib, sz, lbasize);
 		ar[n].ib.nextoff = le64(remaining >= BTT_ARENA_MIN ? sz : 0);
 		ar[n].ib.checksum = le64(
-			xmem__fletcher64(&ar[n].ib, sizeof(ib),
+			xmem__fletcher64(&ar[n].ib, BTT_INFO_SIZE,
 					 offsetof(struct btt_info, checksum)));
 		arena_init(base + cur, &ar[n].ib, ops);
 		cur += sz;
 		n++;
 	}
+	*planp = ar;
+	*np = n;
+	return 0;
+}
+
+XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
+				    const struct xmem_persist_ops *ops,
+				    const struct xmem_blk_format_opts *opts)
+{
+	uint8_t *base = addr;
+	struct arena_plan *ar = NULL;
+	struct btt_info ib;
+	uint64_t btt_off = 0;
+	uint32_t lbasize;
+	unsigned n = 0;
+	int rc;
+
+	if (!addr || !ops)
+		return xmem__err(-EINVAL, "BTT format: no namespace");
+	rc = format_opts_check(opts, len, &btt_off, &lbasize);
+	if (rc == 0)
+		rc = info_template(&ib, opts);
+	if (rc)
+		return rc;
+	old_btt_wipe(base, len, ops);
+	rc = arenas_lay_out(base, len, btt_off, &ib, lbasize, ops, &ar, &n);
+	if (rc)
+		return rc;
 	/* Map and flog of every arena durable before any info block. */
 	ops->drain();
+	/* Info blocks last arena first, so arena 0's is the commit point. */
 	for (unsigned i = n; i-- > 0;) {
 		uint8_t *a = base + ar[i].off;
 		const uint8_t *src = (const uint8_t *)&ar[i].ib;
