@@ -310,6 +310,28 @@ static void conn_accept(struct xmem_nbd_server *s, int lfd)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Shuts every open connection down in direction `how`. */
+static void conns_shutdown(struct xmem_nbd_server *s, int how)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct conn_slot *cs = s->conns; cs; cs = cs->next)
+		if (!cs->done)
+			shutdown(cs->fd, how);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Non-zero while a connection thread still runs. */
+static int conns_busy(struct xmem_nbd_server *s)
+{
+	int busy = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct conn_slot *cs = s->conns; cs; cs = cs->next)
+		busy |= !cs->done;
+	pthread_mutex_unlock(&s->lock);
+	return busy;
+}
+
 XMEM_EXPORT int xmem_nbd_server_run(struct xmem_nbd_server *s)
 {
 	struct pollfd pf[MAX_LISTEN + 1];
@@ -338,11 +360,12 @@ XMEM_EXPORT int xmem_nbd_server_run(struct xmem_nbd_server *s)
 	for (unsigned i = 0; i < s->nlisten; i++)
 		close(s->lfd[i]);
 	s->nlisten = 0;
-	pthread_mutex_lock(&s->lock);
-	for (struct conn_slot *cs = s->conns; cs; cs = cs->next)
-		if (!cs->done)
-			shutdown(cs->fd, SHUT_RD);
-	pthread_mutex_unlock(&s->lock);
+	conns_shutdown(s, SHUT_RD);
+	/* A client that does not read its replies gets 5 s, then its
+	 * connection is cut so that the shutdown is bounded. */
+	for (int i = 0; i < 50 && conns_busy(s); i++)
+		usleep(100000);
+	conns_shutdown(s, SHUT_RDWR);
 	conns_reap(s, 1);
 	for (unsigned i = 0; i < s->nexps; i++)
 		if (!s->exps[i]->rdonly)

@@ -17,7 +17,29 @@ PY=$(command -v python3) || skip "python3 is not installed"
 timeout 120 "$PY" "$D/nbd_raw.py" "$SOCK" rw.img "$SIZE" ||
 	fail "raw protocol checks"
 kill -0 "$SERVER_PID" || fail "server died"
+# A client that floods reads and never reads the replies must not hold up
+# SIGTERM (stop_server allows 10 s).
+timeout 30 "$PY" - "$SOCK" <<'PYEOF' &
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.recv(18)
+s.sendall(struct.pack(">I", 3))
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 7, 12) +
+          struct.pack(">I", 6) + b"rw.img" + struct.pack(">H", 0))
+s.settimeout(2)
+try:
+    for i in range(100000):
+        s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, 0, 1 << 20))
+except OSError:
+    pass
+time.sleep(25)
+PYEOF
+FLOOD=$!
+sleep 3
 stop_server
+kill $FLOOD 2>/dev/null
+wait $FLOOD 2>/dev/null
 
 # libnbd's Python binding comes with the system's python3.
 if PATH=/usr/bin:$PATH python3 -c "import nbd" 2>/dev/null &&

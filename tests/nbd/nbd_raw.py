@@ -204,7 +204,12 @@ served = 0
 for _ in range(70):
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.settimeout(10)
-    c.connect(SOCK)
+    for _ in range(100):  # the listen backlog may be full for a moment
+        try:
+            c.connect(SOCK)
+            break
+        except BlockingIOError:
+            time.sleep(0.05)
     socks.append(c)
 for c in socks:
     try:
