@@ -15,7 +15,10 @@
 #   sector (4 KiB)  -> /dev/pmem0s: the kernel's BTT, read and written by xmem
 #
 # Before that, the tier's NUMA backend runs against node 1, which has
-# memory and no CPUs.
+# memory and no CPUs. With xmem.mode=crash-run on the kernel command line
+# the guest instead runs a region and heap workload on /dev/dax0.0 until
+# the host kills it; xmem.mode=crash-verify (and xmem.ack=N) checks the
+# result on the next boot.
 #
 # Every check prints one line "PASS|SKIP|FAIL <check>: <detail>"; the host
 # collects them from the serial console. XMEM-GUEST-DONE marks the end.
@@ -95,6 +98,30 @@ if [ ! -e /sys/bus/nd/devices/region0 ]; then
 fi
 pass "nvdimm" "region0 size $(cat /sys/bus/nd/devices/region0/size) persistence_domain '$(cat /sys/bus/nd/devices/region0/persistence_domain 2>/dev/null)'"
 
+# A second and third boot test a crash on device DAX (see run.sh).
+mode=$(sed -n 's/.*xmem\.mode=\([a-z-]*\).*/\1/p' /proc/cmdline)
+case $mode in
+crash-run)
+	# Label-less: the devdax info block alone keeps the namespace's
+	# mode across the boots.
+	namespace crash-devdax -m devdax -a 2M &&
+		/checks/guest_devdax_crash prepare /dev/dax0.0 &&
+		/checks/guest_devdax_crash run /dev/dax0.0
+	echo "# the workload ended before qemu was killed"
+	finish
+	;;
+crash-verify)
+	ack=$(sed -n 's/.*xmem\.ack=\([0-9]*\).*/\1/p' /proc/cmdline)
+	i=0
+	while [ ! -e /dev/dax0.0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	check crash-devdax guest_devdax_crash verify /dev/dax0.0 "$ack"
+	finish
+	;;
+esac
+
 check smoke guest_smoke
 # The second, CPU-less node stands for CXL memory.
 check numa-tier guest_numa
@@ -112,7 +139,7 @@ if namespace devdax -m devdax -a 2M; then
 	# device has st_size 0 and device DAX has no read(). So they run on a
 	# DAX file system below.
 	err=$(dd if=/dev/dax0.0 of=/dev/null bs=4096 count=1 2>&1 >/dev/null | head -n 1)
-	skip crash-devdax "crash tests take files, and the crash simulator copies its device by st_size (0 for /dev/dax0.0) with read() ($err): they run on ext4 -o dax instead"
+	skip crashsim-devdax "the crash simulator's tests take files, and the crash simulator copies its device by st_size (0 for /dev/dax0.0) with read() ($err): they run on ext4 -o dax instead; crash-devdax kills the machine instead"
 fi
 
 # Runs every crash test (/checks/guest_crash_*) with its files in $1, all

@@ -200,14 +200,9 @@ build_initramfs() {
 		>"$work/initramfs.gz" || die "cannot build the initramfs"
 }
 
-# Boots the guest; the serial console goes to $work/console.log.
-boot() {
-	local nvfile="$work/nvdimm.img"
-	rm -f "$nvfile"
-	# 1026 MiB: qemu takes the 128 KiB label area from the end and rounds
-	# the rest down to 2 MiB, leaving a clean 1 GiB region. Sparse.
-	truncate -s 1026M "$nvfile" || die "cannot create the NVDIMM backing file"
-	log "booting $kver (TCG)"
+# Runs the guest on NVDIMM backing file $1 with the serial console in $2
+# and $3 added to the kernel command line; qemu's pid goes to $work/qemu.pid.
+run_qemu() {
 	timeout "$timeout_s" qemu-system-x86_64 \
 		-machine pc,nvdimm=on,accel=tcg -cpu max -smp 2 \
 		-m 768M,slots=2,maxmem=4G \
@@ -215,36 +210,98 @@ boot() {
 		-object memory-backend-ram,id=ram1,size=256M \
 		-numa node,nodeid=0,cpus=0-1,memdev=ram0 \
 		-numa node,nodeid=1,memdev=ram1 \
-		-object memory-backend-file,id=mem1,share=on,mem-path="$nvfile",size=1026M,align=2M \
+		-object memory-backend-file,id=mem1,share=on,mem-path="$1",size=1026M,align=2M \
 		-device nvdimm,id=nv1,memdev=mem1,label-size=128K \
 		-kernel "$kdir/vmlinux" -initrd "$work/initramfs.gz" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init $3" \
 		-nographic -nodefaults -no-reboot -serial stdio \
-		</dev/null >"$work/console.log" 2>"$work/qemu.err"
-	qrc=$?
-	rm -f "$nvfile"
+		-pidfile "$work/qemu.pid" \
+		</dev/null >"$2" 2>>"$work/qemu.err"
 }
 
-# Prints the verdict lines and returns the suite's exit code.
+# A fresh sparse NVDIMM backing file: 1026 MiB, of which qemu takes the
+# 128 KiB label area from the end and rounds the rest down to 2 MiB,
+# leaving a clean 1 GiB region.
+new_nvdimm() {
+	rm -f "$1"
+	truncate -s 1026M "$1" || die "cannot create the NVDIMM backing file"
+}
+
+# Boots the guest that runs the checks; console in $work/console.log.
+boot() {
+	new_nvdimm "$work/nvdimm.img"
+	: >"$work/qemu.err"
+	log "booting $kver (TCG)"
+	run_qemu "$work/nvdimm.img" "$work/console.log" ""
+	qrc=$?
+	rm -f "$work/nvdimm.img"
+}
+
+# A crash on device DAX: one boot runs region and heap updates on
+# /dev/dax0.0 and is killed (SIGKILL to qemu) at a random moment after a
+# few iterations; the next boot, on the same backing file, verifies.
+crash_boots() {
+	local img="$work/crash.img" pid ms i=0 ack
+	: >"$work/crash-run.log" >"$work/crash-verify.log"
+	case " ${guest_bins[*]} " in
+	*/guest_devdax_crash" "*) ;;
+	*) return 0 ;;
+	esac
+	new_nvdimm "$img"
+	run_qemu "$img" "$work/crash-run.log" "xmem.mode=crash-run" &
+	pid=$!
+	while ! tr -d '\r' <"$work/crash-run.log" | grep -q '^ACK 3$'; do
+		kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ] || break
+		sleep 0.2
+		i=$((i + 1))
+	done
+	ms=$((RANDOM % 1000))
+	sleep "0.$(printf %03d "$ms")"
+	kill -KILL "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+	wait "$pid"
+	ack=$(tr -d '\r' <"$work/crash-run.log" | sed -n 's/^ACK \([0-9]*\)$/\1/p' | tail -n 1)
+	log "crash run killed $ms ms after ACK 3, last ACK ${ack:-none}"
+	if [ -n "$ack" ]; then
+		run_qemu "$img" "$work/crash-verify.log" \
+			"xmem.mode=crash-verify xmem.ack=$ack"
+	else
+		echo "FAIL crash-devdax: the workload acknowledged nothing; last console lines:" >"$work/crash-verify.log"
+		tail -n 15 "$work/crash-run.log" | sed 's/^/# /' >>"$work/crash-verify.log"
+		echo XMEM-GUEST-DONE >>"$work/crash-verify.log"
+	fi
+	rm -f "$img"
+}
+
+# Prints the verdict lines and returns the suite's exit code. The crash
+# boots contribute their crash-devdax lines and any failure.
 verdict() {
 	local fails
-	tr -d '\r' <"$work/console.log" | grep -E '^(PASS|SKIP|FAIL) [^ ]+:' |
-		tee "$work/verdict.txt"
+	{
+		tr -d '\r' <"$work/console.log" | grep -E '^(PASS|SKIP|FAIL) [^ ]+:'
+		cat "$work/crash-run.log" "$work/crash-verify.log" | tr -d '\r' |
+			grep -E '^((PASS|SKIP|FAIL) crash-devdax:|FAIL )'
+	} | tee "$work/verdict.txt"
 	fails=$(grep -c '^FAIL' "$work/verdict.txt")
 	if ! tr -d '\r' <"$work/console.log" | grep -q '^XMEM-GUEST-DONE'; then
 		echo "FAIL guest: did not finish (qemu exit $qrc); last console lines:"
 		tail -n 25 "$work/console.log" "$work/qemu.err" | sed 's/^/#   /'
 		return 1
 	fi
+	if [ -s "$work/crash-verify.log" ] &&
+		! tr -d '\r' <"$work/crash-verify.log" | grep -q '^XMEM-GUEST-DONE'; then
+		echo "FAIL crash-devdax: the verifying boot did not finish; last console lines:"
+		tail -n 25 "$work/crash-verify.log" | sed 's/^/#   /'
+		return 1
+	fi
 	if [ "$fails" -gt 0 ]; then
-		echo "# $fails check(s) failed; console log: $work/console.log"
+		echo "# $fails check(s) failed; console logs in $work"
 		return 1
 	fi
 	return 0
 }
 
 mkdir -p "$work" || die "cannot create $work"
-trap 'rm -f "$work/nvdimm.img"' EXIT
+trap 'rm -f "$work/nvdimm.img" "$work/crash.img"' EXIT
 : >"$work/apt.log"
 install_tools
 have python3 || skip "python3 is needed to unpack the kernel"
@@ -262,4 +319,7 @@ flock -u 9
 start=$(date +%s)
 boot
 log "guest ran $(($(date +%s) - start)) s"
+start=$(date +%s)
+crash_boots
+log "crash boots ran $(($(date +%s) - start)) s"
 verdict
