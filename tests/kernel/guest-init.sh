@@ -139,7 +139,7 @@ if namespace devdax -m devdax -a 2M; then
 	# device has st_size 0 and device DAX has no read(). So they run on a
 	# DAX file system below.
 	err=$(dd if=/dev/dax0.0 of=/dev/null bs=4096 count=1 2>&1 >/dev/null | head -n 1)
-	skip crashsim-devdax "the crash simulator's tests take files, and the crash simulator copies its device by st_size (0 for /dev/dax0.0) with read() ($err): they run on ext4 -o dax instead; crash-devdax kills the machine instead"
+	skip crashsim-devdax "the crash simulator copies its device by st_size (0 for /dev/dax0.0) with read() ($err), so its crash tests run on ext4 -o dax; crash-devdax kills the whole machine instead"
 fi
 
 # Runs every crash test (/checks/guest_crash_*) with its files in $1, all
