@@ -109,6 +109,13 @@ void xmem_cpu_info(struct xmem_cpu_info *info);
  *
  * The image starts as a copy of the device's contents. It is meant to be
  * used in a forked child; the parent then opens the image as a device.
+ *
+ * Only fences with something to make durable are counted (a crash at an
+ * empty fence leaves the same image as one at the next counted fence).
+ * Mappings of the device made before the start are tracked too, and so
+ * are operations taken from xmem_persist_ops() before it. Under the
+ * simulator, mem* with XMEM_F_MEM_NOFLUSH are never captured: the caller
+ * promised to flush them. tests/common/crashtest.h drives it.
  */
 #define XMEM_CRASHSIM_EXIT 86
 
