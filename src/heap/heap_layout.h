@@ -33,37 +33,60 @@
  *
  * Logs and crash consistency. Every change of allocator metadata and every
  * atomic publication goes through a redo record in the calling lane's
- * ring: the record (entries + checksum) is written and made durable with
+ * ring: the record (entries + checksums) is written and made durable with
  * ONE fence; that fence is the commit point. The entries are then applied
- * in place and flushed, without a fence: they become durable with the
- * lane's next fence. Records are retired in bulk by a checkpoint, which
- * re-flushes the lines of every lane's last record, fences, and stores the
- * checkpoint sequence number C (heap_ckpt.seq). Every record has a
- * sequence number from one heap-wide counter, taken while the resources it
- * changes are held, so conflicting records are ordered by it.
+ * in place without a flush; the lane flushes those lines just before its
+ * next record, so they become durable with the next record's fence (a
+ * flush followed by any locked instruction would cost a second fence).
+ * Records are retired in bulk by a checkpoint, which flushes the applied
+ * lines of every lane's last record, fences, stores the checkpoint
+ * sequence number C (heap_ckpt.seq) and fences again; a lane reuses its
+ * ring from offset 0 only after C covers all its records. Every record
+ * has a sequence number from one heap-wide counter, taken while the
+ * resources it changes are held, so conflicting records are ordered by
+ * it, and a checkpoint never passes a record or transaction in flight.
+ *
+ * Replaying a record whose effects are already durable must be harmless:
+ * allocator words change only through records (replayed in order), and
+ * the words an operation publishes in user memory (the destination of an
+ * atomic alloc/free, the new contents of a small transaction) are CSET
+ * entries, applied only where the word still holds its old value.
  *
  * Transactions snapshot ranges into the lane's undo area (entries with the
  * transaction's id and a checksum, made durable before add_range returns:
- * one fence per add_range of new bytes). Commit writes a COMMIT redo
- * record naming the transaction; small dirty data (snapshotted ranges and
- * new objects, <= HEAP_INLINE_MAX bytes) rides in the record as
- * conditional words, larger data is flushed and fenced first. Abort
- * restores the snapshots in place and writes an ABORT record.
+ * one fence per add_range of new bytes; overlapping snapshots are merged
+ * at byte granularity). Commit writes a COMMIT redo record naming the
+ * transaction: dirty snapshotted data up to HEAP_INLINE_MAX bytes rides in
+ * it as CSET words; larger snapshots and the contents of objects the
+ * transaction allocated are flushed and fenced first. Abort restores the
+ * snapshots in place, fences, and writes an ABORT record. The undo area
+ * is 32 KiB; larger snapshots continue in segments of free chunks linked
+ * by LINK entries (taken for the transaction's life only: recovery runs
+ * before anything can reuse them).
  *
- * Recovery (on open), in O(lanes x (ring + undo area)), independent of the
- * number of objects:
- *   1. read C; in each lane parse ring records with seq > C (a torn or
- *      stale record ends the lane's ring) and the undo entries of the
- *      lane's last transaction (id > C);
+ * Fences per operation: atomic alloc or free 1 (2 when the object is
+ * zeroed, constructed or copied first); transaction: 1 per add_range of
+ * new bytes, commit 1 (2 with new objects or large snapshots), abort 2;
+ * plus 2 per checkpoint (about one per 400 small records per lane).
+ *
+ * Recovery (on open), in O(lanes x (live ring records + undo entries)),
+ * independent of the number of objects:
+ *   1. read C; in each lane parse ring records with seq > C (a torn record
+ *      ends the lane's ring; an intact one after a damaged one makes the
+ *      heap refuse to open) and the undo entries of the lane's last
+ *      transaction (id > C);
  *   2. in sequence order: replay each record's entries (OR/ANDN/SET are
  *      idempotent; CSET words are applied only where the location still
  *      holds the old value), and roll back each transaction that has
  *      undo entries but neither COMMIT nor ABORT record (restoring its
  *      snapshots, latest first);
- *   3. flush, fence, store C = the highest sequence seen, fence.
+ *   3. fence, store C = the highest sequence seen (torn records included),
+ *      fence.
  * A crash during recovery repeats it with the same result.
- * Opening then scans the chunk headers (O(chunks), 4096 per GiB); run
- * bitmaps are read lazily on a run's first use.
+ * Open then reads no chunk header: headers are read lazily, in growing
+ * stretches, when allocation needs free chunks or runs (O(chunks) over
+ * the heap's life, 4096 per GiB); run bitmaps are read on a run's first
+ * use. Open time is the same for an empty heap and a full one.
  *
  * Check reads every structure: O(lanes x log + chunks x meta size).
  */
