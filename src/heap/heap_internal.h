@@ -164,6 +164,7 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid);
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
+int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need);
 int xmem__heap_recover(struct xmem_heap *h);

@@ -205,6 +205,20 @@ static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
 	return seq;
 }
 
+/* Makes room in the lane's ring before a transaction starts, so that
+ * its records rarely meet a full ring while its id holds C back. */
+int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l)
+{
+	int rc;
+
+	if (l->ring_pos <= HEAP_RING_SIZE / 2)
+		return 0;
+	if ((rc = xmem__heap_checkpoint(h, l, l->last_seq)))
+		return rc;
+	l->ring_pos = 0;
+	return 0;
+}
+
 /* Gives the lane's transaction its id (first snapshot). */
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l)
 {
@@ -258,6 +272,13 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 				 "lane log (%u bytes)",
 				 reclen, HEAP_RING_SIZE);
 	if (l->ring_pos + reclen > HEAP_RING_SIZE) {
+		/* the ring can be reused only once C covers this lane's
+		 * records; C stays below the lane's open transaction */
+		if (l->tx.txid && l->last_seq >= l->tx.txid)
+			return xmem__err(XMEM_E_NOSPACE,
+					 "heap: the transaction's records "
+					 "exceed the lane log (%u bytes)",
+					 HEAP_RING_SIZE);
 		if ((rc = xmem__heap_checkpoint(h, l, l->last_seq)))
 			return rc;
 		l->ring_pos = 0;

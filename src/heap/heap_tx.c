@@ -104,10 +104,17 @@ XMEM_EXPORT int xmem_tx_begin(struct xmem_heap *h)
 		return xmem__err(-EINVAL, "heap: NULL heap");
 	if (!(l = xmem__heap_lane_get(h)))
 		return -EBUSY;
-	if (!l->tx.depth++) {
+	if (!l->tx.depth) {
+		int rc = xmem__heap_ring_prepare(h, l);
+
+		if (rc) {
+			xmem__heap_lane_put(h, l);
+			return rc;
+		}
 		l->tx.aborted = 0;
 		l->tx.txid = 0;
 	}
+	l->tx.depth++;
 	return 0;
 }
 
@@ -578,6 +585,21 @@ static int undo_restore(const struct heap_undo_hdr *u, const uint8_t *data,
 	return 0;
 }
 
+/* Without room for an ABORT record: voids the first undo entry instead
+ * (the restored bytes are durable already), so recovery rolls nothing
+ * back. */
+static int undo_void(struct xmem_heap *h, struct heap_lane *l)
+{
+	uint8_t *u = h->base + HEAP_LANES_OFF +
+		     (uint64_t)l->idx * HEAP_LANE_SIZE + HEAP_RING_SIZE;
+
+	memset(u, 0, 4);
+	xmem__heap_flush(h, u, 4);
+	/* the voided entry must be durable before the lane moves on */
+	xmem__heap_fence(h, l);
+	return 0;
+}
+
 XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
 {
 	struct heap_lane *l = h ? xmem__heap_lane_mine(h) : NULL;
@@ -604,6 +626,8 @@ XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
 			xmem__heap_rec_reset(l);
 			rc = xmem__heap_rec_commit(h, l, HEAP_REC_ABORT,
 						   tx->txid);
+			if (rc)
+				rc = undo_void(h, l);
 		}
 		tx->aborted = 1;
 	}
