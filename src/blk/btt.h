@@ -14,12 +14,27 @@
 #define BTT_RTT_VALID (1u << 31)
 #define BTT_MAX_LANES 64u
 
+/*
+ * Per-lane state that threads write sits 128 bytes apart: two cache
+ * lines, since the adjacent-line prefetcher pairs lines and would make
+ * neighbours share anyway.
+ */
+#define BTT_PAD 128
+
+struct btt_slot {
+	uint32_t v;
+} __attribute__((aligned(BTT_PAD)));
+
+struct btt_maplock {
+	pthread_spinlock_t l;
+} __attribute__((aligned(BTT_PAD)));
+
 /* A lane's free block and the flog slot its next write uses. */
 struct btt_free {
 	uint32_t block; /* post-map block free for this lane's next write */
 	uint32_t sub;	/* position (0/1) in the flog pair to overwrite */
 	uint32_t seq;	/* sequence number of that next entry */
-};
+} __attribute__((aligned(BTT_PAD)));
 
 struct btt_arena {
 	uint64_t off;	    /* namespace offset of the info block */
@@ -31,8 +46,8 @@ struct btt_arena {
 	uint32_t *map;
 	struct btt_flog_group *flog;
 	struct btt_free *free;
-	uint32_t *rtt;		      /* per lane: RTT_VALID | block read */
-	pthread_spinlock_t *maplocks; /* nfree locks hashed by premap */
+	struct btt_slot *rtt;	      /* per lane: RTT_VALID | block read */
+	struct btt_maplock *maplocks; /* nfree locks hashed by premap */
 };
 
 struct xmem_blk {
@@ -46,7 +61,7 @@ struct xmem_blk {
 	uint32_t narenas;
 	struct btt_arena *arenas;
 	uint32_t nlanes;
-	int *lanes; /* per lane: 1 while a thread holds it */
+	struct btt_slot *lanes; /* per lane: 1 while a thread holds it */
 	struct xmem_blk_info info;
 	/* what the raw and range opens made, released on close */
 	struct xmem_device *dev;

@@ -27,6 +27,7 @@ struct checker {
 	uint32_t ndup;
 };
 
+/* Reports one problem to the caller's callback and counts it. */
 static void problem(struct checker *c, const char *structure, uint64_t off,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -103,6 +104,7 @@ static void check_flog(struct checker *c, const struct btt_arena *ar,
 	}
 }
 
+/* Checks every map entry and marks the block it owns. */
 static void check_map(struct checker *c, const struct btt_arena *ar,
 		      const char *who)
 {
@@ -127,6 +129,7 @@ static void check_map(struct checker *c, const struct btt_arena *ar,
 	}
 }
 
+/* Reports the data blocks that nothing owns. */
 static void check_lost(struct checker *c, const struct btt_arena *ar,
 		       const char *who)
 {
@@ -190,6 +193,7 @@ static uint64_t check_arena(struct checker *c, struct btt_arena *ar, unsigned a,
 	return le64(ib->nextoff);
 }
 
+/* Walks the arenas from the first info block; see xmem/blk.h. */
 XMEM_EXPORT int xmem_blk_check_mem(const void *addr, uint64_t len,
 				   xmem_blk_check_fn fn, void *arg,
 				   unsigned *nproblems)

@@ -20,6 +20,17 @@
 static uint32_t lane_next;
 static __thread uint32_t lane_hint = UINT32_MAX;
 
+/* The k-th lane to hand out: the even ones first, so that threads with
+ * consecutive hints do not write neighbouring flog groups (64 bytes each
+ * on media, paired by the adjacent-line prefetcher). */
+static uint32_t lane_spread(uint32_t k, uint32_t n)
+{
+	k %= n;
+	if (n % 2)
+		return k;
+	return k < n / 2 ? 2 * k : 2 * (k - n / 2) + 1;
+}
+
 /* Takes a lane for the calling thread: its usual one if free, else the
  * next free one. */
 static uint32_t lane_acquire(struct xmem_blk *b)
@@ -30,8 +41,8 @@ static uint32_t lane_acquire(struct xmem_blk *b)
 		lane_hint = __atomic_fetch_add(&lane_next, 1, __ATOMIC_RELAXED);
 	for (unsigned spins = 0;; spins++) {
 		for (uint32_t k = 0; k < n; k++) {
-			i = (lane_hint + k) % n;
-			if (!__atomic_exchange_n(&b->lanes[i * 16], 1,
+			i = lane_spread(lane_hint + k, n);
+			if (!__atomic_exchange_n(&b->lanes[i].v, 1,
 						 __ATOMIC_ACQUIRE))
 				return i;
 		}
@@ -40,9 +51,10 @@ static uint32_t lane_acquire(struct xmem_blk *b)
 	}
 }
 
+/* Gives the lane back; its free block and flog slot stay with it. */
 static void lane_release(struct xmem_blk *b, uint32_t lane)
 {
-	__atomic_store_n(&b->lanes[lane * 16], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->lanes[lane].v, 0, __ATOMIC_RELEASE);
 }
 
 /* The arena holding external lba; *premap is its index there. */
@@ -57,11 +69,14 @@ static struct btt_arena *lba_arena(struct xmem_blk *b, uint64_t lba,
 	return ar;
 }
 
+/* The lock of a map entry: one per 16 entries (a cache line of the map),
+ * striped over nfree locks, as the kernel does. */
 static pthread_spinlock_t *map_lock(struct btt_arena *ar, uint32_t premap)
 {
-	return &ar->maplocks[(premap * BTT_MAP_ENT_SIZE / 64) % ar->nfree];
+	return &ar->maplocks[(premap * BTT_MAP_ENT_SIZE / 64) % ar->nfree].l;
 }
 
+/* Refuses writes to a read-only BTT and sectors past its end. */
 static int io_check(struct xmem_blk *b, uint64_t lba, uint64_t count, int wr)
 {
 	if (wr && (b->flags & XMEM_F_BLK_RDONLY))
@@ -74,6 +89,7 @@ static int io_check(struct xmem_blk *b, uint64_t lba, uint64_t count, int wr)
 	return 0;
 }
 
+/* The error for a map entry or free block naming no data block. */
 static int bad_block(struct xmem_blk *b, struct btt_arena *ar, uint32_t premap,
 		     uint32_t block)
 {
@@ -108,91 +124,177 @@ static int sector_read(struct xmem_blk *b, uint32_t lane, uint64_t lba,
 			return bad_block(b, ar, premap, block);
 		/* Publish the block before re-reading the map: a writer
 		 * that freed it either sees us or we see its new entry. */
-		__atomic_store_n(&ar->rtt[lane], BTT_RTT_VALID | block,
+		__atomic_store_n(&ar->rtt[lane].v, BTT_RTT_VALID | block,
 				 __ATOMIC_SEQ_CST);
 		e2 = __atomic_load_n(&ar->map[premap], __ATOMIC_SEQ_CST);
 		if (e2 == e)
 			break;
 	}
 	memcpy(buf, ar->data + (uint64_t)block * b->int_lbasize, b->lbasize);
-	__atomic_store_n(&ar->rtt[lane], 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&ar->rtt[lane].v, 0, __ATOMIC_RELEASE);
 	return 0;
 }
 
-/* Waits until no reader copies `block` of the arena. */
+/* Waits until no reader copies `block` of the arena. The caller has
+ * issued rtt_fence() since the map store that freed the block. */
 static void rtt_wait(struct xmem_blk *b, struct btt_arena *ar, uint32_t block)
 {
-	/* The map store that freed `block` (this lane's previous write) is
-	 * ordered before these loads: a reader that published `block` after
-	 * it re-reads the map and retries. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	for (uint32_t i = 0; i < b->nlanes; i++)
-		while (__atomic_load_n(&ar->rtt[i], __ATOMIC_SEQ_CST) ==
+		while (__atomic_load_n(&ar->rtt[i].v, __ATOMIC_SEQ_CST) ==
 		       (BTT_RTT_VALID | block))
 			sched_yield();
 }
 
-/* Writes one flog entry in two halves; the half holding seq is durable
- * last, so a torn entry is never taken as the newest. */
-static void flog_write(struct xmem_blk *b, struct btt_flog_ent *dst,
-		       const struct btt_flog_ent *src)
+/* Orders the map stores that freed this thread's free blocks (its lanes'
+ * previous writes) before the RTT loads of rtt_wait(): a reader that
+ * published such a block after them re-reads the map and retries. */
+static void rtt_fence(void)
 {
-	const struct xmem_persist_ops *ops = b->ops;
-
-	memcpy(dst, src, 8);
-	ops->flush(dst, 8);
-	/* The data block and (lba, old_map) are durable before new_map and
-	 * seq make the entry the lane's newest. */
-	ops->drain();
-	memcpy((uint8_t *)dst + 8, (const uint8_t *)src + 8, 8);
-	ops->flush((uint8_t *)dst + 8, 8);
-	/* The flog entry is durable before the map points at new_map. */
-	ops->drain();
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Writes one sector atomically. */
-static int sector_write(struct xmem_blk *b, uint32_t lane, uint64_t lba,
-			const uint8_t *buf)
-{
-	uint32_t premap, e, oldb;
-	struct btt_arena *ar = lba_arena(b, lba, &premap);
-	struct btt_free *fr = &ar->free[lane];
-	struct btt_flog_ent ent;
-	pthread_spinlock_t *lk;
+#define BTT_BATCH 8 /* sectors written together, one lane each */
 
-	if (fr->block >= ar->int_nlba)
-		return bad_block(b, ar, premap, fr->block);
-	rtt_wait(b, ar, fr->block);
-	b->ops->memcpy(ar->data + (uint64_t)fr->block * b->int_lbasize, buf,
-		       b->lbasize, XMEM_F_MEM_NODRAIN);
-	lk = map_lock(ar, premap);
-	pthread_spin_lock(lk);
-	e = le32(ar->map[premap]);
-	oldb = (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
-	if (oldb >= ar->int_nlba) {
-		pthread_spin_unlock(lk);
-		return bad_block(b, ar, premap, oldb);
+/* One sector of a batch. */
+struct wsec {
+	struct btt_free *fr;
+	struct btt_flog_ent ent;
+	struct btt_flog_ent *dst;
+	uint32_t premap, oldb;
+};
+
+/* Locks the map stripes of premaps [p0, p0+m) in ascending order (every
+ * writer does, so no two deadlock); returns how many distinct ones. */
+static unsigned stripes_lock(struct btt_arena *ar, uint32_t p0, uint32_t m,
+			     pthread_spinlock_t **lk)
+{
+	unsigned n = 0;
+
+	for (uint32_t j = 0; j < m; j++) {
+		pthread_spinlock_t *l = map_lock(ar, p0 + j);
+		unsigned k = n;
+
+		for (unsigned i = 0; i < n; i++)
+			if (lk[i] == l)
+				k = UINT32_MAX;
+		if (k == UINT32_MAX)
+			continue;
+		while (k > 0 && lk[k - 1] > l) { /* insertion sort */
+			lk[k] = lk[k - 1];
+			k--;
+		}
+		lk[k] = l;
+		n++;
 	}
-	ent.lba = le32(premap);
-	ent.old_map = le32((e & BTT_MAP_NORMAL) == BTT_MAP_E ? oldb | BTT_MAP_E
-							     : oldb);
-	ent.new_map = le32(fr->block);
-	ent.seq = le32(fr->seq);
-	flog_write(b, &ar->flog[lane].ent[ar->idx[fr->sub]], &ent);
-	__atomic_store_n(&ar->map[premap], le32(BTT_MAP_NORMAL | fr->block),
-			 __ATOMIC_RELEASE);
-	/* The map entry is durable before the lock lets another writer of
-	 * this sector read it (its flog entry will name our block as the
-	 * old one, which recovery must find in the map), and before the
-	 * write is acknowledged. */
-	b->ops->persist(&ar->map[premap], sizeof(uint32_t));
-	pthread_spin_unlock(lk);
-	fr->sub = 1 - fr->sub;
-	fr->seq = btt_seq_next(fr->seq);
-	fr->block = oldb;
+	for (unsigned i = 0; i < n; i++)
+		pthread_spin_lock(lk[i]);
+	return n;
+}
+
+static void stripes_unlock(pthread_spinlock_t **lk, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		pthread_spin_unlock(lk[i]);
+}
+
+/* Under the stripe locks: reads each sector's old block and fills its
+ * flog entry. */
+static int batch_entries(struct xmem_blk *b, struct btt_arena *ar,
+			 const uint32_t *lanes, struct wsec *w, uint32_t m)
+{
+	for (uint32_t j = 0; j < m; j++) {
+		uint32_t e = le32(ar->map[w[j].premap]);
+
+		w[j].oldb = (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK)
+						 : w[j].premap;
+		if (w[j].oldb >= ar->int_nlba)
+			return bad_block(b, ar, w[j].premap, w[j].oldb);
+		w[j].ent.lba = le32(w[j].premap);
+		w[j].ent.old_map = le32((e & BTT_MAP_NORMAL) == BTT_MAP_E
+						? w[j].oldb | BTT_MAP_E
+						: w[j].oldb);
+		w[j].ent.new_map = le32(w[j].fr->block);
+		w[j].ent.seq = le32(w[j].fr->seq);
+		w[j].dst = &ar->flog[lanes[j]].ent[ar->idx[w[j].fr->sub]];
+	}
 	return 0;
 }
 
+/* The three ordering points of a batch: (data, lba/old_map), then
+ * (new_map, seq), then the map entries. */
+static void batch_commit(struct xmem_blk *b, struct btt_arena *ar,
+			 struct wsec *w, uint32_t m)
+{
+	const struct xmem_persist_ops *ops = b->ops;
+
+	for (uint32_t j = 0; j < m; j++) {
+		memcpy(w[j].dst, &w[j].ent, 8);
+		ops->flush(w[j].dst, 8);
+	}
+	/* The data blocks and each entry's (lba, old_map) half are durable
+	 * before new_map and seq make the entries their lanes' newest: a
+	 * torn entry is never taken as the newest. */
+	ops->drain();
+	for (uint32_t j = 0; j < m; j++) {
+		memcpy((uint8_t *)w[j].dst + 8, (const uint8_t *)&w[j].ent + 8,
+		       8);
+		ops->flush((uint8_t *)w[j].dst + 8, 8);
+	}
+	/* The flog entries are durable before the map points at new_map. */
+	ops->drain();
+	for (uint32_t j = 0; j < m; j++) {
+		__atomic_store_n(&ar->map[w[j].premap],
+				 le32(BTT_MAP_NORMAL | w[j].fr->block),
+				 __ATOMIC_RELEASE);
+		ops->flush(&ar->map[w[j].premap], sizeof(uint32_t));
+	}
+	/* The map entries are durable before the locks let another writer
+	 * of these sectors read them (its flog entry will name our block
+	 * as the old one, which recovery must find in the map), and before
+	 * the write is acknowledged. */
+	ops->drain();
+}
+
+/*
+ * Writes m consecutive sectors of one arena, sector j through lanes[j]:
+ * each sector is atomic on its own (its own free block and flog entry),
+ * and the batch shares three fences instead of three per sector.
+ */
+static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
+		       const uint32_t *lanes, uint32_t m, uint32_t p0,
+		       const uint8_t *buf)
+{
+	struct wsec w[BTT_BATCH];
+	pthread_spinlock_t *lk[BTT_BATCH];
+	unsigned nlk;
+	int rc;
+
+	rtt_fence();
+	for (uint32_t j = 0; j < m; j++) {
+		w[j].fr = &ar->free[lanes[j]];
+		w[j].premap = p0 + j;
+		if (w[j].fr->block >= ar->int_nlba)
+			return bad_block(b, ar, p0 + j, w[j].fr->block);
+		rtt_wait(b, ar, w[j].fr->block);
+		b->ops->memcpy(ar->data + (uint64_t)w[j].fr->block *
+						  b->int_lbasize,
+			       buf + (size_t)j * b->lbasize, b->lbasize,
+			       XMEM_F_MEM_NODRAIN);
+	}
+	nlk = stripes_lock(ar, p0, m, lk);
+	rc = batch_entries(b, ar, lanes, w, m);
+	if (rc == 0)
+		batch_commit(b, ar, w, m);
+	stripes_unlock(lk, nlk);
+	for (uint32_t j = 0; rc == 0 && j < m; j++) {
+		w[j].fr->sub = 1 - w[j].fr->sub;
+		w[j].fr->seq = btt_seq_next(w[j].fr->seq);
+		w[j].fr->block = w[j].oldb;
+	}
+	return rc;
+}
+
+/* Reads count sectors under one lane. */
 XMEM_EXPORT int xmem_blk_read(struct xmem_blk *b, uint64_t lba, void *buf,
 			      uint64_t count)
 {
@@ -209,19 +311,47 @@ XMEM_EXPORT int xmem_blk_read(struct xmem_blk *b, uint64_t lba, void *buf,
 	return rc;
 }
 
+/* Takes up to want - 1 more lanes, without waiting for any. */
+static uint32_t lanes_try_more(struct xmem_blk *b, uint32_t *lanes,
+			       uint32_t want)
+{
+	uint32_t n = 1;
+
+	for (uint32_t k = 1; k < b->nlanes && n < want; k++) {
+		uint32_t i = lane_spread(lane_hint + k, b->nlanes);
+
+		if (!__atomic_exchange_n(&b->lanes[i].v, 1, __ATOMIC_ACQUIRE))
+			lanes[n++] = i;
+	}
+	return n;
+}
+
+/* Writes count sectors, each atomically: in batches of up to BTT_BATCH,
+ * one lane per sector of a batch (as many lanes as are free). */
 XMEM_EXPORT int xmem_blk_write(struct xmem_blk *b, uint64_t lba,
 			       const void *buf, uint64_t count)
 {
-	uint32_t lane;
+	uint32_t lanes[BTT_BATCH], nl;
 	int rc = io_check(b, lba, count, 1);
 
 	if (rc || !count)
 		return rc;
-	lane = lane_acquire(b);
-	for (uint64_t i = 0; rc == 0 && i < count; i++)
-		rc = sector_write(b, lane, lba + i,
-				  (const uint8_t *)buf + i * b->lbasize);
-	lane_release(b, lane);
+	lanes[0] = lane_acquire(b);
+	nl = count > 1
+		     ? lanes_try_more(b, lanes, (uint32_t)MIN(count, BTT_BATCH))
+		     : 1;
+	for (uint64_t i = 0; rc == 0 && i < count;) {
+		uint32_t premap;
+		struct btt_arena *ar = lba_arena(b, lba + i, &premap);
+		uint32_t m = (uint32_t)MIN(MIN((uint64_t)nl, count - i),
+					   ar->ext_nlba - premap);
+
+		rc = batch_write(b, ar, lanes, m, premap,
+				 (const uint8_t *)buf + i * b->lbasize);
+		i += m;
+	}
+	for (uint32_t j = 0; j < nl; j++)
+		lane_release(b, lanes[j]);
 	return rc;
 }
 
@@ -249,6 +379,7 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 	return 0;
 }
 
+/* Sets the zero flag of each sector: reads return zeroes. */
 XMEM_EXPORT int xmem_blk_write_zeroes(struct xmem_blk *b, uint64_t lba,
 				      uint64_t count)
 {
@@ -259,11 +390,13 @@ XMEM_EXPORT int xmem_blk_write_zeroes(struct xmem_blk *b, uint64_t lba,
 	return rc;
 }
 
+/* Trim is write-zeroes here: the block stays owned by its sector. */
 XMEM_EXPORT int xmem_blk_trim(struct xmem_blk *b, uint64_t lba, uint64_t count)
 {
 	return xmem_blk_write_zeroes(b, lba, count);
 }
 
+/* Sets the error flag: reads fail until a write or clear. */
 XMEM_EXPORT int xmem_blk_set_error(struct xmem_blk *b, uint64_t lba)
 {
 	int rc = io_check(b, lba, 1, 1);
@@ -271,6 +404,7 @@ XMEM_EXPORT int xmem_blk_set_error(struct xmem_blk *b, uint64_t lba)
 	return rc ? rc : map_set_flags(b, lba, BTT_MAP_E);
 }
 
+/* Clears the error flag; the sector then reads as zeroes. */
 XMEM_EXPORT int xmem_blk_clear_error(struct xmem_blk *b, uint64_t lba)
 {
 	int rc = io_check(b, lba, 1, 1);
@@ -278,6 +412,7 @@ XMEM_EXPORT int xmem_blk_clear_error(struct xmem_blk *b, uint64_t lba)
 	return rc ? rc : map_set_flags(b, lba, BTT_MAP_Z);
 }
 
+/* A fence: every write was persisted before it returned. */
 XMEM_EXPORT int xmem_blk_flush(struct xmem_blk *b)
 {
 	/* Every write persisted itself at the mapping's granularity; this

@@ -108,6 +108,7 @@ static int info_offsets_check(const struct btt_info *ib, unsigned a,
 	return 0;
 }
 
+/* Signature, checksum, version, then counts and offsets. */
 int xmem__btt_info_check(const struct btt_info *ib, unsigned a, uint64_t off,
 			 uint64_t space, uint16_t want_major)
 {
@@ -137,11 +138,14 @@ int xmem__btt_info_check(const struct btt_info *ib, unsigned a, uint64_t off,
 	return rc;
 }
 
+/* An all-zero flog slot: padding, or a slot never written. */
 static int ent_is_padding(const struct btt_flog_ent *e)
 {
 	return !e->lba && !e->old_map && !e->new_map && !e->seq;
 }
 
+/* The kernel's log_set_indices: the slots holding entries must be the
+ * same pair in every group, (0, 1) or (0, 2). */
 int xmem__btt_flog_slots(const struct btt_flog_group *flog, uint32_t nfree,
 			 unsigned a, uint64_t logoff, uint32_t idx[2])
 {
@@ -185,6 +189,8 @@ int xmem__btt_flog_slots(const struct btt_flog_group *flog, uint32_t nfree,
 	return 0;
 }
 
+/* Sequence numbers run 1, 2, 3, 1: the newer of a pair is the one
+ * that follows the other; 0 marks an unused slot. */
 int xmem__btt_flog_newest(const struct btt_flog_ent *e0,
 			  const struct btt_flog_ent *e1, int *newp)
 {
@@ -200,6 +206,8 @@ int xmem__btt_flog_newest(const struct btt_flog_ent *e0,
 	return 0;
 }
 
+/* v1.1 at 4 KiB first (the kernel's choice without a claim class),
+ * then v2.0 at 0. */
 int xmem__btt_probe(const uint8_t *base, uint64_t len, uint64_t *btt_off,
 		    uint16_t *major)
 {
@@ -269,6 +277,7 @@ static void arena_init(uint8_t *a, const struct btt_info *ib,
 	ops->flush(flog, BTT_NFREE * sizeof(*flog));
 }
 
+/* Checks the format options and where the BTT will start. */
 static int format_opts_check(const struct xmem_blk_format_opts *o, uint64_t len,
 			     uint64_t *btt_off, uint32_t *lbasize)
 {
@@ -382,6 +391,8 @@ static int arenas_lay_out(uint8_t *base, uint64_t len, uint64_t btt_off,
 	return 0;
 }
 
+/* Wipe the old BTT, lay out the arenas, then commit the info blocks.
+ * O(nlba) for the map, independent of the data area. */
 XMEM_EXPORT int xmem_blk_format_mem(void *addr, uint64_t len,
 				    const struct xmem_persist_ops *ops,
 				    const struct xmem_blk_format_opts *opts)

@@ -34,14 +34,16 @@ static int arena_setup(struct xmem_blk *b, struct btt_arena *ar,
 	ar->data = a + le64(ib->dataoff);
 	ar->map = (uint32_t *)(a + le64(ib->mapoff));
 	ar->flog = (struct btt_flog_group *)(a + le64(ib->logoff));
-	ar->free = aligned_alloc(64, ar->nfree * sizeof(*ar->free));
-	ar->rtt = calloc(ar->nfree, sizeof(*ar->rtt));
-	ar->maplocks = calloc(ar->nfree, sizeof(*ar->maplocks));
+	ar->free = aligned_alloc(BTT_PAD, ar->nfree * sizeof(*ar->free));
+	ar->rtt = aligned_alloc(BTT_PAD, ar->nfree * sizeof(*ar->rtt));
+	ar->maplocks =
+		aligned_alloc(BTT_PAD, ar->nfree * sizeof(*ar->maplocks));
 	if (!ar->free || !ar->rtt || !ar->maplocks)
 		return xmem__err(-ENOMEM, "BTT open: out of memory");
 	memset(ar->free, 0, ar->nfree * sizeof(*ar->free));
+	memset(ar->rtt, 0, ar->nfree * sizeof(*ar->rtt));
 	for (uint32_t i = 0; i < ar->nfree; i++)
-		pthread_spin_init(&ar->maplocks[i], PTHREAD_PROCESS_PRIVATE);
+		pthread_spin_init(&ar->maplocks[i].l, PTHREAD_PROCESS_PRIVATE);
 	return xmem__btt_flog_slots(ar->flog, ar->nfree,
 				    (unsigned)(ar - b->arenas),
 				    off + le64(ib->logoff), ar->idx);
@@ -155,6 +157,7 @@ static int arenas_discover(struct xmem_blk *b, uint16_t major)
 	return 0;
 }
 
+/* Frees what open allocated (also a half-built blk). */
 static void blk_free(struct xmem_blk *b)
 {
 	for (uint32_t i = 0; b->arenas && i < b->narenas; i++) {
@@ -162,34 +165,37 @@ static void blk_free(struct xmem_blk *b)
 
 		if (ar->maplocks)
 			for (uint32_t j = 0; j < ar->nfree; j++)
-				pthread_spin_destroy(&ar->maplocks[j]);
+				pthread_spin_destroy(&ar->maplocks[j].l);
 		free(ar->free);
 		free(ar->rtt);
-		free((void *)ar->maplocks);
+		free(ar->maplocks);
 	}
 	free(b->arenas);
 	free(b->lanes);
 	free(b);
 }
 
-/* Lanes: twice the CPUs (at least 4, at most 64), and no more than the
- * smallest arena has free blocks. A writer scans every lane's RTT slot, so
- * fewer lanes make writes cheaper. */
+/* Lanes: four per CPU (at least 8, so that a multi-sector write can batch
+ * 8 sectors; at most 64), and no more than the smallest arena has free
+ * blocks. A writer scans every lane's RTT slot, so fewer lanes make
+ * writes cheaper. */
 static int lanes_setup(struct xmem_blk *b)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	uint32_t n =
-		(uint32_t)MIN(MAX(2 * (cpus > 0 ? cpus : 1), 4), BTT_MAX_LANES);
+		(uint32_t)MIN(MAX(4 * (cpus > 0 ? cpus : 1), 8), BTT_MAX_LANES);
 
 	for (uint32_t i = 0; i < b->narenas; i++)
 		n = MIN(n, b->arenas[i].nfree);
 	b->nlanes = n;
-	b->lanes = calloc(n, 16 * sizeof(int)); /* a lane per 64 bytes */
+	b->lanes = aligned_alloc(BTT_PAD, n * sizeof(*b->lanes));
 	if (!b->lanes)
 		return xmem__err(-ENOMEM, "BTT open: out of memory");
+	memset(b->lanes, 0, n * sizeof(*b->lanes));
 	return 0;
 }
 
+/* Fills the summary xmem_blk_get_info() returns. */
 static void info_fill(struct xmem_blk *b)
 {
 	struct xmem_blk_info *in = &b->info;
@@ -208,6 +214,8 @@ static void info_fill(struct xmem_blk *b)
 	in->rdonly = !!(b->flags & XMEM_F_BLK_RDONLY);
 }
 
+/* Arena 0 spans min(512 GiB, rest) rounded down to 4 KiB; its backup
+ * is its last 4 KiB. */
 uint64_t xmem__btt_backup_off(uint64_t len, int v11)
 {
 	uint64_t off = v11 ? BTT_V11_OFFSET : 0;
@@ -218,6 +226,7 @@ uint64_t xmem__btt_backup_off(uint64_t len, int v11)
 	       BTT_INFO_SIZE;
 }
 
+/* Looks for a valid backup where arena 0's would be (v1.1, v2.0). */
 int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff)
 {
 	char msg[256];
@@ -241,6 +250,7 @@ int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff)
 	return found;
 }
 
+/* Probe, discover and validate arenas, recover every lane. */
 XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 				  const struct xmem_persist_ops *ops,
 				  unsigned flags, struct xmem_blk **blkp)
@@ -285,6 +295,7 @@ XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 	return 0;
 }
 
+/* Flushes (unless read-only) and releases the blk and its mapping. */
 XMEM_EXPORT void xmem_blk_close(struct xmem_blk **blkp)
 {
 	struct xmem_blk *b = blkp ? *blkp : NULL;
@@ -301,17 +312,20 @@ XMEM_EXPORT void xmem_blk_close(struct xmem_blk **blkp)
 	*blkp = NULL;
 }
 
+/* Copies the summary made at open. */
 XMEM_EXPORT void xmem_blk_get_info(const struct xmem_blk *blk,
 				   struct xmem_blk_info *info)
 {
 	*info = blk->info;
 }
 
+/* The external sector size. */
 XMEM_EXPORT uint32_t xmem_blk_lbasize(const struct xmem_blk *blk)
 {
 	return blk->lbasize;
 }
 
+/* The number of sectors over all arenas. */
 XMEM_EXPORT uint64_t xmem_blk_nlba(const struct xmem_blk *blk)
 {
 	return blk->nlba;

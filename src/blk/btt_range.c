@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/util.h"
 
+/* XMEM_E_MODE unless the range is in mode blk. */
 static int range_blk_check(struct xmem_range *range)
 {
 	const struct xmem_range_info *ri = xmem_range_get_info(range);
@@ -20,6 +21,7 @@ static int range_blk_check(struct xmem_range *range)
 	return 0;
 }
 
+/* Formats the range's mapping with the range uuid as parent uuid. */
 XMEM_EXPORT int xmem_blk_format(struct xmem_range *range,
 				const struct xmem_blk_format_opts *opts)
 {
@@ -43,6 +45,8 @@ XMEM_EXPORT int xmem_blk_format(struct xmem_range *range,
 	return rc;
 }
 
+/* Opens the BTT in the range; a parent uuid naming another namespace
+ * is refused, as the kernel does. */
 XMEM_EXPORT int xmem_blk_open(struct xmem_range *range, unsigned flags,
 			      struct xmem_blk **blkp)
 {

@@ -55,6 +55,7 @@ static int window_open(const char *path, uint64_t offset, uint64_t len,
 	return 0;
 }
 
+/* Unmaps and closes what window_open made. */
 static void window_close(struct window *w)
 {
 	if (w->map)
@@ -63,6 +64,7 @@ static void window_close(struct window *w)
 		xmem_device_close(&w->dev);
 }
 
+/* Formats a window of a file; the mapping is dropped afterwards. */
 XMEM_EXPORT int xmem_blk_format_raw(const char *path, uint64_t offset,
 				    uint64_t len,
 				    const struct xmem_blk_format_opts *opts)
@@ -77,6 +79,7 @@ XMEM_EXPORT int xmem_blk_format_raw(const char *path, uint64_t offset,
 	return rc;
 }
 
+/* Opens the BTT in a window of a file; the blk keeps the mapping. */
 XMEM_EXPORT int xmem_blk_open_raw(const char *path, uint64_t offset,
 				  uint64_t len, unsigned flags,
 				  struct xmem_blk **blkp)
@@ -99,6 +102,7 @@ XMEM_EXPORT int xmem_blk_open_raw(const char *path, uint64_t offset,
 	return 0;
 }
 
+/* Checks the BTT in a window of a file, mapped read-only. */
 XMEM_EXPORT int xmem_blk_check_raw(const char *path, uint64_t offset,
 				   uint64_t len, xmem_blk_check_fn fn,
 				   void *arg, unsigned *nproblems)

@@ -55,6 +55,7 @@ static void *buf_get(struct nbd_conn *c, size_t len, size_t *cap)
 	return malloc(*cap);
 }
 
+/* Keeps a buffer for reuse (up to 16 of at most 4 MiB), else frees. */
 static void buf_put(struct nbd_conn *c, void *p, size_t cap)
 {
 	if (!p)
@@ -69,12 +70,14 @@ static void buf_put(struct nbd_conn *c, void *p, size_t cap)
 	free(p);
 }
 
+/* Frees the cached buffers when the connection ends. */
 static void bufs_free(struct nbd_conn *c)
 {
 	while (c->nbufs)
 		free(c->bufs[--c->nbufs]);
 }
 
+/* Maps an xmem error to the NBD error on the wire. */
 static uint32_t wire_errno(int rc)
 {
 	switch (rc) {
@@ -283,6 +286,8 @@ static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r)
 	return 0;
 }
 
+/* A connection worker: runs queued requests until told to stop and
+ * the queue is empty. */
 static void *worker(void *arg)
 {
 	struct nbd_conn *c = arg;
@@ -392,6 +397,7 @@ static void workers_stop(struct nbd_conn *c, pthread_t *t, unsigned n)
 		pthread_join(t[i], NULL);
 }
 
+/* Handshake, workers, then the reader loop until the connection ends. */
 int xmem__nbd_conn_run(const struct nbd_io *io, struct nbd_export **exps,
 		       unsigned nexps, const struct nbd_limits *lim,
 		       void (*entered)(void *), void *arg)

@@ -10,6 +10,7 @@
 
 #include "blk/nbd_proto.h"
 
+/* Reads exactly len bytes. */
 int xmem__nbd_read_full(struct nbd_conn *c, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -25,6 +26,7 @@ int xmem__nbd_read_full(struct nbd_conn *c, void *buf, size_t len)
 	return 0;
 }
 
+/* Writes exactly len bytes; a failure marks the connection dead. */
 int xmem__nbd_write_full(struct nbd_conn *c, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -57,6 +59,7 @@ static int opt_reply(struct nbd_conn *c, uint32_t opt, uint32_t type,
 	return len ? xmem__nbd_write_full(c, data, len) : 0;
 }
 
+/* The export of that name; the empty name is the first export. */
 static struct nbd_export *export_find(struct nbd_conn *c, const char *name,
 				      size_t len)
 {
@@ -69,6 +72,7 @@ static struct nbd_export *export_find(struct nbd_conn *c, const char *name,
 	return NULL;
 }
 
+/* The transmission flags of an export on this connection. */
 static uint16_t tx_flags(const struct nbd_conn *c, const struct nbd_export *e)
 {
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
@@ -82,6 +86,7 @@ static uint16_t tx_flags(const struct nbd_conn *c, const struct nbd_export *e)
 	return f;
 }
 
+/* LIST: one NBD_REP_SERVER per export, then ACK. */
 static int opt_list(struct nbd_conn *c, uint32_t len)
 {
 	uint8_t buf[4 + NBD_OPT_MAX];
@@ -241,6 +246,7 @@ static int option(struct nbd_conn *c, uint32_t opt, uint32_t len)
 	}
 }
 
+/* Greeting, client flags, then options until GO/EXPORT_NAME/ABORT. */
 int xmem__nbd_handshake(struct nbd_conn *c)
 {
 	uint8_t b[18];

@@ -48,6 +48,7 @@ struct xmem_nbd_server {
 	unsigned nconns;
 };
 
+/* A server with no export and no listener yet. */
 XMEM_EXPORT int xmem_nbd_server_new(const struct xmem_nbd_opts *o,
 				    struct xmem_nbd_server **srvp)
 {
@@ -75,6 +76,7 @@ XMEM_EXPORT int xmem_nbd_server_new(const struct xmem_nbd_opts *o,
 	return 0;
 }
 
+/* Adds an export; names are unique and at most 4096 bytes. */
 XMEM_EXPORT int xmem_nbd_server_add_export(struct xmem_nbd_server *s,
 					   const char *name, const char *desc,
 					   struct xmem_blk *blk, int rdonly)
@@ -112,6 +114,7 @@ XMEM_EXPORT int xmem_nbd_server_add_export(struct xmem_nbd_server *s,
 	return 0;
 }
 
+/* Starts listening on a bound socket and keeps it. */
 static int add_listener(struct xmem_nbd_server *s, int fd)
 {
 	if (s->nlisten >= MAX_LISTEN) {
@@ -128,6 +131,7 @@ static int add_listener(struct xmem_nbd_server *s, int fd)
 	return 0;
 }
 
+/* Binds a TCP socket (127.0.0.1 unless told otherwise). */
 XMEM_EXPORT int xmem_nbd_server_listen_tcp(struct xmem_nbd_server *s,
 					   const char *host, uint16_t port)
 {
@@ -169,6 +173,7 @@ XMEM_EXPORT int xmem_nbd_server_listen_tcp(struct xmem_nbd_server *s,
 	return add_listener(s, fd);
 }
 
+/* Binds a Unix socket, replacing a stale one. */
 XMEM_EXPORT int xmem_nbd_server_listen_unix(struct xmem_nbd_server *s,
 					    const char *path)
 {
@@ -198,11 +203,13 @@ XMEM_EXPORT int xmem_nbd_server_listen_unix(struct xmem_nbd_server *s,
 	return add_listener(s, fd);
 }
 
+/* The TCP port bound (the chosen one when 0 was asked). */
 XMEM_EXPORT uint16_t xmem_nbd_server_port(const struct xmem_nbd_server *s)
 {
 	return s->port;
 }
 
+/* recv() retried on EINTR. */
 static ssize_t sock_read(void *ctx, void *buf, size_t len)
 {
 	ssize_t n;
@@ -213,6 +220,7 @@ static ssize_t sock_read(void *ctx, void *buf, size_t len)
 	return n;
 }
 
+/* send() retried on EINTR, without SIGPIPE. */
 static ssize_t sock_write(void *ctx, const void *buf, size_t len)
 {
 	ssize_t n;
@@ -231,6 +239,7 @@ static void conn_entered(void *arg)
 	setsockopt(*(int *)arg, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+/* One connection: handshake timeout, protocol, then cleanup. */
 static void *conn_thread(void *arg)
 {
 	struct conn_slot *cs = arg;
@@ -281,6 +290,7 @@ static void conns_reap(struct xmem_nbd_server *s, int all)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Accepts a connection and gives it a thread, within the limit. */
 static void conn_accept(struct xmem_nbd_server *s, int lfd)
 {
 	struct conn_slot *cs;
@@ -332,6 +342,8 @@ static int conns_busy(struct xmem_nbd_server *s)
 	return busy;
 }
 
+/* The accept loop, then the shutdown: stop reading, answer what is
+ * queued, cut stuck clients after 5 s, flush every export. */
 XMEM_EXPORT int xmem_nbd_server_run(struct xmem_nbd_server *s)
 {
 	struct pollfd pf[MAX_LISTEN + 1];
@@ -373,6 +385,7 @@ XMEM_EXPORT int xmem_nbd_server_run(struct xmem_nbd_server *s)
 	return 0;
 }
 
+/* Wakes run() through its pipe (async-signal-safe). */
 XMEM_EXPORT void xmem_nbd_server_stop(struct xmem_nbd_server *s)
 {
 	char c = 1;
@@ -381,6 +394,7 @@ XMEM_EXPORT void xmem_nbd_server_stop(struct xmem_nbd_server *s)
 	(void)n;
 }
 
+/* Frees the server and removes its Unix socket. */
 XMEM_EXPORT void xmem_nbd_server_delete(struct xmem_nbd_server **srvp)
 {
 	struct xmem_nbd_server *s = srvp ? *srvp : NULL;

@@ -17,7 +17,7 @@
 
 #define NS (20ull << 20)
 #define NSECT 2
-#define WRITERS 1
+#define WRITERS 2
 #define READERS 2
 #define ITERS 100000
 
@@ -47,15 +47,25 @@ static int sector_ok(const uint64_t *w, uint64_t lba)
 	return 1;
 }
 
+/* Writer 0 writes one sector per call; the others write every sector in
+ * one call (a batch, one lane per sector). */
 static void *writer(void *arg)
 {
-	uint64_t id = (uintptr_t)arg, w[512];
+	uint64_t id = (uintptr_t)arg, w[512 * NSECT];
 
 	for (uint64_t n = 1; n <= ITERS; n++) {
 		uint64_t lba = (n * 7 + id) % NSECT;
+		int rc;
 
-		stamp(w, lba, id, n);
-		if (xmem_blk_write(blk, lba, w, 1) != 0)
+		if (id == 0) {
+			stamp(w, lba, id, n);
+			rc = xmem_blk_write(blk, lba, w, 1);
+		} else {
+			for (uint64_t s = 0; s < NSECT; s++)
+				stamp(w + 512 * s, s, id, n);
+			rc = xmem_blk_write(blk, 0, w, NSECT);
+		}
+		if (rc != 0)
 			__atomic_store_n(&bad, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
