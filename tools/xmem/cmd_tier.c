@@ -305,6 +305,8 @@ static void draw(const struct snap *s, int cols, int rows, double dt,
 
 	if (prev && dt > 0)
 		cpu = (h->engine_cpu_ns - prev->h.engine_cpu_ns) / 1e9 / dt;
+	else if (h->uptime_ns)
+		cpu = (double)h->engine_cpu_ns / (double)h->uptime_ns;
 	printf("\033[1m%s\033[0m pid %llu  %s in %llu units of %s\n", h->name,
 	       (unsigned long long)h->pid, cli_fmt_size(h->size),
 	       (unsigned long long)h->nunits, cli_fmt_size(h->unit));
