@@ -257,6 +257,7 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	tstart = now_s();
 	run_phase(t, &z, perm, bu, steady, 0.5, w1, nw1, &seed);
 	xmem_tier_stats(t, &s1);
+	uint64_t samples1 = s1.samples - s0.samples;
 	wall = now_s() - tstart;
 	cpu_s = (s1.engine_cpu_ns - s0.engine_cpu_ns) / 1e9;
 	fcpu = (atomic_load(&t->c.fault_cpu_ns) - f0) / 1e9;
@@ -324,6 +325,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	       100 * fcpu / wall, 100 * pcpu / wall);
 	printf("%-34s %9.2f%% %9.2f%%\n", "  of which sampling / migrating",
 	       100 * scpu / wall, 100 * mcpu / wall);
+	printf("%-34s %10.1f\n", "engine us per sample (phase 1)",
+	       samples1 ? scpu * 1e6 / (double)samples1 : 0);
 	printf("%-34s %10.2f\n", "sample window at end (ms)",
 	       atomic_load(&t->win_ns) / 1e6);
 	printf("%-34s %10.1f\n", "accesses (M/s), phase 1",
