@@ -57,6 +57,7 @@ static int node_has_cpus(int n)
 	return buf[0] != '\n' && buf[0] != 0;
 }
 
+/* Finds the first CPU-less NUMA node with memory. O(nodes). */
 XMEM_EXPORT int xmem_tier_numa_find_node(int *node)
 {
 	for (int n = 0; n < MAX_NODES; n++) {

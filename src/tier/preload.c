@@ -326,6 +326,7 @@ XMEM_EXPORT void *preload_mmap(void *, size_t, int, int, int,
 XMEM_EXPORT void *preload_mmap64(void *, size_t, int, int, int,
 				 off_t) __asm__("mmap64");
 
+/* mmap and mmap64 both go to do_mmap. */
 void *preload_mmap(void *addr, size_t len, int prot, int flags, int fd,
 		   off_t off)
 {
@@ -338,6 +339,8 @@ void *preload_mmap64(void *addr, size_t len, int prot, int flags, int fd,
 	return do_mmap(addr, len, prot, flags, fd, off);
 }
 
+/* munmap: a whole tier is deleted; part of one is forgotten (GONE units)
+ * and really unmapped. */
 XMEM_EXPORT int munmap(void *addr, size_t len)
 {
 	int k;
@@ -401,6 +404,7 @@ static void *tier_mremap(int k, void *old, size_t oldlen, size_t newlen,
 	return n;
 }
 
+/* mremap: tier memory is handled by tier_mremap, the rest by the kernel. */
 XMEM_EXPORT void *mremap(void *old, size_t oldlen, size_t newlen, int flags,
 			 ...)
 {
@@ -503,6 +507,7 @@ XMEM_EXPORT void *malloc(size_t n)
 	return p ? p : __libc_malloc(n);
 }
 
+/* calloc: tier memory starts zeroed, so no memset is needed. */
 XMEM_EXPORT void *calloc(size_t a, size_t b)
 {
 	size_t n;
@@ -530,6 +535,7 @@ static int tier_of(const void *p)
 	return k;
 }
 
+/* free: a tier's base deletes the tier; anything else goes to glibc. */
 XMEM_EXPORT void free(void *p)
 {
 	if (tier_of(p) >= 0) {
@@ -543,6 +549,7 @@ XMEM_EXPORT void free(void *p)
 	__libc_free(p);
 }
 
+/* The usable size of a tier is its whole (unit-rounded) size. */
 XMEM_EXPORT size_t malloc_usable_size(void *p)
 {
 	int k = tier_of(p);
@@ -552,6 +559,8 @@ XMEM_EXPORT size_t malloc_usable_size(void *p)
 	return p ? real_usable(p) : 0;
 }
 
+/* realloc: glibc blocks that grow past the threshold move onto a tier;
+ * a tier that must grow moves to a new one. */
 XMEM_EXPORT void *realloc(void *p, size_t n)
 {
 	int k = tier_of(p);
@@ -579,6 +588,8 @@ XMEM_EXPORT void *realloc(void *p, size_t n)
 	return q;
 }
 
+/* memalign: a tier's base is unit-aligned, which covers any alignment up
+ * to the unit. */
 XMEM_EXPORT void *memalign(size_t align, size_t n)
 {
 	void *p = NULL;
@@ -588,6 +599,7 @@ XMEM_EXPORT void *memalign(size_t align, size_t n)
 	return p ? p : __libc_memalign(align, n);
 }
 
+/* posix_memalign and aligned_alloc, through memalign. */
 XMEM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	void *p = memalign(align, n);

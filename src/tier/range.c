@@ -6,6 +6,8 @@
 #include "core/util.h"
 #include "tier_internal.h"
 
+/* A tier whose device memory is the range: checks its mode, size and
+ * alignment, then xmem_tier_new() on the region's device file. */
 XMEM_EXPORT int xmem_tier_new_range(struct xmem_region *reg,
 				    struct xmem_range *range,
 				    const struct xmem_tier_config *cfg,

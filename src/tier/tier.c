@@ -34,6 +34,7 @@ XMEM_EXPORT void xmem_tier_config_init(struct xmem_tier_config *cfg)
 	cfg->numa_node = -1;
 }
 
+/* The name of a placement, for messages and JSON. */
 XMEM_EXPORT const char *xmem_tier_where_name(enum xmem_tier_where w)
 {
 	switch (w) {
@@ -252,6 +253,7 @@ static int check_config(const struct xmem_tier_config *c)
 	return 0;
 }
 
+/* Creates a tier (see tier.h); on failure everything is undone. */
 XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 			      struct xmem_tier **tp)
 {
@@ -357,6 +359,7 @@ static void unmap_base(struct xmem_tier *t)
 	}
 }
 
+/* Stops the engine threads, then frees the memory and the tier. */
 XMEM_EXPORT void xmem_tier_delete(struct xmem_tier **tp)
 {
 	struct xmem_tier *t = *tp;
@@ -411,6 +414,7 @@ XMEM_EXPORT void xmem_tier_delete(struct xmem_tier **tp)
 	free(t);
 }
 
+/* Accessors. */
 XMEM_EXPORT void *xmem_tier_addr(const struct xmem_tier *t)
 {
 	return t->base;
@@ -443,6 +447,7 @@ static int unit_span(struct xmem_tier *t, const void *addr, size_t len,
 	return 0;
 }
 
+/* Moves the units of a range now, waiting for units being moved. */
 XMEM_EXPORT int xmem_tier_migrate(struct xmem_tier *t, void *addr, size_t len,
 				  enum xmem_tier_where to, uint64_t *moved)
 {
@@ -470,6 +475,7 @@ XMEM_EXPORT int xmem_tier_migrate(struct xmem_tier *t, void *addr, size_t len,
 	return rc;
 }
 
+/* Records advice per unit; pins move the unit at once. */
 XMEM_EXPORT int xmem_tier_advise(struct xmem_tier *t, void *addr, size_t len,
 				 enum xmem_tier_advice advice)
 {
@@ -500,6 +506,7 @@ XMEM_EXPORT int xmem_tier_advise(struct xmem_tier *t, void *addr, size_t len,
 	return rc;
 }
 
+/* Where the unit holding addr lives. */
 XMEM_EXPORT int xmem_tier_where(struct xmem_tier *t, const void *addr,
 				enum xmem_tier_where *where)
 {
@@ -514,6 +521,7 @@ XMEM_EXPORT int xmem_tier_where(struct xmem_tier *t, const void *addr,
 	return 0;
 }
 
+/* The heat (log2 accesses/s estimate) of the unit holding addr. */
 XMEM_EXPORT int xmem_tier_heat(struct xmem_tier *t, const void *addr,
 			       double *heat)
 {
@@ -525,6 +533,7 @@ XMEM_EXPORT int xmem_tier_heat(struct xmem_tier *t, const void *addr,
 	return rc;
 }
 
+/* A snapshot of the counters; O(1). */
 XMEM_EXPORT int xmem_tier_stats(struct xmem_tier *t, struct xmem_tier_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -553,6 +562,7 @@ XMEM_EXPORT int xmem_tier_stats(struct xmem_tier *t, struct xmem_tier_stats *st)
 	return 0;
 }
 
+/* Creates an empty budget group. */
 XMEM_EXPORT int xmem_tier_group_new(uint64_t dram_budget,
 				    struct xmem_tier_group **gp)
 {
@@ -567,6 +577,7 @@ XMEM_EXPORT int xmem_tier_group_new(uint64_t dram_budget,
 	return 0;
 }
 
+/* Frees a group that no tier uses any more. */
 XMEM_EXPORT int xmem_tier_group_delete(struct xmem_tier_group **gp)
 {
 	struct xmem_tier_group *g = *gp;
@@ -582,11 +593,13 @@ XMEM_EXPORT int xmem_tier_group_delete(struct xmem_tier_group **gp)
 	return 0;
 }
 
+/* Bytes of DRAM the group's tiers hold now. */
 XMEM_EXPORT uint64_t xmem_tier_group_used(const struct xmem_tier_group *g)
 {
 	return atomic_load(&((struct xmem_tier_group *)g)->used);
 }
 
+/* The group's DRAM budget. */
 XMEM_EXPORT uint64_t xmem_tier_group_budget(const struct xmem_tier_group *g)
 {
 	return g->budget;
