@@ -81,6 +81,7 @@ static const struct option blk_lo[] = {
 	{ 0 },
 };
 
+/* Parses a number option up to max; exit code 2 on error. */
 static int num_opt(const char *opt, const char *arg, uint64_t max,
 		   uint64_t *out)
 {
@@ -96,6 +97,7 @@ static int num_opt(const char *opt, const char *arg, uint64_t max,
 	return 0;
 }
 
+/* Handles one option that is not common; 0 or an exit code. */
 static int blk_opt(int c, struct blk_args *a)
 {
 	uint64_t v;
@@ -194,6 +196,7 @@ static int range_open(struct target *t, const char *arg)
 	return 0;
 }
 
+/* Closes whatever part of a target was opened. */
 static void target_close(struct target *t)
 {
 	if (t->blk)
@@ -229,6 +232,7 @@ static int target_open(const struct blk_args *a, unsigned i, unsigned flags,
 		  : 0;
 }
 
+/* xmem blk format TARGET [-s SIZE] [--v2] */
 static int blk_format(const struct blk_args *a)
 {
 	struct xmem_blk_format_opts o = { .lbasize = (uint32_t)a->lbasize };
@@ -262,6 +266,7 @@ static int blk_format(const struct blk_args *a)
 	return CLI_OK;
 }
 
+/* Formats a uuid as 8-4-4-4-12 hex digits. */
 static void uuid_str(char *s, const uint8_t *u)
 {
 	for (int i = 0, k = 0; i < 16; i++) {
@@ -271,6 +276,7 @@ static void uuid_str(char *s, const uint8_t *u)
 	}
 }
 
+/* Prints a BTT summary, as JSON or for people. */
 static void info_print(const char *name, const struct xmem_blk_info *in)
 {
 	char u[40], pu[40];
@@ -315,6 +321,7 @@ static void info_print(const char *name, const struct xmem_blk_info *in)
 	       in->btt_offset, cli_fmt_size(in->namespace_size));
 }
 
+/* xmem blk info TARGET [--json] */
 static int blk_info(const struct blk_args *a)
 {
 	struct xmem_blk_info in;
@@ -336,6 +343,7 @@ struct check_out {
 	struct json *j;
 };
 
+/* Prints one problem found by check. */
 static void check_cb(const struct xmem_blk_problem *p, void *arg)
 {
 	struct check_out *o = arg;
@@ -352,6 +360,7 @@ static void check_cb(const struct xmem_blk_problem *p, void *arg)
 	}
 }
 
+/* xmem blk check TARGET [--json]: exit 0 clean, 1 problems. */
 static int blk_check(const struct blk_args *a)
 {
 	struct check_out o = { NULL };
@@ -405,6 +414,7 @@ static int blk_check(const struct blk_args *a)
 	return rc ? CLI_FAIL : CLI_OK;
 }
 
+/* xmem blk read|write TARGET --lba N [--count N] [--pattern B] */
 static int blk_rw(const struct blk_args *a, int wr)
 {
 	struct target t;
@@ -440,6 +450,7 @@ static int blk_rw(const struct blk_args *a, int wr)
 
 static struct xmem_nbd_server *serve_srv;
 
+/* SIGTERM/SIGINT: ask the server to stop. */
 static void on_term(int sig)
 {
 	(void)sig;
@@ -470,6 +481,7 @@ static int serve_listen(const struct blk_args *a, struct xmem_nbd_server *s)
 	return rc;
 }
 
+/* xmem blk serve TARGET...: one export per target. */
 static int blk_serve(const struct blk_args *a)
 {
 	unsigned n = a->nraw + (unsigned)a->nnames, i;
@@ -509,6 +521,7 @@ static int blk_serve(const struct blk_args *a)
 	return rc ? CLI_FAIL : CLI_OK;
 }
 
+/* Entry point: argv[0] is "blk", argv[1] the subcommand. */
 int cmd_blk(int argc, char **argv)
 {
 	struct blk_args a;
