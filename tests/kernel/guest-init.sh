@@ -32,6 +32,7 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 
 pass() { echo "PASS $1: $2"; }
+stamp() { echo "# $(cut -d' ' -f1 /proc/uptime) s: $*"; }
 skip() { echo "SKIP $1: $2"; }
 fail() { echo "FAIL $1: $2"; }
 
@@ -57,6 +58,7 @@ check() {
 		skip "$name" "/checks/$prog was not built"
 		return 77
 	fi
+	stamp "check $name"
 	timeout 120 "/checks/$prog" "$@" >/tmp/check.out 2>&1
 	rc=$?
 	grep -E '^(PASS|SKIP|FAIL) ' /tmp/check.out
@@ -73,10 +75,12 @@ check() {
 namespace() {
 	name=$1
 	shift
+	stamp "namespace $name"
 	step "ndctl-$name" ndctl create-namespace -f -e namespace0.0 "$@"
 }
 
 finish() {
+	stamp "done"
 	sync
 	echo "XMEM-GUEST-DONE"
 	poweroff -f
@@ -146,6 +150,7 @@ fi
 # at once (one per vCPU, more or less), each for at most 150 s. They print
 # no verdict lines of their own: exit 0 passes, 77 skips.
 crash_tests() {
+	stamp "crash tests"
 	t0=$(date +%s)
 	for prog in /checks/guest_crash_*; do
 		[ -x "$prog" ] || continue

@@ -258,7 +258,7 @@ crash_boots() {
 	ms=$((RANDOM % 1000))
 	sleep "0.$(printf %03d "$ms")"
 	kill -KILL "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
-	wait "$pid"
+	wait "$pid" 2>/dev/null
 	ack=$(tr -d '\r' <"$work/crash-run.log" | sed -n 's/^ACK \([0-9]*\)$/\1/p' | tail -n 1)
 	log "crash run killed $ms ms after ACK 3, last ACK ${ack:-none}"
 	if [ -n "$ack" ]; then
