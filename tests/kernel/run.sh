@@ -7,6 +7,8 @@
 # has a label area and a second, CPU-less NUMA node, runs the static guest
 # checks given on the command line, and reads their verdicts from the
 # serial console: one line per check, "PASS|SKIP|FAIL <check>: <detail>".
+# Two more boots test a crash on device DAX: the first is killed in the
+# middle of region and heap updates, the second verifies them.
 #
 #   run.sh BUILD_DIR GUEST_BINARY...
 #
