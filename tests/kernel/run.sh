@@ -124,6 +124,7 @@ fetch_kernel() {
 		return 0
 	fi
 	log "fetching $pkg into $kdir"
+	have python3 || skip "python3 is needed to unpack the kernel"
 	rm -rf "$kdir"
 	mkdir -p "$kdir" || skip "cannot create the cache directory $kdir"
 	tmp="$kdir/tmp"
@@ -306,7 +307,6 @@ mkdir -p "$work" || die "cannot create $work"
 trap 'rm -f "$work/nvdimm.img" "$work/crash.img"' EXIT
 : >"$work/apt.log"
 install_tools
-have python3 || skip "python3 is needed to unpack the kernel"
 # qemu must at least start before anything big is fetched.
 echo quit | timeout 20 qemu-system-x86_64 -M none -accel tcg -nodefaults \
 	-display none -monitor stdio >/dev/null 2>"$work/qemu-probe.err" ||
