@@ -161,6 +161,21 @@ int xmem_blk_check_raw(const char *path, uint64_t offset, uint64_t len,
 		       xmem_blk_check_fn fn, void *arg, unsigned *nproblems);
 
 /*
+ * Restores info blocks from their good copies, the only repair that needs
+ * no guess: a damaged first info block from the first arena's backup (if
+ * that is valid and where format put it), and a backup that differs from
+ * its valid info block from that block. Map, flog and data are never
+ * changed. Returns 0 when every info block is then valid (*nrepaired
+ * counts the blocks rewritten), XMEM_E_NOREGION when there is nothing to
+ * restore from, XMEM_E_CORRUPT when an info block stays invalid.
+ */
+int xmem_blk_repair_mem(void *addr, uint64_t len,
+			const struct xmem_persist_ops *ops,
+			unsigned *nrepaired);
+int xmem_blk_repair_raw(const char *path, uint64_t offset, uint64_t len,
+			unsigned *nrepaired);
+
+/*
  * The NBD server: fixed newstyle handshake (GO, INFO, LIST, EXPORT_NAME,
  * ABORT, STRUCTURED_REPLY), commands READ, WRITE (with FUA), FLUSH, TRIM,
  * WRITE_ZEROES and DISC, one export per BTT.

@@ -118,3 +118,19 @@ XMEM_EXPORT int xmem_blk_check_raw(const char *path, uint64_t offset,
 	window_close(&w);
 	return rc;
 }
+
+/* Repairs the info blocks in a window of a file. */
+XMEM_EXPORT int xmem_blk_repair_raw(const char *path, uint64_t offset,
+				    uint64_t len, unsigned *nrepaired)
+{
+	struct window w;
+	int rc = window_open(path, offset, len, 0, &w);
+
+	if (nrepaired)
+		*nrepaired = 0;
+	if (rc)
+		return rc;
+	rc = xmem_blk_repair_mem(w.addr, w.len, xmem_map_ops(w.map), nrepaired);
+	window_close(&w);
+	return rc;
+}

@@ -33,6 +33,11 @@ printf 'X' | dd of="$T/img" bs=1 seek=$((1048576 + 4096 + 1000)) conv=notrunc 2>
 [ $? = 1 ] && grep -q "checksum" "$T/out" || fail "check damaged: $(cat $T/out)"
 "$XMEM" blk info --raw "$T/img" --offset 1M 2>"$T/err"
 [ $? = 1 ] && grep -q "offset 0x1000" "$T/err" || fail "info damaged: $(cat $T/err)"
+# --repair restores the info block from its backup; the data is intact.
+"$XMEM" blk check --raw "$T/img" --offset 1M --repair >"$T/out" 2>&1
+[ $? = 0 ] && grep -q "repaired 1 info block" "$T/out" || fail "repair: $(cat $T/out)"
+"$XMEM" blk read --raw "$T/img" --offset 1M --lba 9 --count 2 >"$T/out" || fail read2
+[ "$(tr -d a <"$T/out" | wc -c)" = 0 ] || fail "data after repair"
 # Usage errors.
 "$XMEM" blk 2>/dev/null; [ $? = 2 ] || fail "no subcommand"
 "$XMEM" blk frobnicate x 2>/dev/null; [ $? = 2 ] || fail "bad subcommand"

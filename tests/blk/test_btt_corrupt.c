@@ -185,6 +185,33 @@ static void backup(void)
 	expect("both info blocks", XMEM_E_NOREGION, "no BTT");
 }
 
+/* Repair restores info blocks from their good copies, and only those. */
+static void repair(void)
+{
+	uint8_t *b2 = ns + 4096 + info()->info2off;
+	unsigned n = 99;
+
+	CHECK_OK(xmem_blk_repair_mem(ns, NS, ops, &n));
+	CHECK(n == 0);
+	info()->sig[0] ^= 1; /* first info block gone: from the backup */
+	CHECK_OK(xmem_blk_repair_mem(ns, NS, ops, &n));
+	CHECK(n == 1 && memcmp(ns, pristine, NS) == 0);
+	b2[77] ^= 1; /* a damaged backup: from the info block */
+	CHECK_OK(xmem_blk_repair_mem(ns, NS, ops, &n));
+	CHECK(n == 1 && memcmp(ns, pristine, NS) == 0);
+	info()->padding[9] ^= 1; /* bad checksum: from the backup too */
+	CHECK_OK(xmem_blk_repair_mem(ns, NS, ops, &n));
+	CHECK(n == 1 && memcmp(ns, pristine, NS) == 0);
+	info()->padding[9] ^= 1; /* ... but not from a damaged backup */
+	b2[9] ^= 1;
+	CHECK(xmem_blk_repair_mem(ns, NS, ops, &n) == XMEM_E_CORRUPT);
+	memcpy(ns, pristine, NS);
+	info()->sig[0] = 0; /* both gone: nothing to restore from */
+	b2[0] = 0;
+	CHECK(xmem_blk_repair_mem(ns, NS, ops, &n) == XMEM_E_NOREGION);
+	memcpy(ns, pristine, NS);
+}
+
 int main(void)
 {
 	ns = aligned_alloc(4096, NS);
@@ -198,6 +225,7 @@ int main(void)
 	flog_groups();
 	map_entries();
 	backup();
+	repair();
 	/* Every single-byte flip of the info block: open never crashes and
 	 * either succeeds (padding is covered by the checksum, so it may
 	 * not) or reports an error with a message. */

@@ -10,9 +10,8 @@
  *   then 4-byte patches: region (1 byte: info, backup info, flog, map),
  *              offset within it (2 bytes, little-endian), value (1 byte)
  *
- * Open (read-only and read-write), a few reads and writes, and check must
- * never crash, hang or touch memory outside the namespace; a successful
- * open must leave a BTT that opens again.
+ * Check, repair, open (read-only and read-write), a few reads and writes
+ * must never crash, hang or touch memory outside the namespace.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,6 +82,8 @@ static void exercise(uint64_t len)
 	unsigned np;
 
 	xmem_blk_check_mem(ns, len, NULL, NULL, &np);
+	/* What repair restores must open (or be refused) cleanly too. */
+	xmem_blk_repair_mem(ns, len, ops, &np);
 	if (xmem_blk_open_mem(ns, len, ops, XMEM_F_BLK_RDONLY, &b) == 0) {
 		xmem_blk_read(b, 0, buf, 1);
 		xmem_blk_read(b, xmem_blk_nlba(b) - 1, buf, 1);

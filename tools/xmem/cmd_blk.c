@@ -17,7 +17,7 @@
 static const char blk_usage[] =
 	"xmem blk format TARGET [-s 512|4096] [--v2]\n"
 	"       xmem blk info TARGET [--json]\n"
-	"       xmem blk check TARGET [--json]\n"
+	"       xmem blk check TARGET [--repair] [--json]\n"
 	"       xmem blk read TARGET --lba N [--count N]   (sectors to "
 	"stdout)\n"
 	"       xmem blk write TARGET --lba N [--count N] --pattern BYTE\n"
@@ -39,7 +39,8 @@ enum {
 	OPT_UNIX,
 	OPT_RO,
 	OPT_OFFSET,
-	OPT_LENGTH
+	OPT_LENGTH,
+	OPT_REPAIR
 };
 
 #define MAX_TARGETS 16
@@ -57,7 +58,7 @@ struct blk_args {
 	const char *raw[MAX_TARGETS];
 	unsigned nraw;
 	uint64_t offset, length, lba, count, lbasize;
-	int v2, ro, pattern;
+	int v2, ro, pattern, repair;
 	const char *host, *unix_path;
 	int port; /* -1: the NBD default 10809 */
 	char **names;
@@ -78,6 +79,7 @@ static const struct option blk_lo[] = {
 	{ "port", required_argument, NULL, OPT_PORT },
 	{ "unix", required_argument, NULL, OPT_UNIX },
 	{ "read-only", no_argument, NULL, OPT_RO },
+	{ "repair", no_argument, NULL, OPT_REPAIR },
 	{ 0 },
 };
 
@@ -138,6 +140,9 @@ static int blk_opt(int c, struct blk_args *a)
 		return 0;
 	case OPT_RO:
 		a->ro = 1;
+		return 0;
+	case OPT_REPAIR:
+		a->repair = 1;
 		return 0;
 	default:
 		return cli_usage(blk_usage, "unknown option");
@@ -360,7 +365,39 @@ static void check_cb(const struct xmem_blk_problem *p, void *arg)
 	}
 }
 
-/* xmem blk check TARGET [--json]: exit 0 clean, 1 problems. */
+/* --repair: restores info blocks from their good copies first. */
+static int blk_repair(const struct blk_args *a)
+{
+	struct target t = { 0 };
+	struct xmem_map *m = NULL;
+	unsigned n = 0;
+	int rc;
+
+	if (a->nraw) {
+		rc = xmem_blk_repair_raw(a->raw[0], a->offset, a->length, &n);
+	} else {
+		rc = range_open(&t, a->names[0]);
+		if (rc) {
+			target_close(&t);
+			return rc;
+		}
+		rc = xmem_range_map(t.range, 0, &m);
+		if (rc == 0)
+			rc = xmem_blk_repair_mem(xmem_map_addr(m),
+						 xmem_map_size(m),
+						 xmem_map_ops(m), &n);
+		if (m)
+			xmem_map_delete(&m);
+		target_close(&t);
+	}
+	if (rc)
+		return cli_fail(rc, "repair");
+	if (!cli.json)
+		printf("repaired %u info block%s\n", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+/* xmem blk check TARGET [--repair] [--json]: exit 0 clean, 1 problems. */
 static int blk_check(const struct blk_args *a)
 {
 	struct check_out o = { NULL };
@@ -371,6 +408,8 @@ static int blk_check(const struct blk_args *a)
 
 	if (a->nraw + (unsigned)a->nnames != 1)
 		return cli_usage(blk_usage, "check takes one target");
+	if (a->repair && (rc = blk_repair(a)) != 0)
+		return rc;
 	if (cli.json) {
 		json_init(&j, stdout);
 		json_obj(&j, NULL);
