@@ -159,6 +159,52 @@ static void test_big_snapshot(struct xmem_heap *h, struct root *r)
 	CHECK(big[len - 1] == 0x33);
 }
 
+/* Transactions that create runs (records inside the transaction) while
+ * the lane's ring fills up: commit must not wait on its own transaction. */
+static void test_ring_pressure(struct xmem_heap *h, struct root *r)
+{
+	for (int round = 0; round < 40; round++) {
+		xmem_oid o[XMEM_HEAP_NCLASSES];
+
+		for (int i = 0; i < 300; i++) { /* fill the ring */
+			CHECK_OK(xmem_heap_alloc(h, &r->list[0], 64, 1, 0, NULL,
+						 NULL));
+			CHECK_OK(xmem_heap_free(h, &r->list[0]));
+		}
+		CHECK_OK(xmem_tx_begin(h));
+		CHECK_OK(xmem_tx_add_range(h, &r->counter, 8));
+		r->counter++;
+		for (int c = 0; c < 20; c++) /* one object per size class */
+			CHECK_OK(xmem_tx_alloc(h, 64u << (c / 2), 40 + c, 0,
+					       &o[c]));
+		for (int c = 0; c < 20; c++)
+			CHECK_OK(xmem_tx_free(h, o[c]));
+		CHECK_OK(xmem_tx_commit(h));
+	}
+	/* a transaction whose own records (300 new runs) overflow the
+	 * ring: an error, then abort; never a wait on itself */
+	static xmem_oid big[600];
+	int rc = xmem_tx_begin(h);
+	CHECK(rc == 0);
+	if (!rc && !(rc = xmem_tx_add_range(h, &r->arr[63], 8)))
+		r->arr[63] = 77; /* the transaction has an id now */
+	for (int i = 0; i < 600 && !rc; i++)
+		rc = xmem_tx_alloc(h, 100000, 60, 0, &big[i]);
+	if (!rc)
+		rc = xmem_tx_commit(h);
+	CHECK(rc == 0 || rc == XMEM_E_NOSPACE);
+	if (rc)
+		CHECK_OK(xmem_tx_abort(h));
+	else
+		for (int i = 0; i < 600; i++) {
+			CHECK_OK(xmem_tx_begin(h));
+			CHECK_OK(xmem_tx_free(h, big[i]));
+			CHECK_OK(xmem_tx_commit(h));
+		}
+	printf("ring overflow inside a transaction: %s\n",
+	       rc ? xmem_errormsg() : "fits");
+}
+
 static void problem_fn(const struct xmem_check_problem *p, void *arg)
 {
 	(void)arg;
@@ -189,6 +235,11 @@ int main(void)
 	test_atomic(h, r);
 	test_tx(h, r);
 	test_big_snapshot(h, r);
+	uint64_t before = r->counter;
+	test_ring_pressure(h, r);
+	CHECK(r->counter == before + 40);
+	r->counter = before;
+	xmem_heap_persist(h, &r->counter, 8);
 	CHECK_OK(xmem_heap_foreach(h, T_NODE, count_fn, &n));
 	CHECK(n == 64); /* list: 64 left */
 	CHECK_OK(xmem_heap_stats(h, &st));
