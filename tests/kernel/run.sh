@@ -251,7 +251,8 @@ crash_boots() {
 	*) return 0 ;;
 	esac
 	new_nvdimm "$img"
-	run_qemu "$img" "$work/crash-run.log" "xmem.mode=crash-run" &
+	# (stderr: no "Killed" notice from the shell for the killed qemu)
+	run_qemu "$img" "$work/crash-run.log" "xmem.mode=crash-run" 2>/dev/null &
 	pid=$!
 	while ! tr -d '\r' <"$work/crash-run.log" | grep -q '^ACK 3$'; do
 		kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ] || break
