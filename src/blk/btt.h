@@ -25,8 +25,11 @@ struct btt_slot {
 	uint32_t v;
 } __attribute__((aligned(BTT_PAD)));
 
+/* A map stripe lock: spins briefly, then yields, so that a holder that
+ * was preempted (on a busy machine) does not cost its waiters a whole
+ * time slice of spinning. */
 struct btt_maplock {
-	pthread_spinlock_t l;
+	int l;
 } __attribute__((aligned(BTT_PAD)));
 
 /* A lane's free block and the flog slot its next write uses. */

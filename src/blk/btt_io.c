@@ -71,9 +71,27 @@ static struct btt_arena *lba_arena(struct xmem_blk *b, uint64_t lba,
 
 /* The lock of a map entry: one per 16 entries (a cache line of the map),
  * striped over nfree locks, as the kernel does. */
-static pthread_spinlock_t *map_lock(struct btt_arena *ar, uint32_t premap)
+static int *map_lock(struct btt_arena *ar, uint32_t premap)
 {
 	return &ar->maplocks[(premap * BTT_MAP_ENT_SIZE / 64) % ar->nfree].l;
+}
+
+/* Takes a map stripe lock: test-and-test-and-set, yielding after a
+ * short spin. */
+static void lock_take(int *l)
+{
+	for (unsigned spins = 0;; spins++) {
+		if (!__atomic_load_n(l, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+			return;
+		if (spins >= 100)
+			sched_yield();
+	}
+}
+
+static void lock_drop(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
 /* Refuses writes to a read-only BTT and sectors past its end. */
@@ -166,12 +184,12 @@ struct wsec {
 /* Locks the map stripes of premaps [p0, p0+m) in ascending order (every
  * writer does, so no two deadlock); returns how many distinct ones. */
 static unsigned stripes_lock(struct btt_arena *ar, uint32_t p0, uint32_t m,
-			     pthread_spinlock_t **lk)
+			     int **lk)
 {
 	unsigned n = 0;
 
 	for (uint32_t j = 0; j < m; j++) {
-		pthread_spinlock_t *l = map_lock(ar, p0 + j);
+		int *l = map_lock(ar, p0 + j);
 		unsigned k = n;
 
 		for (unsigned i = 0; i < n; i++)
@@ -187,14 +205,14 @@ static unsigned stripes_lock(struct btt_arena *ar, uint32_t p0, uint32_t m,
 		n++;
 	}
 	for (unsigned i = 0; i < n; i++)
-		pthread_spin_lock(lk[i]);
+		lock_take(lk[i]);
 	return n;
 }
 
-static void stripes_unlock(pthread_spinlock_t **lk, unsigned n)
+static void stripes_unlock(int **lk, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		pthread_spin_unlock(lk[i]);
+		lock_drop(lk[i]);
 }
 
 /* Under the stripe locks: reads each sector's old block and fills its
@@ -265,7 +283,7 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 		       const uint8_t *buf)
 {
 	struct wsec w[BTT_BATCH];
-	pthread_spinlock_t *lk[BTT_BATCH];
+	int *lk[BTT_BATCH];
 	unsigned nlk;
 	int rc;
 
@@ -361,13 +379,13 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 {
 	uint32_t premap, e, block;
 	struct btt_arena *ar = lba_arena(b, lba, &premap);
-	pthread_spinlock_t *lk = map_lock(ar, premap);
+	int *lk = map_lock(ar, premap);
 
-	pthread_spin_lock(lk);
+	lock_take(lk);
 	e = le32(ar->map[premap]);
 	block = (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
 	if (block >= ar->int_nlba) {
-		pthread_spin_unlock(lk);
+		lock_drop(lk);
 		return bad_block(b, ar, premap, block);
 	}
 	__atomic_store_n(&ar->map[premap], le32(flags | block),
@@ -375,7 +393,7 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 	/* The new flags are durable before another writer of this sector
 	 * can read them, and before the call returns. */
 	b->ops->persist(&ar->map[premap], sizeof(uint32_t));
-	pthread_spin_unlock(lk);
+	lock_drop(lk);
 	return 0;
 }
 

@@ -42,8 +42,7 @@ static int arena_setup(struct xmem_blk *b, struct btt_arena *ar,
 		return xmem__err(-ENOMEM, "BTT open: out of memory");
 	memset(ar->free, 0, ar->nfree * sizeof(*ar->free));
 	memset(ar->rtt, 0, ar->nfree * sizeof(*ar->rtt));
-	for (uint32_t i = 0; i < ar->nfree; i++)
-		pthread_spin_init(&ar->maplocks[i].l, PTHREAD_PROCESS_PRIVATE);
+	memset(ar->maplocks, 0, ar->nfree * sizeof(*ar->maplocks));
 	return xmem__btt_flog_slots(ar->flog, ar->nfree,
 				    (unsigned)(ar - b->arenas),
 				    off + le64(ib->logoff), ar->idx);
@@ -163,9 +162,6 @@ static void blk_free(struct xmem_blk *b)
 	for (uint32_t i = 0; b->arenas && i < b->narenas; i++) {
 		struct btt_arena *ar = &b->arenas[i];
 
-		if (ar->maplocks)
-			for (uint32_t j = 0; j < ar->nfree; j++)
-				pthread_spin_destroy(&ar->maplocks[j].l);
 		free(ar->free);
 		free(ar->rtt);
 		free(ar->maplocks);
