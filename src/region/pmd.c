@@ -89,6 +89,11 @@ static void explain(const struct xmem_map *m, const struct xmem_map_pmd *st,
 			 "2 MiB-aligned");
 	else if (m->offset % PMD_SIZE_)
 		snprintf(buf, len, "device offset is not 2 MiB-aligned");
+	else if (m->dev->kind == XMEM_DEVICE_FSDAX)
+		snprintf(buf, len,
+			 "unknown: smaps does not account DAX pages of "
+			 "files (the kernel's dax_pmd_fault_done trace "
+			 "event shows each fault's size)");
 	else if (!st->resident)
 		snprintf(buf, len,
 			 "nothing resident yet: no page has been "
