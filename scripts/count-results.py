@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Adds up meson test logs and prints 'N passed, N failed, N skipped'.
 
+The kernel-device suite's per-check lines (PASS/SKIP/FAIL ...) are shown
+first, since that suite runs many checks inside one guest.
+
 argv[1] is 1 when the format check passed, 0 when it failed; the rest are
 meson-logs/testlog.json files. Exits 1 if anything failed.
 """
@@ -16,7 +19,12 @@ for path in sys.argv[2:]:
     try:
         with open(path) as f:
             for line in f:
-                r = json.loads(line).get("result", "")
+                t = json.loads(line)
+                r = t.get("result", "")
+                if t.get("name") == "kernel":
+                    for out in (t.get("stdout") or "").splitlines():
+                        if out.split(" ")[0] in ("PASS", "SKIP", "FAIL"):
+                            print("kernel:", out)
                 if r in ("OK", "EXPECTEDFAIL"):
                     passed += 1
                 elif r == "SKIP":
