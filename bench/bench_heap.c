@@ -87,8 +87,6 @@ static void x_up(struct xh *x, uint64_t size, int create)
 {
 	xmem_oid root;
 
-	if (create)
-		unlink(xpath);
 	if (xmem_device_open(&x->dev, xpath, size,
 			     create ? XMEM_F_CREATE : 0) ||
 	    xmem_device_map(x->dev, 0, size, 0, 0, &x->m))
@@ -133,7 +131,6 @@ struct ph {
 static void p_up(struct ph *p, uint64_t size, int create)
 {
 	if (create) {
-		unlink(ppath);
 		p->pop = pmemobj_create(ppath, "bench", size, 0600);
 	} else {
 		p->pop = pmemobj_open(ppath, "bench");
@@ -343,6 +340,8 @@ static void small_rows(void)
 
 	xoids = calloc(nops, sizeof(*xoids));
 	poids = calloc(nops, sizeof(*poids));
+	unlink(xpath);
+	unlink(ppath);
 	x_up(&x, POOL_SIZE, 1);
 	p_up(&p, POOL_SIZE, 1);
 	x_atomic(&x, 1000); /* warm up both */
@@ -394,6 +393,8 @@ static void pool_rows(void)
 	double t;
 
 	for (int r = 0; r < n; r++) {
+		unlink(xpath); /* freeing the old file's pages is not timed */
+		unlink(ppath);
 		t = now();
 		x_up(&x, BIG_POOL, 1);
 		xc[r] = now() - t;
@@ -408,9 +409,12 @@ static void pool_rows(void)
 	 * interleaved with libpmemobj's */
 	const char *full = xpath;
 	xpath = "/dev/shm/xmem-bench-heap.empty";
+	unlink(xpath);
 	x_up(&x, BIG_POOL, 1);
 	x_down(&x);
 	xpath = full;
+	unlink(xpath);
+	unlink(ppath);
 	x_up(&x, BIG_POOL, 1);
 	for (int i = 0; i < 1000000; i++)
 		if (xmem_heap_alloc(x.h, &x.r->slot[i % NSLOT], 64, 2, 0, NULL,

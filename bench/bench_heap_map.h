@@ -267,6 +267,7 @@ static void map_rows(void)
 		uint64_t f;
 		double t;
 
+		unlink(xpath);
 		x_up(&x, POOL_SIZE, 1);
 		xm = x_hm_new(&x);
 		f = x_fences(&x);
@@ -282,6 +283,7 @@ static void map_rows(void)
 		x_down(&x);
 		unlink(xpath);
 
+		unlink(ppath);
 		p_up(&p, POOL_SIZE, 1);
 		pm = p_hm_new(&p);
 		t = now();
