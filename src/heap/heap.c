@@ -290,7 +290,9 @@ XMEM_EXPORT int xmem_heap_create_map(struct xmem_map *m, unsigned flags,
 		return xmem__err(-EINVAL, "heap: NULL argument");
 	rc = xmem__heap_create_mem(xmem_map_addr(m), xmem_map_size(m),
 				   xmem_map_ops(m));
-	return rc ? rc : xmem_heap_open_map(m, flags, hp);
+	if (!rc && !(rc = xmem_heap_open_map(m, flags, hp)))
+		xmem__heap_alloc_fresh(*hp);
+	return rc;
 }
 
 XMEM_EXPORT int xmem_heap_open_map(struct xmem_map *m, unsigned flags,

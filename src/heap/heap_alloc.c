@@ -177,6 +177,15 @@ int xmem__heap_alloc_init(struct xmem_heap *h)
 	return 0;
 }
 
+/* A new heap: every chunk is free, nothing to read. */
+void xmem__heap_alloc_fresh(struct xmem_heap *h)
+{
+	pthread_mutex_lock(&h->chunk_lock);
+	freemap_set(h, 0, h->nchunks, 1);
+	h->scanned = h->nchunks;
+	pthread_mutex_unlock(&h->chunk_lock);
+}
+
 /* Frees the volatile allocator state. */
 void xmem__heap_alloc_fini(struct xmem_heap *h)
 {
@@ -369,6 +378,7 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 {
 	typeof(h->pool[0]) *p = &h->pool[cls];
 	int64_t found = -1;
+	int scanned_more = 0;
 
 	pthread_mutex_lock(&h->chunk_lock);
 	for (size_t i = 0;;) {
@@ -381,9 +391,13 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 							   (int)l->idx))
 				found = p->runs[i];
 		}
-		/* read more headers before starting a new run */
-		if (found >= 0 || h->scanned >= h->nchunks || scan_more(h, 1))
+		/* read one more stretch of headers before starting a new
+		 * run (the stretches double, so the scan stays O(chunks)
+		 * over the heap's life) */
+		if (found >= 0 || scanned_more || h->scanned >= h->nchunks ||
+		    scan_more(h, 1))
 			break;
+		scanned_more = 1;
 	}
 	pthread_mutex_unlock(&h->chunk_lock);
 	if (found >= 0)

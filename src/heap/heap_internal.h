@@ -175,6 +175,7 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 /* heap_alloc.c */
 int xmem__heap_alloc_init(struct xmem_heap *h);
 int xmem__heap_scan_all(struct xmem_heap *h);
+void xmem__heap_alloc_fresh(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
 int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 		       uint64_t *off, uint32_t *cls);
