@@ -46,7 +46,7 @@ static uint32_t lane_acquire(struct xmem_blk *b)
 						 __ATOMIC_ACQUIRE))
 				return i;
 		}
-		if (spins > 64)
+		if (spins >= 4) /* every lane busy: let their holders run */
 			sched_yield();
 	}
 }
