@@ -1,7 +1,8 @@
 #!/bin/sh
 # The main job: builds xmem, then runs it on its default device, the file
 # xmem.img in the working directory: a region and its ranges are created,
-# mapped, written, persisted and listed, and the data read back.
+# mapped, written, persisted and listed, and the data read back. It works
+# in ./xmem-demo/, so an xmem.img of your own here is left alone.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh"
@@ -15,6 +16,8 @@ x() {
 	"$top/build-release/tools/xmem/xmem" "$@"
 	echo
 }
+mkdir -p xmem-demo
+cd xmem-demo
 rm -f xmem.img
 x region create --size 1G
 x device info

@@ -31,7 +31,14 @@ int xmem__parse_size(const char *s, uint64_t *out)
 	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	/* Decimal, or hexadecimal with 0x; never octal ("010K" is 10 KiB). */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		v = strtoull(s + 2, &end, 16);
+	else
+		v = strtoull(s, &end, 10);
+	if (end == s ||
+	    (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && end == s + 2))
+		return -EINVAL;
 	if (errno)
 		return -EINVAL;
 	switch (*end) {

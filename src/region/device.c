@@ -85,8 +85,14 @@ static int probe_map_sync(int fd, int rdonly)
 static int open_devdax(struct xmem_device *dev, const struct stat *st)
 {
 	struct xmem__daxinfo di;
-	int rc = xmem__sysfs_dax(st->st_rdev, &di);
+	int rc;
 
+	if (!xmem__sysfs_is_dax(st->st_rdev))
+		return xmem__err(-ENODEV,
+				 "device '%s': a character device that is "
+				 "not device DAX",
+				 dev->path);
+	rc = xmem__sysfs_dax(st->st_rdev, &di);
 	if (rc)
 		return xmem__err_prefix(rc, "device '%s'", dev->path);
 	if (!is_pow2(di.align) || di.align < XMEM_PAGE)
@@ -128,11 +134,6 @@ static int open_file(struct xmem_device *dev, const struct stat *st,
 	uint64_t cur = (uint64_t)st->st_size;
 
 	if ((flags & XMEM_F_CREATE) && size > cur) {
-		if (size % XMEM_PAGE)
-			return xmem__err(-EINVAL,
-					 "device '%s': size %llu is not a "
-					 "multiple of 4 KiB",
-					 dev->path, (unsigned long long)size);
 		if (ftruncate(dev->fd, (off_t)size) < 0)
 			return xmem__err(-errno,
 					 "device '%s': cannot grow to %llu "
@@ -193,9 +194,21 @@ static int open_path(struct xmem_device *dev, uint64_t size, unsigned flags)
 	int oflags = (dev->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
 
-	if (flags & XMEM_F_CREATE)
-		oflags |= O_CREAT | ((flags & XMEM_F_EXCL) ? O_EXCL : 0);
-	dev->fd = open(dev->path, oflags, 0600);
+	if (flags & XMEM_F_CREATE) {
+		if (size % XMEM_PAGE)
+			return xmem__err(-EINVAL,
+					 "device '%s': size %llu is not a "
+					 "multiple of 4 KiB",
+					 dev->path, (unsigned long long)size);
+		/* Try to create it exclusively first, to know whether a
+		 * failure later must remove the file again. */
+		dev->fd = open(dev->path, oflags | O_CREAT | O_EXCL, 0600);
+		dev->created = dev->fd >= 0;
+		if (dev->fd < 0 && errno == EEXIST && !(flags & XMEM_F_EXCL))
+			dev->fd = open(dev->path, oflags);
+	} else {
+		dev->fd = open(dev->path, oflags);
+	}
 	if (dev->fd < 0)
 		return xmem__err(-errno, "device '%s': %s", dev->path,
 				 strerror(errno));
@@ -241,6 +254,8 @@ XMEM_EXPORT int xmem_device_open(struct xmem_device **devp, const char *path,
 	if (rc) {
 		if (dev->fd >= 0)
 			close(dev->fd);
+		if (dev->created)
+			unlink(dev->path);
 		free(dev);
 		return rc;
 	}

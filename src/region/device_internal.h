@@ -15,7 +15,8 @@ struct xmem_device {
 	uint64_t align;
 	enum xmem_granularity gran;
 	int map_sync;	     /* mappings use MAP_SHARED_VALIDATE|MAP_SYNC */
-	int nmaps;	     /* live maps; close asserts it is zero */
+	int nmaps;	     /* live maps (atomic); close warns unless zero */
+	int created;	     /* this open created the file */
 	char nd_region[64];  /* nd region under the device, if any */
 	char path[PATH_MAX]; /* as given */
 	char real[PATH_MAX]; /* canonical, for the crash simulator */

@@ -130,7 +130,7 @@ XMEM_EXPORT int xmem_device_map(struct xmem_device *dev, uint64_t offset,
 		madvise(m->addr, len, MADV_WILLNEED);
 	xmem__crashsim_map_added(m->addr, len, dev->real, offset);
 	m->ops = xmem_persist_ops(dev->gran);
-	dev->nmaps++;
+	__atomic_add_fetch(&dev->nmaps, 1, __ATOMIC_RELAXED);
 	*mapp = m;
 	return 0;
 }
@@ -143,7 +143,7 @@ XMEM_EXPORT void xmem_map_delete(struct xmem_map **mapp)
 		return;
 	xmem__crashsim_map_removed(m->addr);
 	munmap(m->addr, m->size);
-	m->dev->nmaps--;
+	__atomic_sub_fetch(&m->dev->nmaps, 1, __ATOMIC_RELAXED);
 	free(m);
 	*mapp = NULL;
 }

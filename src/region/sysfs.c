@@ -46,6 +46,19 @@ static int read_u64(const char *path, uint64_t *v)
 	return 0;
 }
 
+int xmem__sysfs_is_dax(dev_t rdev)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	const char *base;
+
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/subsystem",
+		 major(rdev), minor(rdev));
+	if (!realpath(path, real))
+		return 0;
+	base = strrchr(real, '/');
+	return base && !strcmp(base + 1, "dax");
+}
+
 int xmem__sysfs_dax(dev_t rdev, struct xmem__daxinfo *info)
 {
 	char path[PATH_MAX];

@@ -17,6 +17,9 @@ struct xmem__daxinfo {
 	char nd_region[64]; /* "region0", or "" when not an nd region */
 };
 
+/* Non-zero when the character device belongs to the dax subsystem. */
+int xmem__sysfs_is_dax(dev_t rdev);
+
 /* Reads size and alignment of /dev/daxX.Y (dev_t rdev) from sysfs. */
 int xmem__sysfs_dax(dev_t rdev, struct xmem__daxinfo *info);
 

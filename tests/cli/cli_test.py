@@ -51,6 +51,13 @@ def main():
     _, err = run("region", "info", rc=1)
     check(DEV in err, "region info names the device: " + err)
 
+    # A region that cannot be made leaves no device file behind.
+    run("region", "create", "-s", "2M", rc=1)
+    check(not os.path.exists(DEV), "no file left by a failed create")
+    run("region", "create", "-s", "4097", rc=1)
+    check(not os.path.exists(DEV), "no file left by a bad size")
+    run("region", "create", "-s", "0", rc=2)
+
     out, _ = run("region", "create", "-s", "1G")
     check("1 GiB" in out, "region create prints the size: " + out)
     run("region", "create", rc=1)  # exists already
@@ -69,6 +76,13 @@ def main():
     check("1 GiB" in err or "alignment" in err,
           "1 GiB alignment refused with the reason: " + err)
     run("range", "create", "m", "-s", "2M", "-m", "bogus", rc=2)
+    _, err = run("range", "create", "z", "-s", "0", rc=2)
+    check("must not be 0" in err, err)
+    # Sizes are decimal: 010M is 10 MiB, not octal.
+    run("range", "create", "dec", "-s", "010M", "-a", "4K")
+    info = json.loads(run("range", "info", "dec", "--json")[0])
+    check(info["size"] == 10 << 20, "decimal size: %s" % info)
+    run("range", "destroy", "dec")
 
     ranges = json.loads(run("range", "list", "--json")[0])
     names = sorted(r["name"] for r in ranges)

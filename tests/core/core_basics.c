@@ -66,6 +66,9 @@ static void test_sizes(void)
 	CHECK(xmem__parse_size("2GiB", &v) == 0 && v == 2ull << 30);
 	CHECK(xmem__parse_size("4k", &v) == 0 && v == 4096);
 	CHECK(xmem__parse_size("1T", &v) == 0 && v == 1ull << 40);
+	CHECK(xmem__parse_size("010K", &v) == 0 && v == 10 << 10);
+	CHECK(xmem__parse_size("0x10", &v) == 0 && v == 16);
+	CHECK(xmem__parse_size("0x", &v) == -EINVAL);
 	CHECK(xmem__parse_size("", &v) == -EINVAL);
 	CHECK(xmem__parse_size("12X", &v) == -EINVAL);
 	CHECK(xmem__parse_size("-1", &v) == -EINVAL);

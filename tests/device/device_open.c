@@ -46,6 +46,14 @@ static void test_file(void)
 	      -EINVAL);
 	CHECK(strstr(xmem_errormsg(), "multiple of 4 KiB") != NULL);
 	unlink(path);
+	/* A failed create leaves no file behind: a bad size, a size the file
+	 * system refuses, and no size at all. */
+	CHECK(xmem_device_open(&dev, path, 4097, XMEM_F_CREATE) == -EINVAL);
+	CHECK(access(path, F_OK) != 0);
+	CHECK(xmem_device_open(&dev, path, 1ull << 63, XMEM_F_CREATE) < 0);
+	CHECK(access(path, F_OK) != 0);
+	CHECK(xmem_device_open(&dev, path, 0, XMEM_F_CREATE) == -EINVAL);
+	CHECK(access(path, F_OK) != 0);
 }
 
 static void test_forced_granularity(void)
@@ -89,7 +97,8 @@ static void test_bad_paths(void)
 	CHECK(xmem_device_open(&dev, "", 0, 0) == -EINVAL);
 	CHECK(xmem_device_open(&dev, "/proc", 0, 0) < 0);
 	/* A character device that is not device DAX. */
-	CHECK(xmem_device_open(&dev, "/dev/null", 0, 0) < 0);
+	CHECK(xmem_device_open(&dev, "/dev/null", 0, 0) == -ENODEV);
+	CHECK(strstr(xmem_errormsg(), "not device DAX") != NULL);
 	CHECK(dev == NULL);
 }
 

@@ -138,17 +138,41 @@ void json_init(struct json *j, FILE *f)
 	j->first[0] = 1;
 }
 
-/* Writes a JSON string literal. */
+/* Length of the valid UTF-8 sequence at p, or 0 if it is not one. */
+static int utf8_len(const unsigned char *p)
+{
+	int n = p[0] >= 0xf0 && p[0] < 0xf5   ? 4
+		: p[0] >= 0xe0 && p[0] < 0xf0 ? 3
+		: p[0] >= 0xc2 && p[0] < 0xe0 ? 2
+					      : 0;
+
+	for (int i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Writes a JSON string literal. Bytes that are not UTF-8 (a file name may
+ * hold any) are written as the code points of the same value, so the
+ * output is always valid JSON. */
 static void json_quoted(FILE *f, const char *v)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		int n;
+
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\u%04x", *p);
-		else
+		else if (*p < 0x80)
 			fputc(*p, f);
+		else if ((n = utf8_len(p)) != 0) {
+			fwrite(p, 1, (size_t)n, f);
+			p += n - 1;
+		} else {
+			fprintf(f, "\\u%04x", *p);
+		}
 	}
 	fputc('"', f);
 }

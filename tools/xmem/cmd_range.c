@@ -148,7 +148,9 @@ static int range_create(const struct range_args *a)
 	int rc;
 
 	if (!a->size)
-		return cli_usage(range_usage, "range create: --size is needed");
+		return cli_usage(
+			range_usage,
+			"range create: --size is needed and must not be 0");
 	if (cli_open_region(&dev, &reg))
 		return CLI_FAIL;
 	rc = xmem_range_create(reg, a->name, a->size, a->align, a->mode, &info);
@@ -218,63 +220,88 @@ static int range_map(struct xmem_region *reg, const char *name, unsigned of,
 	return 0;
 }
 
+/*
+ * Finds what the kernel gives a mapping of the range: opens it shared and
+ * read-only, maps it and touches its first byte. A range held exclusively
+ * elsewhere is not mapped, and the reason says so.
+ */
+static int range_pmd(struct xmem_region *reg, const char *name,
+		     struct xmem_map_pmd *pmd)
+{
+	struct xmem_range *r;
+	struct xmem_map *m;
+	int rc;
+
+	memset(pmd, 0, sizeof(*pmd));
+	rc = xmem_range_open(reg, name, XMEM_F_SHARED | XMEM_F_RDONLY, &r);
+	if (rc == -EBUSY) {
+		snprintf(pmd->reason, sizeof(pmd->reason),
+			 "not mapped: the range is held exclusively by "
+			 "another open");
+		return 0;
+	}
+	if (rc)
+		return rc;
+	rc = xmem_range_map(r, XMEM_F_MAP_RDONLY, &m);
+	if (!rc) {
+		(void)*(volatile uint8_t *)xmem_map_addr(m);
+		rc = xmem_map_pmd_status(m, pmd);
+		xmem_map_delete(&m);
+	}
+	xmem_range_close(&r);
+	return rc;
+}
+
+/* Prints one range with its PMD status. */
+static void range_info_print(const struct xmem_range_info *info,
+			     const struct xmem_map_pmd *pmd)
+{
+	struct json j;
+
+	if (!cli.json) {
+		range_print(NULL, info);
+		if (pmd->pmd_mapped)
+			printf("  PMD-mapped: yes (%s of %s resident)\n",
+			       cli_fmt_size(pmd->pmd_mapped),
+			       cli_fmt_size(pmd->resident));
+		else
+			printf("  PMD-mapped: no (%s)\n", pmd->reason);
+		return;
+	}
+	json_init(&j, stdout);
+	json_obj(&j, NULL);
+	json_str(&j, "name", info->name);
+	json_str(&j, "mode", xmem_range_mode_name(info->mode));
+	json_u64(&j, "offset", info->offset);
+	json_u64(&j, "size", info->size);
+	json_u64(&j, "align", info->align);
+	json_u64(&j, "slot", info->slot);
+	json_bool(&j, "pmd_mapped", pmd->pmd_mapped > 0);
+	json_u64(&j, "pmd_bytes", pmd->pmd_mapped);
+	if (!pmd->pmd_mapped)
+		json_str(&j, "pmd_reason", pmd->reason);
+	json_end(&j);
+	json_done(&j);
+}
+
 /* Prints the range and what the kernel gave its mapping. */
 static int range_info(const struct range_args *a)
 {
 	struct xmem_range_info info;
-	struct xmem_map_pmd pmd = { 0 };
+	struct xmem_map_pmd pmd;
 	struct xmem_device *dev;
 	struct xmem_region *reg;
-	struct xmem_range *r;
-	struct xmem_map *m;
-	int rc, mapped;
+	int rc;
 
 	if (cli_open_region(&dev, &reg))
 		return CLI_FAIL;
 	rc = xmem_range_info(reg, a->name, &info);
-	if (rc) {
-		cli_close_region(&dev, &reg);
-		return cli_fail(rc, "range info");
-	}
-	mapped =
-		!range_map(reg, a->name, XMEM_F_SHARED | XMEM_F_RDONLY, &r, &m);
-	if (mapped) {
-		if (xmem_map_pmd_status(m, &pmd))
-			snprintf(pmd.reason, sizeof(pmd.reason), "%s",
-				 xmem_errormsg());
-		xmem_map_delete(&m);
-		xmem_range_close(&r);
-	} else {
-		snprintf(pmd.reason, sizeof(pmd.reason),
-			 "not mapped: the range is held by another open");
-	}
-	if (cli.json) {
-		struct json j;
-
-		json_init(&j, stdout);
-		json_obj(&j, NULL);
-		json_str(&j, "name", info.name);
-		json_str(&j, "mode", xmem_range_mode_name(info.mode));
-		json_u64(&j, "offset", info.offset);
-		json_u64(&j, "size", info.size);
-		json_u64(&j, "align", info.align);
-		json_u64(&j, "slot", info.slot);
-		json_bool(&j, "pmd_mapped", pmd.pmd_mapped > 0);
-		json_u64(&j, "pmd_bytes", pmd.pmd_mapped);
-		if (!pmd.pmd_mapped)
-			json_str(&j, "pmd_reason", pmd.reason);
-		json_end(&j);
-		json_done(&j);
-	} else {
-		range_print(NULL, &info);
-		if (pmd.pmd_mapped)
-			printf("  PMD-mapped: yes (%s of %s resident)\n",
-			       cli_fmt_size(pmd.pmd_mapped),
-			       cli_fmt_size(pmd.resident));
-		else
-			printf("  PMD-mapped: no (%s)\n", pmd.reason);
-	}
+	if (!rc)
+		rc = range_pmd(reg, a->name, &pmd);
 	cli_close_region(&dev, &reg);
+	if (rc)
+		return cli_fail(rc, "range info");
+	range_info_print(&info, &pmd);
 	return CLI_OK;
 }
 
@@ -286,7 +313,9 @@ static int range_resize(const struct range_args *a)
 	int rc;
 
 	if (!a->size)
-		return cli_usage(range_usage, "range resize: --size is needed");
+		return cli_usage(
+			range_usage,
+			"range resize: --size is needed and must not be 0");
 	if (cli_open_region(&dev, &reg))
 		return CLI_FAIL;
 	rc = xmem_range_resize(reg, a->name, a->size);

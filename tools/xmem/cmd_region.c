@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_region.c - "xmem region create|info|check|destroy". */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cmds.h"
@@ -40,6 +42,11 @@ static int region_opts(int argc, char **argv, struct region_args *a, int *rc)
 		case 's':
 			if ((*rc = cli_size("--size", optarg, &a->size)))
 				return -1;
+			if (!a->size) {
+				*rc = cli_usage(region_usage,
+						"--size must not be 0");
+				return -1;
+			}
 			break;
 		case OPT_REPAIR:
 			a->repair = 1;
@@ -102,13 +109,15 @@ static void region_print(struct xmem_device *dev,
 }
 
 /* Creates the device file if needed (at --size, default 1 GiB) and a
- * region on it. */
+ * region on it. A device file this command made is removed again if the
+ * region cannot be made. */
 static int region_create(const struct region_args *a)
 {
 	struct xmem_region_info in;
 	struct xmem_device *dev;
 	struct xmem_region *reg;
-	int rc;
+	struct stat st;
+	int rc, existed = stat(cli.device, &st) == 0;
 
 	if (cli_open_device(a->size ? a->size : CLI_DEFAULT_SIZE, &dev))
 		return CLI_FAIL;
@@ -116,6 +125,8 @@ static int region_create(const struct region_args *a)
 	if (rc) {
 		cli_fail(rc, "region create on '%s'", cli.device);
 		xmem_device_close(&dev);
+		if (!existed)
+			unlink(cli.device);
 		return CLI_FAIL;
 	}
 	rc = xmem_region_info(reg, &in);
