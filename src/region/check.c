@@ -37,7 +37,7 @@ static int repair_sb(struct xmem_region *reg, const struct xmem__region_scan *s,
 		     xmem_check_fn fn, void *arg)
 {
 	uint8_t block[4096] = { 0 };
-	int bad;
+	int bad, rc;
 	char what[80];
 
 	if (s->sb_used < 0)
@@ -49,7 +49,9 @@ static int repair_sb(struct xmem_region *reg, const struct xmem__region_scan *s,
 	bad = !s->sb_used;
 	memcpy(block, &s->sb, sizeof(s->sb));
 	/* the repaired copy is durable before check reports it */
-	xmem__meta_write(reg, XMEM_SB_OFF(bad), block, sizeof(block));
+	rc = xmem__meta_write(reg, XMEM_SB_OFF(bad), block, sizeof(block));
+	if (rc)
+		return rc;
 	snprintf(what, sizeof(what), "rewritten from superblock %d",
 		 s->sb_used);
 	said(fn, arg, bad ? "superblock 1" : "superblock 0", XMEM_SB_OFF(bad),
@@ -65,6 +67,7 @@ static int repair_index(struct xmem_region *reg,
 	struct xmem_index_layout ix;
 	int bad = !s->active;
 	uint64_t seq;
+	int rc;
 	char what[120], name[24];
 
 	if (s->active < 0 || (s->idx_ok[bad] && !s->inactive_bad))
@@ -76,7 +79,9 @@ static int repair_index(struct xmem_region *reg,
 	ix.csum = le32(xmem__csum_struct(
 		&ix, sizeof(ix), offsetof(struct xmem_index_layout, csum)));
 	/* the repaired block is durable before check reports it */
-	xmem__meta_write(reg, XMEM_INDEX_OFF(bad), &ix, sizeof(ix));
+	rc = xmem__meta_write(reg, XMEM_INDEX_OFF(bad), &ix, sizeof(ix));
+	if (rc)
+		return rc;
 	snprintf(what, sizeof(what),
 		 "rewritten from label index %d (sequence %" PRIu64 ")",
 		 s->active, le64(ix.seq));
@@ -103,8 +108,14 @@ static int check_locked(struct xmem_region *reg, unsigned flags,
 					   xmem_device_path(reg->dev), s.msg);
 	}
 	if (flags & XMEM_F_REPAIR) {
-		fixed += repair_sb(reg, &s, fn, arg);
-		fixed += repair_index(reg, &s, fn, arg);
+		int r1 = repair_sb(reg, &s, fn, arg);
+		int r2 = r1 < 0 ? 0 : repair_index(reg, &s, fn, arg);
+
+		if (r1 < 0 || r2 < 0) {
+			xmem__region_scan_free(&s);
+			return r1 < 0 ? r1 : r2;
+		}
+		fixed = r1 + r2;
 	}
 	if (fixed) {
 		xmem__region_scan_free(&s);

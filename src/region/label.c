@@ -18,12 +18,38 @@
 #include "core/util.h"
 #include "region_int.h"
 
-void xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
-		      size_t len)
+/*
+ * Writes len bytes at device offset off of the metadata map, durably.
+ * A write that does not lie inside the mapped length is refused (the
+ * device is smaller than the metadata area): -ENOSPC with a message.
+ */
+int xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
+		     size_t len)
 {
+	if (!range_fits(off, len, reg->maplen))
+		return xmem__err(
+			-ENOSPC,
+			"region on '%s': metadata at offset %" PRIu64
+			" (%zu bytes) lies beyond the device's %" PRIu64
+			" mapped bytes (device truncated?)",
+			xmem_device_path(reg->dev), off, len, reg->maplen);
 	/* memcpy with persist semantics: flushed and fenced on return */
 	reg->ops->memcpy(reg->base + off, src, len, 0);
 	reg->stats.meta_bytes_written += len;
+	return 0;
+}
+
+/* Zeroes the part of [off, off+len) that lies inside the mapped length,
+ * durably; the part beyond it does not exist on the device. */
+int xmem__meta_zero(struct xmem_region *reg, uint64_t off, uint64_t len)
+{
+	if (off >= reg->maplen)
+		return 0;
+	len = MIN(len, reg->maplen - off);
+	/* memset with persist semantics: flushed and fenced on return */
+	reg->ops->memset(reg->base + off, 0, len, 0);
+	reg->stats.meta_bytes_written += len;
+	return 0;
 }
 
 void xmem__uuid_gen(uint8_t uuid[16])
@@ -134,6 +160,7 @@ int xmem__index_commit(struct xmem_region *reg, const uint8_t *used)
 	struct xmem_index_layout nx = reg->idx[reg->active];
 	int target = !reg->active;
 	uint32_t pop = 0;
+	int rc;
 
 	memcpy(nx.used, used, sizeof(nx.used));
 	for (uint32_t i = 0; i < XMEM_BITMAP_BYTES; i++)
@@ -144,7 +171,9 @@ int xmem__index_commit(struct xmem_region *reg, const uint8_t *used)
 	nx.csum = le32(xmem__csum_struct(
 		&nx, sizeof(nx), offsetof(struct xmem_index_layout, csum)));
 	/* commit point: once this block is durable, it is the active index */
-	xmem__meta_write(reg, XMEM_INDEX_OFF(target), &nx, sizeof(nx));
+	rc = xmem__meta_write(reg, XMEM_INDEX_OFF(target), &nx, sizeof(nx));
+	if (rc)
+		return rc;
 	reg->idx[target] = nx;
 	reg->idx_ok[target] = 1;
 	reg->active = target;
@@ -178,7 +207,10 @@ int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
 			lbl, sizeof(*lbl),
 			offsetof(struct xmem_label_layout, csum)));
 		/* the label is durable before any index lists its slot */
-		xmem__meta_write(reg, XMEM_SLOT_OFF(slot), lbl, sizeof(*lbl));
+		rc = xmem__meta_write(reg, XMEM_SLOT_OFF(slot), lbl,
+				      sizeof(*lbl));
+		if (rc)
+			return rc;
 		used[slot / 8] |= (uint8_t)(1u << (slot % 8));
 	}
 	if (clear_slot != UINT32_MAX)

@@ -226,17 +226,19 @@ static int sb_build(struct xmem_device *dev, struct xmem_sb_layout *sb)
 	return 0;
 }
 
-/* Writes the metadata of a new region in the order of region_layout.h. */
-static void region_write_new(struct xmem_region *reg,
-			     const struct xmem_sb_layout *sb)
+/* Writes the metadata of a new region in the order of region_layout.h;
+ * 0 or the first write's error. */
+static int region_write_new(struct xmem_region *reg,
+			    const struct xmem_sb_layout *sb)
 {
-	static const uint8_t zero[4096];
 	struct xmem_index_layout ix;
-	uint8_t block[4096];
+	uint8_t block[4096] = { 0 };
+	int rc;
 
-	reg->ops->memset(reg->base + XMEM_INDEX_OFF(0), 0,
-			 XMEM_META_END - XMEM_INDEX_OFF(0), XMEM_F_MEM_NODRAIN);
-	for (int i = 0; i < 2; i++) {
+	/* the zeroed label slots are durable before an index describes them */
+	rc = xmem__meta_zero(reg, XMEM_INDEX_OFF(0),
+			     XMEM_META_END - XMEM_INDEX_OFF(0));
+	for (int i = 0; i < 2 && rc == 0; i++) {
 		memset(&ix, 0, sizeof(ix));
 		memcpy(ix.magic, XMEM_INDEX_MAGIC, 8);
 		ix.version = le32(XMEM_REGION_LAYOUT_VERSION);
@@ -246,18 +248,19 @@ static void region_write_new(struct xmem_region *reg,
 		ix.csum = le32(xmem__csum_struct(
 			&ix, sizeof(ix),
 			offsetof(struct xmem_index_layout, csum)));
-		reg->ops->memcpy(reg->base + XMEM_INDEX_OFF(i), &ix, sizeof(ix),
-				 XMEM_F_MEM_NODRAIN);
+		/* both index blocks are durable before superblock 1 */
+		rc = xmem__meta_write(reg, XMEM_INDEX_OFF(i), &ix, sizeof(ix));
 	}
-	/* the label area is durable before superblock 1 describes it */
-	reg->ops->drain();
-	memcpy(block, zero, sizeof(block));
 	memcpy(block, sb, sizeof(*sb));
 	/* superblock 1 is durable before superblock 0 commits the region */
-	xmem__meta_write(reg, XMEM_SB_OFF(1), block, sizeof(block));
+	if (rc == 0)
+		rc = xmem__meta_write(reg, XMEM_SB_OFF(1), block,
+				      sizeof(block));
 	/* commit point: superblock 0 */
-	xmem__meta_write(reg, XMEM_SB_OFF(0), block, sizeof(block));
-	reg->stats.meta_bytes_written += XMEM_META_END - XMEM_INDEX_OFF(0);
+	if (rc == 0)
+		rc = xmem__meta_write(reg, XMEM_SB_OFF(0), block,
+				      sizeof(block));
+	return rc;
 }
 
 XMEM_EXPORT int xmem_region_create(struct xmem_device *dev,
@@ -295,8 +298,9 @@ XMEM_EXPORT int xmem_region_create(struct xmem_device *dev,
 		xmem__region_unlock(reg);
 		goto out;
 	}
-	region_write_new(reg, &sb);
-	rc = xmem__region_refresh(reg);
+	rc = region_write_new(reg, &sb);
+	if (rc == 0)
+		rc = xmem__region_refresh(reg);
 	xmem__region_unlock(reg);
 out:
 	if (rc)
@@ -307,19 +311,20 @@ out:
 }
 
 /* Zeroes the metadata: superblock 0 first (the commit point), then
- * superblock 1, then the label area. */
-static void region_wipe(struct xmem_region *reg)
+ * superblock 1, then the label area. Only what the device holds is
+ * written: on a truncated device the rest of the metadata does not exist. */
+static int region_wipe(struct xmem_region *reg)
 {
-	static const uint8_t zero[4096];
-	uint64_t lend = MIN((uint64_t)XMEM_META_END, reg->maplen);
-
 	/* superblock 0 is gone before anything else goes */
-	xmem__meta_write(reg, XMEM_SB_OFF(0), zero, sizeof(zero));
+	int rc = xmem__meta_zero(reg, XMEM_SB_OFF(0), 4096);
+
 	/* superblock 1 is gone before the label area it describes */
-	xmem__meta_write(reg, XMEM_SB_OFF(1), zero, sizeof(zero));
-	if (lend > XMEM_INDEX_OFF(0))
-		reg->ops->memset(reg->base + XMEM_INDEX_OFF(0), 0,
-				 lend - XMEM_INDEX_OFF(0), 0);
+	if (rc == 0)
+		rc = xmem__meta_zero(reg, XMEM_SB_OFF(1), 4096);
+	if (rc == 0)
+		rc = xmem__meta_zero(reg, XMEM_INDEX_OFF(0),
+				     XMEM_META_END - XMEM_INDEX_OFF(0));
+	return rc;
 }
 
 /* Destroy's checks and the empty index it commits before the wipe. */
@@ -389,7 +394,7 @@ XMEM_EXPORT int xmem_region_destroy(struct xmem_device *dev, unsigned flags)
 	else
 		rc = destroy_prepare(reg, &s, flags);
 	if (rc == 0)
-		region_wipe(reg);
+		rc = region_wipe(reg);
 	xmem__region_scan_free(&s);
 	xmem__region_unlock(reg);
 out:

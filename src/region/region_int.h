@@ -109,9 +109,13 @@ int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
 int xmem__index_commit(struct xmem_region *reg, const uint8_t *used);
 void xmem__label_fill(struct xmem_label_layout *lbl,
 		      const struct xmem_range_info *ri);
-/* Persists len bytes at device offset off of the metadata map. */
-void xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
-		      size_t len);
+/* Persists len bytes at device offset off of the metadata map; 0, or a
+ * negative code with a message (beyond the mapped length, or the write
+ * could not be made durable). */
+int xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
+		     size_t len);
+/* Zeroes what of [off, off+len) is mapped, durably; 0 or as above. */
+int xmem__meta_zero(struct xmem_region *reg, uint64_t off, uint64_t len);
 void xmem__uuid_gen(uint8_t uuid[16]);
 
 /* placement.c */

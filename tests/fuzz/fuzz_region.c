@@ -9,7 +9,10 @@
  *   byte 0     flags: 1 recompute both superblock checksums, 2 both index
  *              checksums, 4 the checksums of label slots 0..7, 8 start
  *              from zeroed metadata instead, 16 also run check --repair
- *              and open again
+ *              and open again, 32 the next byte picks a device size
+ *              (sizes[] below, many smaller than the metadata area): the
+ *              patched metadata is copied to a device of that size, which
+ *              is opened, checked, repaired and destroyed with force
  *   then       patches: 3-byte little-endian offset (taken modulo the
  *              metadata size), 1-byte length, that many bytes
  *
@@ -18,6 +21,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xmem.h>
@@ -57,6 +61,13 @@ static void setup(void)
 	memcpy(base, meta, sizeof(base));
 }
 
+/* Device sizes flag 32 picks from: inside, at and past the metadata. */
+static const uint64_t sizes[] = {
+	4096,	 8192,		 12288,	  16384,	  20480,  24576,
+	65536,	 262144,	 528384,  XMEM_META_END,  536576, 1 * MiB,
+	2 * MiB, 2 * MiB + 4096, 4 * MiB, 8 * MiB - 4096,
+};
+
 static void fix(uint64_t off, size_t len, size_t csum_off)
 {
 	uint32_t c = xmem__csum_struct(meta + off, len, csum_off);
@@ -68,7 +79,7 @@ static void fix(uint64_t off, size_t len, size_t csum_off)
 static void apply(const uint8_t *data, size_t size)
 {
 	uint8_t flags = size ? data[0] : 0;
-	size_t i = 1;
+	size_t i = (flags & 32) ? 2 : 1;
 
 	if (flags & 8)
 		memset(meta, 0, XMEM_META_END);
@@ -108,14 +119,14 @@ static void count(const struct xmem_check_problem *p, void *arg)
 }
 
 /* Opens and lists; a successful open must give a sane listing. */
-static void open_list(void)
+static void open_list(struct xmem_device *d)
 {
 	struct xmem_region *reg;
 	struct xmem_range_info *v;
 	struct xmem_region_info in;
 	size_t n;
 
-	if (xmem_region_open(dev, &reg))
+	if (xmem_region_open(d, &reg))
 		return;
 	if (xmem_range_list(reg, &v, &n) == 0) {
 		for (size_t i = 1; i < n; i++)
@@ -128,6 +139,33 @@ static void open_list(void)
 	xmem_region_close(&reg);
 }
 
+/* The patched metadata on a device of another size: every operation gives
+ * a clean result, and a forced destroy leaves no region. */
+static void other_size(uint64_t dsize, int repair)
+{
+	struct xmem_device *small;
+	size_t sink = 0;
+	unsigned np;
+	uint64_t n = dsize < XMEM_META_END ? dsize : XMEM_META_END;
+
+	if (xmem_device_open(&small, "memfd:fuzz-region-size", dsize, 0))
+		die("sized device");
+	if (pwrite(xmem_device_fd(small), meta, n, 0) != (ssize_t)n)
+		die("sized copy");
+	open_list(small);
+	(void)xmem_region_check(small, 0, count, &sink, &np);
+	if (repair) {
+		(void)xmem_region_check(small, XMEM_F_REPAIR, count, &sink,
+					&np);
+		open_list(small);
+	}
+	(void)xmem_region_destroy(small, 0);
+	if (xmem_region_destroy(small, XMEM_F_FORCE) == 0 &&
+	    xmem_region_check(small, 0, NULL, NULL, &np) != XMEM_E_NOREGION)
+		abort(); /* a forced destroy left a region behind */
+	xmem_device_close(&small);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -137,11 +175,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dev)
 		setup();
 	apply(data, size);
-	open_list();
+	if (size >= 2 && (data[0] & 32)) {
+		other_size(sizes[data[1] % (sizeof(sizes) / sizeof(sizes[0]))],
+			   data[0] & 16);
+		return 0;
+	}
+	open_list(dev);
 	(void)xmem_region_check(dev, 0, count, &sink, &np);
 	if (size && (data[0] & 16)) {
 		(void)xmem_region_check(dev, XMEM_F_REPAIR, count, &sink, &np);
-		open_list();
+		open_list(dev);
 	}
 	return 0;
 }

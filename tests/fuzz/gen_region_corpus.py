@@ -42,6 +42,11 @@ seeds = {
     'zeroed': bytes([8]),
     'zeroed-sb1-only': bytes([8 | 1]) + patch(SB[1], b'XMEMSB\r\n' + u32(1)),
     'all-fixed': bytes([1 | 2 | 4 | 16]) + patch(SLOT0 + 88, u64(0)) + patch(IDX[1] + 48, b'\x0f'),
+    'size-4k-destroy': bytes([32, 0]),
+    'size-8k-repair': bytes([32 | 16, 1]),
+    'size-16k': bytes([32, 3]),
+    'size-meta-end-repair': bytes([32 | 16, 9]),
+    'size-2m-idx-torn': bytes([32 | 16, 12]) + patch(IDX[1] + 100, b'\x33' * 8),
 }
 
 out = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), 'corpus', 'region')
