@@ -175,7 +175,6 @@ static int heap_new(uint8_t *base, uint64_t size,
 		struct heap_lane *l = &h->lanes[i];
 
 		pthread_mutex_init(&l->lock, NULL);
-		pthread_spin_init(&l->tlock, PTHREAD_PROCESS_PRIVATE);
 		l->idx = i;
 		for (unsigned c = 0; c < HEAP_NCLASSES; c++)
 			l->cur_run[c] = -1;
@@ -194,9 +193,7 @@ static void heap_free(struct xmem_heap *h)
 		xmem__heap_tx_fini(&l->tx);
 		free(l->rbuf);
 		free(l->pend);
-		free(l->targets);
 		pthread_mutex_destroy(&l->lock);
-		pthread_spin_destroy(&l->tlock);
 	}
 	pthread_mutex_destroy(&h->chunk_lock);
 	pthread_mutex_destroy(&h->ckpt_lock);

@@ -11,6 +11,7 @@
 
 #define HEAP_NCLASSES 24
 #define HEAP_BUSY_PENDING UINT64_MAX
+#define HEAP_TARGETS_MAX 64 /* lines ranges kept per lane for a checkpoint */
 
 /* Volatile state of one run, created on the run's first use. */
 struct heap_run {
@@ -84,11 +85,14 @@ struct heap_lane {
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
-	/* lines of this lane's records not yet made durable by its own
-	 * fence; a checkpoint re-flushes them */
-	pthread_spinlock_t tlock;
-	struct heap_range *targets;
-	size_t ntargets, captargets;
+	/* ranges this lane's last record changed in place, not yet made
+	 * durable by the lane's own fence; a checkpoint flushes them. Read
+	 * by other threads without a lock: a stale entry names lines that
+	 * are durable already. */
+	struct {
+		_Atomic uint64_t off, len;
+	} targets[HEAP_TARGETS_MAX];
+	_Atomic uint32_t ntargets;
 	/* the record being built */
 	uint8_t *rbuf;
 	size_t rlen, rcap;

@@ -147,10 +147,12 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 					   __ATOMIC_RELAXED);
 			break;
 		case HEAP_REDO_CSET: {
-			uint64_t old = w[2];
-			__atomic_compare_exchange_n((uint64_t *)p, &old, w[1],
-						    0, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
+			/* the word is the caller's (held or synchronized by
+			 * the application): no locked instruction needed */
+			if (__atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED) ==
+			    w[2])
+				__atomic_store_n((uint64_t *)p, w[1],
+						 __ATOMIC_RELAXED);
 			break;
 		}
 		case HEAP_REDO_ZERO:
@@ -169,23 +171,40 @@ static void flush_pend(struct xmem_heap *h, const struct heap_range *r,
 		xmem__heap_flush(h, h->base + r[i].off, r[i].len);
 }
 
-/* Records the lines of the lane's newest record for a checkpoint. */
-static int keep_targets(struct heap_lane *l, int clear_old)
+/* Flushes the ranges a lane keeps for a checkpoint (any thread). */
+static void flush_targets(struct xmem_heap *h, struct heap_lane *l)
 {
-	int rc = 0;
+	uint32_t n = atomic_load_explicit(&l->ntargets, memory_order_acquire);
 
-	pthread_spin_lock(&l->tlock);
-	if (clear_old)
-		l->ntargets = 0;
-	if (!(rc = grow((void **)&l->targets, &l->captargets,
-			l->ntargets + l->npend, sizeof(*l->targets)))) {
-		if (l->npend)
-			memcpy(l->targets + l->ntargets, l->pend,
-			       l->npend * sizeof(*l->pend));
-		l->ntargets += l->npend;
+	for (uint32_t i = 0; i < n && i < HEAP_TARGETS_MAX; i++) {
+		uint64_t off = atomic_load_explicit(&l->targets[i].off,
+						    memory_order_relaxed);
+		uint64_t len = atomic_load_explicit(&l->targets[i].len,
+						    memory_order_relaxed);
+
+		if (range_fits(off, len, h->size))
+			xmem__heap_flush(h, h->base + off, len);
 	}
-	pthread_spin_unlock(&l->tlock);
-	return rc;
+}
+
+/* Keeps the ranges of the lane's newest record for a checkpoint (after
+ * the record's fence: the previous record's lines are durable). Returns
+ * 1 if they do not fit and must be flushed and fenced by the caller. */
+static int keep_targets(struct heap_lane *l)
+{
+	if (l->npend > HEAP_TARGETS_MAX) {
+		atomic_store_explicit(&l->ntargets, 0, memory_order_release);
+		return 1;
+	}
+	for (size_t i = 0; i < l->npend; i++) {
+		atomic_store_explicit(&l->targets[i].off, l->pend[i].off,
+				      memory_order_relaxed);
+		atomic_store_explicit(&l->targets[i].len, l->pend[i].len,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&l->ntargets, (uint32_t)l->npend,
+			      memory_order_release);
+	return 0;
 }
 
 /* Takes a sequence number; the lane's busy mark keeps a checkpoint from
@@ -264,7 +283,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 {
 	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
 	uint64_t seq;
-	int rc;
+	int rc = 0, big;
 
 	if (reclen > HEAP_RING_SIZE)
 		return xmem__err(XMEM_E_NOSPACE,
@@ -287,17 +306,20 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	/* The previous record's applied lines are flushed only now: a
 	 * locked instruction right after a flush would wait for it as a
 	 * fence does, so they ride this record's fence instead. */
-	pthread_spin_lock(&l->tlock);
-	flush_pend(h, l->targets, l->ntargets);
-	pthread_spin_unlock(&l->tlock);
+	flush_targets(h, l);
 	write_record(h, l, kind, seq, txid);
 	/* The record (and, with it, the lines of this lane's previous
 	 * record) must be durable before any entry is applied in place. */
 	xmem__heap_fence(h, l);
-	rc = keep_targets(l, 1);
+	big = keep_targets(l);
 	/* Applied in place without a flush: the lane's next fence or a
 	 * checkpoint makes these lines durable. */
 	xmem__heap_redo_apply(h->base, h->size, l->rbuf, l->rlen, 0);
+	if (big) {
+		flush_pend(h, l->pend, l->npend);
+		/* too many ranges to keep: durable now instead */
+		xmem__heap_fence(h, l);
+	}
 	l->last_seq = seq;
 	if (!l->tx.txid)
 		atomic_store_explicit(&l->busy, 0, memory_order_release);
@@ -332,13 +354,8 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 		sched_yield();
 		pthread_mutex_lock(&h->ckpt_lock);
 	}
-	for (unsigned i = 0; i < HEAP_NLANES; i++) {
-		struct heap_lane *l = &h->lanes[i];
-
-		pthread_spin_lock(&l->tlock);
-		flush_pend(h, l->targets, l->ntargets);
-		pthread_spin_unlock(&l->tlock);
-	}
+	for (unsigned i = 0; i < HEAP_NLANES; i++)
+		flush_targets(h, &h->lanes[i]);
 	/* The applied lines of every record up to hi must be durable
 	 * before C says they are. */
 	xmem__heap_fence(h, self);
