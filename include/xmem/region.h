@@ -73,7 +73,8 @@ int xmem_region_create(struct xmem_device *dev, struct xmem_region **regp);
  * threads; open one region object per device object. */
 int xmem_region_open(struct xmem_device *dev, struct xmem_region **regp);
 
-/* Closes the region; ranges opened from it must be closed. Sets NULL. */
+/* Closes the region and sets NULL. Ranges opened from it stay usable: each
+ * holds a reference, and the last of them to close frees the object. */
 void xmem_region_close(struct xmem_region **regp);
 
 struct xmem_device *xmem_region_device(const struct xmem_region *reg);

@@ -353,8 +353,11 @@ XMEM_EXPORT int xmem_range_open(struct xmem_region *reg, const char *name,
 		rc = xmem__err(rc, "range '%s': cannot lock it: %s", name,
 			       xmem_strerror(rc));
 unlock:
-	if (rc == 0)
+	if (rc == 0) {
 		reg->nopen++;
+		/* the range keeps the region object alive */
+		__atomic_add_fetch(&reg->refs, 1, __ATOMIC_RELAXED);
+	}
 	xmem__region_unlock(reg);
 	if (rc == 0) {
 		*rangep = r;
@@ -377,6 +380,7 @@ XMEM_EXPORT void xmem_range_close(struct xmem_range **rangep)
 	pthread_mutex_lock(&r->reg->mu);
 	r->reg->nopen--;
 	pthread_mutex_unlock(&r->reg->mu);
+	xmem__region_unref(r->reg); /* frees it if the region was closed */
 	free(r);
 	*rangep = NULL;
 }

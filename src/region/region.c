@@ -79,24 +79,32 @@ int xmem__region_new(struct xmem_device *dev, struct xmem_region **regp)
 	reg->base = xmem_map_addr(reg->meta);
 	reg->ops = xmem_map_ops(reg->meta);
 	pthread_mutex_init(&reg->mu, NULL);
+	reg->refs = 1;
 	*regp = reg;
 	return 0;
 }
 
+/* Drops one reference; the last one unmaps and frees. */
+void xmem__region_unref(struct xmem_region *reg)
+{
+	if (__atomic_sub_fetch(&reg->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	xmem_map_delete(&reg->meta);
+	pthread_mutex_destroy(&reg->mu);
+	free(reg->ranges);
+	free(reg);
+}
+
+/* Drops the opener's reference: ranges still open keep the object alive
+ * until they are closed. */
 XMEM_EXPORT void xmem_region_close(struct xmem_region **regp)
 {
 	struct xmem_region *reg = regp ? *regp : NULL;
 
 	if (!reg)
 		return;
-	if (reg->nopen)
-		XMEM_LOG_W("region on '%s': closed with %u ranges still open",
-			   xmem_device_path(reg->dev), reg->nopen);
-	xmem_map_delete(&reg->meta);
-	pthread_mutex_destroy(&reg->mu);
-	free(reg->ranges);
-	free(reg);
 	*regp = NULL;
+	xmem__region_unref(reg);
 }
 
 /* The error for a failed scan, with advice where advice helps. */

@@ -77,6 +77,7 @@ struct xmem_region {
 	struct xmem_range_info *ranges; /* by offset; room for all slots */
 	struct xmem__region_stats stats;
 	unsigned nopen; /* ranges opened from this object (under mu) */
+	unsigned refs;	/* the opener's + one per open range (atomic) */
 };
 
 struct xmem_range {
@@ -133,6 +134,8 @@ void xmem__free_space(const struct xmem_region *reg, uint64_t *freep,
 /* region.c */
 /* A region object with the metadata mapped and nothing read yet. */
 int xmem__region_new(struct xmem_device *dev, struct xmem_region **regp);
+/* Drops one reference; the last one frees the region object. */
+void xmem__region_unref(struct xmem_region *reg);
 int xmem__region_map_meta(struct xmem_device *dev, int rdonly,
 			  struct xmem_map **mapp, uint64_t *maplenp);
 
