@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/checksum.h"
 #include "core/error.h"
@@ -68,11 +69,19 @@ int xmem__region_new(struct xmem_device *dev, struct xmem_region **regp)
 	if (!reg)
 		return xmem__err(-ENOMEM, "out of memory");
 	reg->dev = dev;
-	reg->fd = xmem_device_fd(dev);
-	fl = fcntl(reg->fd, F_GETFL);
+	fl = fcntl(xmem_device_fd(dev), F_GETFL);
 	reg->rdonly = fl >= 0 && (fl & O_ACCMODE) == O_RDONLY;
+	/* an open file description of its own: the metadata lock then
+	 * excludes other region objects of the same device object too */
+	reg->fd = xmem__fd_reopen(xmem_device_fd(dev), reg->rdonly);
+	if (reg->fd < 0) {
+		rc = reg->fd;
+		free(reg);
+		return rc;
+	}
 	rc = xmem__region_map_meta(dev, reg->rdonly, &reg->meta, &reg->maplen);
 	if (rc) {
+		close(reg->fd);
 		free(reg);
 		return rc;
 	}
@@ -90,6 +99,7 @@ void xmem__region_unref(struct xmem_region *reg)
 	if (__atomic_sub_fetch(&reg->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	xmem_map_delete(&reg->meta);
+	close(reg->fd); /* drops any lock this object still held */
 	pthread_mutex_destroy(&reg->mu);
 	free(reg->ranges);
 	free(reg);

@@ -64,7 +64,7 @@ struct xmem_region {
 	uint8_t *base;
 	uint64_t maplen;
 	const struct xmem_persist_ops *ops;
-	int fd;	    /* the device's descriptor (metadata lock) */
+	int fd;	    /* own open file description (metadata lock) */
 	int rdonly; /* device opened read-only */
 	pthread_mutex_t mu;
 	struct xmem_sb_layout sb;

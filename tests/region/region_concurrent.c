@@ -5,6 +5,11 @@
  * its own device and region objects in one process and a shared region
  * object in the other. The metadata lock serializes them: no change is
  * lost, no two ranges overlap, and check finds the region clean.
+ * Then, in one process: two threads with one device object and a region
+ * object each make changes while a third runs check and check --repair
+ * through the same device object (which opens region objects of its own):
+ * the region objects exclude each other through their own open file
+ * descriptions, so again nothing is lost and check stays clean.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -15,6 +20,7 @@
 
 #define MiB (1ull << 20)
 #define PER_THREAD 60
+#define SAME_ROUNDS 10 /* rounds of PER_THREAD changes, one device */
 
 static char path[256];
 
@@ -82,6 +88,91 @@ static int run(const char *who, int shared)
 	return fails != 0;
 }
 
+struct same_dev {
+	struct xmem_device *dev;
+	char tag[16];
+	int fails;
+	volatile int *stop;
+};
+
+/* One region object of the shared device object, changing ranges. */
+static void *same_dev_work(void *arg)
+{
+	struct same_dev *w = arg;
+	struct worker inner = { 0 };
+
+	if (xmem_region_open(w->dev, &inner.reg)) {
+		fprintf(stderr, "%s: %s\n", w->tag, xmem_errormsg());
+		w->fails++;
+		return NULL;
+	}
+	for (int round = 0; round < SAME_ROUNDS; round++) {
+		snprintf(inner.tag, sizeof(inner.tag), "%.8sr%d", w->tag,
+			 round);
+		work(&inner);
+	}
+	w->fails += inner.fails;
+	xmem_region_close(&inner.reg);
+	return NULL;
+}
+
+/* Checks (plain and --repair, alternately) until told to stop. */
+static void *same_dev_check(void *arg)
+{
+	struct same_dev *w = arg;
+	unsigned np, i = 0;
+
+	while (!*w->stop) {
+		int rc = xmem_region_check(w->dev, i++ % 2 ? XMEM_F_REPAIR : 0,
+					   NULL, NULL, &np);
+		if (rc || np) {
+			fprintf(stderr, "check %u: %d, %u problems: %s\n", i,
+				rc, np, xmem_errormsg());
+			w->fails++;
+		}
+	}
+	return NULL;
+}
+
+/* Two region objects and a checker on one device object. */
+static void same_device(void)
+{
+	struct xmem_device *dev;
+	struct xmem_region *reg;
+	struct same_dev w[3] = { 0 };
+	volatile int stop = 0;
+	struct xmem_range_info *v;
+	pthread_t t[3];
+	size_t n;
+
+	unlink(path);
+	REQUIRE_OK(xmem_device_open(&dev, path, 64 * MiB, XMEM_F_CREATE));
+	REQUIRE_OK(xmem_region_create(dev, &reg));
+	xmem_region_close(&reg);
+	for (int i = 0; i < 3; i++) {
+		w[i].dev = dev;
+		w[i].stop = &stop;
+		snprintf(w[i].tag, sizeof(w[i].tag), "same%d", i);
+		REQUIRE(pthread_create(&t[i], NULL,
+				       i < 2 ? same_dev_work : same_dev_check,
+				       &w[i]) == 0);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	stop = 1;
+	pthread_join(t[2], NULL);
+	for (int i = 0; i < 3; i++)
+		CHECK(w[i].fails == 0);
+	REQUIRE_OK(xmem_region_open(dev, &reg));
+	REQUIRE_OK(xmem_range_list(reg, &v, &n));
+	CHECK(n == 2 * SAME_ROUNDS * (PER_THREAD - PER_THREAD / 3));
+	printf("%zu ranges after changes through one device object\n", n);
+	free(v);
+	xmem_region_close(&reg);
+	CHECK(xmem_region_check(dev, 0, NULL, NULL, NULL) == 0);
+	xmem_device_close(&dev);
+}
+
 int main(void)
 {
 	struct xmem_device *dev;
@@ -117,6 +208,7 @@ int main(void)
 	xmem_region_close(&reg);
 	CHECK(xmem_region_check(dev, 0, NULL, NULL, NULL) == 0);
 	xmem_device_close(&dev);
+	same_device();
 	unlink(path);
 	return test_result();
 }
