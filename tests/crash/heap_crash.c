@@ -411,13 +411,22 @@ static void compute_states(const struct kind *k)
 	heap_down(&x);
 }
 
+/* Torn runs per crash point: XMEM_HEAP_CRASH_TORN, default 2. */
+static int torn_seeds(void)
+{
+	const char *v = getenv("XMEM_HEAP_CRASH_TORN");
+
+	return v ? atoi(v) : 0;
+}
+
 static int run_kind(const struct kind *k, struct crashtest_result *res)
 {
 	struct crashtest ct = { .name = k->name,
 				.device_path = dev_path,
 				.image_path = img_path,
 				.op = op,
-				.verify = verify };
+				.verify = verify,
+				.torn_seeds = torn_seeds() };
 
 	cur = k;
 	memset(hits, 0, sizeof(hits));
@@ -475,7 +484,8 @@ static int run_recovery_kind(struct crashtest_result *res)
 				.device_path = dev_path,
 				.image_path = img_path,
 				.op = op,
-				.verify = verify };
+				.verify = verify,
+				.torn_seeds = torn_seeds() };
 	struct state pre[2];
 	uint64_t f;
 	int rc;
