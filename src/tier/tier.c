@@ -68,7 +68,7 @@ static void fill_defaults(struct xmem_tier_config *c)
 	if (!c->max_samples)
 		c->max_samples = 64;
 	if (!c->migrate_per_sec)
-		c->migrate_per_sec = 256;
+		c->migrate_per_sec = 512;
 	if (!c->min_residency_ms)
 		c->min_residency_ms = 500;
 	if (!c->tick_ms)
