@@ -67,6 +67,20 @@ int xmem__lock_byte_held(int fd, uint64_t byte)
 	return fl.l_type != F_UNLCK;
 }
 
+int xmem__lock_range_any_held(int fd, uint64_t *bytep)
+{
+	struct flock fl;
+
+	fill(&fl, XMEM_LOCK_RANGE(0), F_WRLCK);
+	fl.l_len = 0; /* every range lock byte, to the end of the file */
+	if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+		return -errno;
+	if (fl.l_type == F_UNLCK)
+		return 0;
+	*bytep = (uint64_t)fl.l_start;
+	return 1;
+}
+
 int xmem__fd_reopen(int fd, int rdonly)
 {
 	char path[64];

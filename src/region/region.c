@@ -345,6 +345,28 @@ static int region_wipe(struct xmem_region *reg)
 	return rc;
 }
 
+/* -EBUSY if any range of the region is open anywhere, found from the lock
+ * bytes alone (damaged metadata may not list the range). */
+static int destroy_not_open(struct xmem_region *reg)
+{
+	uint64_t byte = 0;
+	int held = xmem__lock_range_any_held(reg->fd, &byte);
+
+	if (held < 0)
+		return xmem__err(held,
+				 "region on '%s': cannot test the range "
+				 "locks: %s",
+				 xmem_device_path(reg->dev),
+				 xmem_strerror(held));
+	if (held)
+		return xmem__err(-EBUSY,
+				 "region on '%s': a range at device offset "
+				 "%" PRIu64 " is open; close it first",
+				 xmem_device_path(reg->dev),
+				 (uint64_t)((byte - XMEM_LOCK_RANGE(0)) << 12));
+	return 0;
+}
+
 /* Destroy's checks and the empty index it commits before the wipe. */
 static int destroy_prepare(struct xmem_region *reg, struct xmem__region_scan *s,
 			   unsigned flags)
@@ -362,7 +384,7 @@ static int destroy_prepare(struct xmem_region *reg, struct xmem__region_scan *s,
 	if (s->status && !(flags & XMEM_F_FORCE))
 		return scan_error(reg->dev, s);
 	if (s->status)
-		return 0;
+		return destroy_not_open(reg); /* no label can be trusted */
 	if (s->n && !(flags & XMEM_F_FORCE))
 		return xmem__err(-ENOTEMPTY,
 				 "region on '%s' holds %u range%s; destroy "

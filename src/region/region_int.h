@@ -95,6 +95,10 @@ int xmem__lock_byte_try(int fd, uint64_t byte, int type);
 void xmem__lock_byte_drop(int fd, uint64_t byte);
 /* 1 if another open file description holds a lock on byte, 0 if not. */
 int xmem__lock_byte_held(int fd, uint64_t byte);
+/* 1 (and the byte in *bytep) if another open file description holds a
+ * lock on any range lock byte, whatever range it is; 0 if none. Needs no
+ * label: used where the labels cannot be trusted. */
+int xmem__lock_range_any_held(int fd, uint64_t *bytep);
 /* A new open file description of the same file as fd. */
 int xmem__fd_reopen(int fd, int rdonly);
 

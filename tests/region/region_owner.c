@@ -4,10 +4,13 @@
  * range exclusively makes the parent's open, resize and destroy fail with
  * EBUSY; once the child is killed (SIGKILL) the parent opens it. Shared
  * opens coexist; an exclusive open excludes shared ones, also inside one
- * process.
+ * process. A forced destroy of damaged metadata (no index to name the
+ * ranges) is refused too while any range of the region is open.
  */
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <xmem.h>
 
@@ -62,6 +65,7 @@ int main(void)
 	struct xmem_device *dev;
 	struct xmem_region *reg;
 	struct xmem_range *r, *r2, *r3;
+	static uint8_t saved[16384], bad[16384];
 	char path[256];
 	pid_t pid;
 
@@ -110,6 +114,25 @@ int main(void)
 	xmem_range_close(&r);
 	/* not busy any more: now it fails only for lack of room */
 	CHECK(xmem_range_resize(reg, "db", 4 * MiB) == XMEM_E_NOSPACE);
+
+	/* damaged metadata: a forced destroy still may not take an open
+	 * range away, although no valid index says which ranges exist */
+	pid = holder(path, "db", 0);
+	REQUIRE(pread(xmem_device_fd(dev), saved, sizeof(saved), 0) ==
+		(ssize_t)sizeof(saved));
+	memcpy(bad, saved, sizeof(bad));
+	bad[8192] ^= 0xff;  /* label index 0: magic */
+	bad[12288] ^= 0xff; /* label index 1: magic */
+	REQUIRE(pwrite(xmem_device_fd(dev), bad, sizeof(bad), 0) ==
+		(ssize_t)sizeof(bad));
+	CHECK(xmem_region_check(dev, 0, NULL, NULL, NULL) == XMEM_E_CORRUPT);
+	CHECK(xmem_region_destroy(dev, XMEM_F_FORCE) == -EBUSY);
+	printf("forced destroy of damaged metadata: %s\n", xmem_errormsg());
+	reap(pid);
+	REQUIRE(pwrite(xmem_device_fd(dev), saved, sizeof(saved), 0) ==
+		(ssize_t)sizeof(saved));
+	REQUIRE_OK(xmem_range_open(reg, "db", 0, &r));
+	xmem_range_close(&r);
 
 	xmem_region_close(&reg);
 	xmem_device_close(&dev);
