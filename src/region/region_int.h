@@ -46,7 +46,7 @@ int xmem__index_validate(const uint8_t *base, uint64_t maplen,
 			 const struct xmem_sb_layout *sb, int i,
 			 struct xmem_index_layout *out, char *why, size_t len);
 
-/* Checks a range name: 1..47 bytes of [A-Za-z0-9._:+@-]. 0 or -EINVAL. */
+/* Checks a range name: 1..47 bytes of [A-Za-z0-9._+@-]. 0 or -EINVAL. */
 int xmem__range_name_check(const char *name, char *why, size_t len);
 
 /* Operation counters, for the cost tests (not thread-safe, advisory). */

@@ -124,7 +124,7 @@ struct xmem_label_layout {
 	uint8_t magic[8]; /* XMEM_LABEL_MAGIC */
 	uint32_t version; /* XMEM_REGION_LAYOUT_VERSION */
 	uint32_t csum;	  /* CRC-32C of these 128 bytes */
-	char name[48];	  /* 1..47 bytes, NUL-padded */
+	char name[48];	  /* 1..47 bytes of [A-Za-z0-9._+@-], NUL-padded */
 	uint8_t uuid[16]; /* range uuid */
 	uint64_t offset;  /* device offset, multiple of align */
 	uint64_t size;	  /* non-zero multiple of align */

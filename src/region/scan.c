@@ -182,11 +182,14 @@ int xmem__range_name_check(const char *name, char *why, size_t len)
 		       -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char ch = name[i];
+		/* no ':' (the CLI's DEVICE:RANGE separator), '/', blanks
+		 * or control bytes */
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || strchr("._:+@-", ch)))
+		      (ch >= '0' && ch <= '9') || strchr("._+@-", ch)))
 			return snprintf(why, len,
 					"name may hold only letters, digits "
-					"and . _ : + @ -"),
+					"and . _ + @ - (byte %zu is 0x%02x)",
+					i, (unsigned)(uint8_t)ch),
 			       -EINVAL;
 	}
 	return 0;
