@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,26 +17,71 @@
 #include "core/checksum.h"
 #include "core/error.h"
 #include "core/util.h"
+#include "persist/crashsim.h"
 #include "region_int.h"
 
+int xmem__region_msync_fail;
+
 /*
- * Writes len bytes at device offset off of the metadata map, durably.
- * A write that does not lie inside the mapped length is refused (the
- * device is smaller than the metadata area): -ENOSPC with a message.
+ * Makes [off, off+len) of a page-granularity metadata map durable with
+ * msync of the pages around it, and says so if it could not: the
+ * persistence operations of such a map only log a failed msync.
+ */
+static int meta_msync(struct xmem_region *reg, uint64_t off, uint64_t len)
+{
+	uintptr_t a = align_down((uintptr_t)(reg->base + off), XMEM_PAGE);
+	uintptr_t e = align_up((uintptr_t)(reg->base + off + len), XMEM_PAGE);
+	int rc = msync((void *)a, e - a, MS_SYNC) ? -errno : 0;
+
+	if (xmem__region_msync_fail && --xmem__region_msync_fail == 0)
+		rc = -EIO;
+	if (rc)
+		return xmem__err(-EIO,
+				 "region on '%s': metadata at offset %" PRIu64
+				 " (%" PRIu64 " bytes) is not durable: msync: "
+				 "%s",
+				 xmem_device_path(reg->dev), off, len,
+				 xmem_strerror(rc));
+	return 0;
+}
+
+/* A page-granularity map outside the crash simulator: msync by hand. */
+static int meta_by_msync(const struct xmem_region *reg)
+{
+	return xmem_map_granularity(reg->meta) == XMEM_GRAN_PAGE &&
+	       !xmem__crashsim_active();
+}
+
+/* The error for a metadata write outside the mapped length. */
+static int beyond_map(const struct xmem_region *reg, uint64_t off, uint64_t len)
+{
+	return xmem__err(-ENOSPC,
+			 "region on '%s': metadata at offset %" PRIu64
+			 " (%" PRIu64
+			 " bytes) lies beyond the device's %" PRIu64
+			 " mapped bytes (device truncated?)",
+			 xmem_device_path(reg->dev), off, len, reg->maplen);
+}
+
+/*
+ * Writes len bytes at device offset off of the metadata map, durably
+ * (flushed and fenced, or msync'ed, on return). 0, -ENOSPC for a write
+ * outside the mapped length (the device is smaller than the metadata
+ * area), or -EIO if the write could not be made durable: the caller must
+ * not go on to a write that depends on it.
  */
 int xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
 		     size_t len)
 {
 	if (!range_fits(off, len, reg->maplen))
-		return xmem__err(
-			-ENOSPC,
-			"region on '%s': metadata at offset %" PRIu64
-			" (%zu bytes) lies beyond the device's %" PRIu64
-			" mapped bytes (device truncated?)",
-			xmem_device_path(reg->dev), off, len, reg->maplen);
+		return beyond_map(reg, off, len);
+	reg->stats.meta_bytes_written += len;
+	if (meta_by_msync(reg)) {
+		memcpy(reg->base + off, src, len);
+		return meta_msync(reg, off, len);
+	}
 	/* memcpy with persist semantics: flushed and fenced on return */
 	reg->ops->memcpy(reg->base + off, src, len, 0);
-	reg->stats.meta_bytes_written += len;
 	return 0;
 }
 
@@ -46,9 +92,13 @@ int xmem__meta_zero(struct xmem_region *reg, uint64_t off, uint64_t len)
 	if (off >= reg->maplen)
 		return 0;
 	len = MIN(len, reg->maplen - off);
+	reg->stats.meta_bytes_written += len;
+	if (meta_by_msync(reg)) {
+		memset(reg->base + off, 0, len);
+		return meta_msync(reg, off, len);
+	}
 	/* memset with persist semantics: flushed and fenced on return */
 	reg->ops->memset(reg->base + off, 0, len, 0);
-	reg->stats.meta_bytes_written += len;
 	return 0;
 }
 

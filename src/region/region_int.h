@@ -119,6 +119,9 @@ void xmem__label_fill(struct xmem_label_layout *lbl,
  * could not be made durable). */
 int xmem__meta_write(struct xmem_region *reg, uint64_t off, const void *src,
 		     size_t len);
+/* Test hook: when non-zero, counts down at each msync of metadata, and the
+ * msync that brings it to zero fails with EIO. */
+extern int xmem__region_msync_fail;
 /* Zeroes what of [off, off+len) is mapped, durably; 0 or as above. */
 int xmem__meta_zero(struct xmem_region *reg, uint64_t off, uint64_t len);
 void xmem__uuid_gen(uint8_t uuid[16]);
