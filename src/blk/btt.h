@@ -49,7 +49,7 @@ struct btt_arena {
 	uint32_t *map;
 	struct btt_flog_group *flog;
 	struct btt_free *free;
-	struct btt_slot *rtt;	      /* per lane: RTT_VALID | block read */
+	struct btt_slot *rtt;	      /* per reader slot: RTT_VALID | block */
 	struct btt_maplock *maplocks; /* nfree locks hashed by premap */
 };
 
@@ -64,7 +64,7 @@ struct xmem_blk {
 	uint32_t narenas;
 	struct btt_arena *arenas;
 	uint32_t nlanes;
-	struct btt_slot *lanes; /* per lane: 1 while a thread holds it */
+	struct btt_slot *lanes; /* per lane: 1 while a writer holds it */
 	struct xmem_blk_info info;
 	/* what the raw and range opens made, released on close */
 	struct xmem_device *dev;

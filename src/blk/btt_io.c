@@ -119,38 +119,90 @@ static int bad_block(struct xmem_blk *b, struct btt_arena *ar, uint32_t premap,
 			 block, ar->int_nlba);
 }
 
-/* Reads one sector under the RTT protocol. */
-static int sector_read(struct xmem_blk *b, uint32_t lane, uint64_t lba,
-		       uint8_t *buf)
+/* Claims an RTT slot of the arena for the calling thread's read and
+ * publishes `val` (RTT_VALID | block) in it with one seq_cst CAS: the
+ * thread's usual slot, else the next free one. Readers take no lane and
+ * no lock; a slot is only busy while another read copies a block. */
+static struct btt_slot *rtt_claim(struct xmem_blk *b, struct btt_arena *ar,
+				  uint32_t val)
 {
-	uint32_t premap, e, e2, block;
-	struct btt_arena *ar = lba_arena(b, lba, &premap);
+	uint32_t n = b->nlanes;
 
-	for (;;) {
-		e = __atomic_load_n(&ar->map[premap], __ATOMIC_SEQ_CST);
-		if ((e & BTT_MAP_NORMAL) == BTT_MAP_Z) {
-			memset(buf, 0, b->lbasize);
-			return 0;
+	if (lane_hint == UINT32_MAX)
+		lane_hint = __atomic_fetch_add(&lane_next, 1, __ATOMIC_RELAXED);
+	for (unsigned spins = 0;; spins++) {
+		for (uint32_t k = 0; k < n; k++) {
+			struct btt_slot *s =
+				&ar->rtt[lane_spread(lane_hint + k, n)];
+			uint32_t z = 0;
+
+			if (!__atomic_load_n(&s->v, __ATOMIC_RELAXED) &&
+			    __atomic_compare_exchange_n(&s->v, &z, val, 0,
+							__ATOMIC_SEQ_CST,
+							__ATOMIC_RELAXED))
+				return s;
 		}
-		if ((e & BTT_MAP_NORMAL) == BTT_MAP_E)
-			return xmem__err(XMEM_E_MEDIA,
-					 "BTT: sector %" PRIu64
-					 " is marked as a media error",
-					 lba);
-		block = (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
-		if (block >= ar->int_nlba)
-			return bad_block(b, ar, premap, block);
-		/* Publish the block before re-reading the map: a writer
-		 * that freed it either sees us or we see its new entry. */
-		__atomic_store_n(&ar->rtt[lane].v, BTT_RTT_VALID | block,
-				 __ATOMIC_SEQ_CST);
+		if (spins >= 4) /* every slot busy: let their readers run */
+			sched_yield();
+	}
+}
+
+/* The data block a map entry names, or an error for a zero, error or
+ * out-of-range entry (1: zero, the caller fills the buffer). */
+static int map_block(struct xmem_blk *b, struct btt_arena *ar, uint64_t lba,
+		     uint32_t premap, uint32_t e, uint32_t *block)
+{
+	if ((e & BTT_MAP_NORMAL) == BTT_MAP_Z)
+		return 1;
+	if ((e & BTT_MAP_NORMAL) == BTT_MAP_E)
+		return xmem__err(XMEM_E_MEDIA,
+				 "BTT: sector %" PRIu64
+				 " is marked as a media error",
+				 lba);
+	*block = (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
+	if (*block >= ar->int_nlba)
+		return bad_block(b, ar, premap, *block);
+	return 0;
+}
+
+/*
+ * Reads one sector under the RTT protocol, without a lock: publish the
+ * block in an RTT slot (seq_cst), re-read the map entry, and copy only if
+ * it still names that block. A writer that freed the block either sees
+ * the slot (and waits) or the reader sees its new entry (and retries).
+ */
+static int sector_read(struct xmem_blk *b, uint64_t lba, uint8_t *buf)
+{
+	uint32_t premap, e, e2, block = 0;
+	struct btt_arena *ar = lba_arena(b, lba, &premap);
+	struct btt_slot *slot;
+	int rc;
+
+	e = __atomic_load_n(&ar->map[premap], __ATOMIC_ACQUIRE);
+	rc = map_block(b, ar, lba, premap, e, &block);
+	if (rc)
+		goto unmapped;
+	slot = rtt_claim(b, ar, BTT_RTT_VALID | block);
+	for (;;) {
 		e2 = __atomic_load_n(&ar->map[premap], __ATOMIC_SEQ_CST);
 		if (e2 == e)
 			break;
+		e = e2;
+		rc = map_block(b, ar, lba, premap, e, &block);
+		if (rc) {
+			__atomic_store_n(&slot->v, 0, __ATOMIC_RELEASE);
+			goto unmapped;
+		}
+		__atomic_store_n(&slot->v, BTT_RTT_VALID | block,
+				 __ATOMIC_SEQ_CST);
 	}
 	memcpy(buf, ar->data + (uint64_t)block * b->int_lbasize, b->lbasize);
-	__atomic_store_n(&ar->rtt[lane].v, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&slot->v, 0, __ATOMIC_RELEASE);
 	return 0;
+unmapped:
+	if (rc == 1)
+		memset(buf, 0, b->lbasize);
+	return rc == 1 ? 0 : rc;
 }
 
 /* Waits until no reader copies `block` of the arena. The caller has
@@ -312,20 +364,14 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 	return rc;
 }
 
-/* Reads count sectors under one lane. */
+/* Reads count sectors; takes no lane and no lock. */
 XMEM_EXPORT int xmem_blk_read(struct xmem_blk *b, uint64_t lba, void *buf,
 			      uint64_t count)
 {
-	uint32_t lane;
 	int rc = io_check(b, lba, count, 0);
 
-	if (rc || !count)
-		return rc;
-	lane = lane_acquire(b);
 	for (uint64_t i = 0; rc == 0 && i < count; i++)
-		rc = sector_read(b, lane, lba + i,
-				 (uint8_t *)buf + i * b->lbasize);
-	lane_release(b, lane);
+		rc = sector_read(b, lba + i, (uint8_t *)buf + i * b->lbasize);
 	return rc;
 }
 
