@@ -31,6 +31,15 @@
  * before a heap operation changed it, within that operation's lane
  * window (until the next checkpoint), may be redone by recovery; use a
  * transaction, or call xmem_heap_checkpoint() first, when that matters.
+ *
+ * Costs (fences): an atomic alloc or free is one fence (two when the new
+ * object is zeroed, constructed or copied); a transaction costs one per
+ * add_range of new bytes and one at commit (two with new objects or
+ * snapshots over 1 KiB). Limits: a transaction's own log records (new
+ * runs it starts, its allocation and free entries) must fit in its lane's
+ * 64 KiB log, else commit fails with XMEM_E_NOSPACE and the caller
+ * aborts; a transaction left open holds back log retirement for every
+ * thread (others wait once their logs fill).
  */
 #ifndef XMEM_HEAP_H
 #define XMEM_HEAP_H
@@ -180,6 +189,8 @@ int xmem_heap_stats(struct xmem_heap *h, struct xmem_heap_stats *st);
  */
 int xmem_heap_check(struct xmem_heap *h, unsigned flags, xmem_check_fn fn,
 		    void *arg, unsigned *nproblems);
+/* (On an open heap: read-only, XMEM_F_REPAIR gives -EBUSY, and no other
+ * thread should change the heap meanwhile.) */
 /* The same on a mapping that may not open (damaged header, pending logs
  * are reported, not applied, unless XMEM_F_REPAIR). */
 int xmem_heap_check_map(struct xmem_map *m, unsigned flags, xmem_check_fn fn,
