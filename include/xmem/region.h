@@ -5,13 +5,17 @@
  * A region is a device with xmem metadata at its start: two superblock
  * copies and a label area whose updates are atomic (a new label is written
  * to a free slot, then the inactive index block is written with the next
- * sequence number). The data area begins at XMEM_REGION_DATA_OFFSET.
+ * sequence number, then the other block is made its copy). The data area
+ * begins at XMEM_REGION_DATA_OFFSET.
  *
  * A range is a named, exclusive, aligned extent of a region (4 KiB, 2 MiB
  * or 1 GiB alignment, measured as a device offset). An alignment that
  * cannot be met is an error, never a fallback. A range is owned by one
  * open at a time (an open file description lock on the device, so it dies
- * with its process) unless every open asks for XMEM_F_SHARED.
+ * with its process) unless every open asks for XMEM_F_SHARED. The lock
+ * follows its open file description, which fork() shares: ownership is
+ * held by the process and the children it forks without exec (until all
+ * of them have closed the range or exited); exec closes it (O_CLOEXEC).
  */
 #ifndef XMEM_REGION_H
 #define XMEM_REGION_H
@@ -70,7 +74,8 @@ int xmem_region_create(struct xmem_device *dev, struct xmem_region **regp);
  * naming the structure and its offset; nothing on the device is changed.
  * One bad superblock copy is corrupt too (the message suggests
  * `xmem region check --repair`). A region object may be used by several
- * threads; open one region object per device object. */
+ * threads; several region objects (of one device object or of several)
+ * exclude each other's changes as processes do. */
 int xmem_region_open(struct xmem_device *dev, struct xmem_region **regp);
 
 /* Closes the region and sets NULL. Ranges opened from it stay usable: each
@@ -95,13 +100,14 @@ struct xmem_check_problem {
 	const char *what;      /* what is wrong */
 	int repaired;	       /* with XMEM_F_REPAIR: fixed */
 	int fatal;	       /* the region cannot be opened because of it */
-	int note;	       /* informational, normal after a crash (an
-				* invalid inactive label index); not counted
+	int note;	       /* informational (a repair done); not counted
 				* in *nproblems */
 };
 typedef void (*xmem_check_fn)(const struct xmem_check_problem *p, void *arg);
 
-/* Validates all region metadata, calling fn for every problem. With
+/* Validates all region metadata, calling fn for every problem. A label
+ * index block that is invalid or differs from the other is a (non-fatal)
+ * problem: damage, or the remains of an interrupted update. With
  * XMEM_F_REPAIR, a damaged superblock or label index is restored from its
  * good copy, and fn hears of each repair (repaired = 1, note = 1). Returns
  * 0 when the region is (now) clean, XMEM_E_CORRUPT if problems remain,

@@ -59,7 +59,8 @@ static int repair_sb(struct xmem_region *reg, const struct xmem__region_scan *s,
 	return 1;
 }
 
-/* Rewrites an invalid inactive index block from the active one. */
+/* Rewrites the inactive index block from the active one when it is
+ * invalid or lists other slots (at rest both hold the same bitmap). */
 static int repair_index(struct xmem_region *reg,
 			const struct xmem__region_scan *s, xmem_check_fn fn,
 			void *arg)
@@ -70,7 +71,9 @@ static int repair_index(struct xmem_region *reg,
 	int rc;
 	char what[120], name[24];
 
-	if (s->active < 0 || (s->idx_ok[bad] && !s->inactive_bad))
+	if (s->active < 0 || (s->idx_ok[bad] && !s->inactive_bad &&
+			      !memcmp(s->idx[bad].used, s->idx[s->active].used,
+				      sizeof(s->idx[bad].used))))
 		return 0;
 	ix = s->idx[s->active];
 	seq = le64(ix.seq);

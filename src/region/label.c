@@ -185,7 +185,8 @@ int xmem__region_refresh(struct xmem_region *reg)
 	return 0;
 }
 
-/* A slot free in the active index and, if valid, in the other one. */
+/* A slot free in the active index and, if valid, in the other one; 0, or
+ * -1 (no message) if there is none. */
 static int free_slot(struct xmem_region *reg, uint32_t *slotp)
 {
 	const uint8_t *a = reg->idx[reg->active].used;
@@ -200,34 +201,99 @@ static int free_slot(struct xmem_region *reg, uint32_t *slotp)
 		*slotp = i * 8 + (uint32_t)__builtin_ctz(~busy & 0xffu);
 		return 0;
 	}
-	return xmem__err(XMEM_E_LABELFULL,
-			 "region on '%s': all %u label slots are in use",
-			 xmem_device_path(reg->dev), XMEM_LABEL_SLOTS);
+	return -1;
 }
 
-int xmem__index_commit(struct xmem_region *reg, const uint8_t *used)
+/* Builds index block content: the active block's with bitmap `used` and
+ * sequence number seq (whose parity names the block it goes to). */
+static void index_build(const struct xmem_region *reg, const uint8_t *used,
+			uint64_t seq, struct xmem_index_layout *nx)
 {
-	struct xmem_index_layout nx = reg->idx[reg->active];
-	int target = !reg->active;
 	uint32_t pop = 0;
-	int rc;
 
-	memcpy(nx.used, used, sizeof(nx.used));
+	*nx = reg->idx[reg->active];
+	memcpy(nx->used, used, sizeof(nx->used));
 	for (uint32_t i = 0; i < XMEM_BITMAP_BYTES; i++)
-		pop += (uint32_t)__builtin_popcount(nx.used[i]);
-	nx.nused = le32(pop);
-	nx.seq = le64(reg->seq + 1);
-	nx.csum = 0;
-	nx.csum = le32(xmem__csum_struct(
-		&nx, sizeof(nx), offsetof(struct xmem_index_layout, csum)));
-	/* commit point: once this block is durable, it is the active index */
-	rc = xmem__meta_write(reg, XMEM_INDEX_OFF(target), &nx, sizeof(nx));
+		pop += (uint32_t)__builtin_popcount(nx->used[i]);
+	nx->nused = le32(pop);
+	nx->seq = le64(seq);
+	nx->csum = 0;
+	nx->csum = le32(xmem__csum_struct(
+		nx, sizeof(*nx), offsetof(struct xmem_index_layout, csum)));
+}
+
+/* Writes index block `blk` durably and makes it the cached active one. */
+static int index_put(struct xmem_region *reg, int blk,
+		     const struct xmem_index_layout *nx)
+{
+	int rc = xmem__meta_write(reg, XMEM_INDEX_OFF(blk), nx, sizeof(*nx));
+
 	if (rc)
 		return rc;
-	reg->idx[target] = nx;
-	reg->idx_ok[target] = 1;
-	reg->active = target;
-	reg->seq++;
+	reg->idx[blk] = *nx;
+	reg->idx_ok[blk] = 1;
+	reg->active = blk;
+	reg->seq = le64(nx->seq);
+	return 0;
+}
+
+/*
+ * Commits bitmap `used` in two writes, each durable (its own fence, or
+ * msync) before the next begins:
+ *   1. the inactive block b with seq + 1: the commit point. A crash before
+ *      it is durable leaves the old state (block a still valid, and
+ *      b torn or unchanged).
+ *   2. block a with the same bitmap and seq + 2: the copy. A crash in it
+ *      leaves the new state in b; once it is durable, both blocks hold
+ *      the current state, so damage to either one at rest loses nothing.
+ * Write 2 starts only after write 1 is durable: were they reordered, a
+ * torn b could sit next to an a that already holds the new state and
+ * then a crash would leave no valid older block to fall back to.
+ */
+int xmem__index_commit(struct xmem_region *reg, const uint8_t *used)
+{
+	struct xmem_index_layout nx;
+	int a = reg->active, rc;
+
+	index_build(reg, used, reg->seq + 1, &nx);
+	/* commit point: once block !a is durable, it is the active index */
+	rc = index_put(reg, !a, &nx);
+	if (rc)
+		return rc;
+	index_build(reg, used, reg->seq + 1, &nx);
+	/* the copy: block a matches block !a once this is durable */
+	return index_put(reg, a, &nx);
+}
+
+/* Writes the label, durably, into a slot free in both index blocks. */
+static int label_put(struct xmem_region *reg, struct xmem_label_layout *lbl,
+		     uint8_t *used, uint32_t *slotp)
+{
+	int rc = free_slot(reg, slotp);
+
+	if (rc && le32(reg->idx[reg->active].nused) < XMEM_LABEL_SLOTS) {
+		/* every free slot is still held by the other block (only
+		 * after an interrupted update): make it a copy of the active
+		 * one first */
+		rc = xmem__index_commit(reg, used);
+		if (rc)
+			return rc;
+		rc = free_slot(reg, slotp);
+	}
+	if (rc)
+		return xmem__err(XMEM_E_LABELFULL,
+				 "region on '%s': all %u label slots are in "
+				 "use",
+				 xmem_device_path(reg->dev), XMEM_LABEL_SLOTS);
+	lbl->seq = le64(reg->seq + 1);
+	lbl->csum = 0;
+	lbl->csum = le32(xmem__csum_struct(
+		lbl, sizeof(*lbl), offsetof(struct xmem_label_layout, csum)));
+	/* the label is durable before any index lists its slot */
+	rc = xmem__meta_write(reg, XMEM_SLOT_OFF(*slotp), lbl, sizeof(*lbl));
+	if (rc)
+		return rc;
+	used[*slotp / 8] |= (uint8_t)(1u << (*slotp % 8));
 	return 0;
 }
 
@@ -240,28 +306,9 @@ int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
 
 	memcpy(used, reg->idx[reg->active].used, sizeof(used));
 	if (lbl) {
-		rc = free_slot(reg, &slot);
-		if (rc &&
-		    le32(reg->idx[reg->active].nused) < XMEM_LABEL_SLOTS) {
-			/* every free slot is still held by the previous
-			 * index: make it a copy of the active one first */
-			rc = xmem__index_commit(reg, used);
-			if (rc == 0)
-				rc = free_slot(reg, &slot);
-		}
+		rc = label_put(reg, lbl, used, &slot);
 		if (rc)
 			return rc;
-		lbl->seq = le64(reg->seq + 1);
-		lbl->csum = 0;
-		lbl->csum = le32(xmem__csum_struct(
-			lbl, sizeof(*lbl),
-			offsetof(struct xmem_label_layout, csum)));
-		/* the label is durable before any index lists its slot */
-		rc = xmem__meta_write(reg, XMEM_SLOT_OFF(slot), lbl,
-				      sizeof(*lbl));
-		if (rc)
-			return rc;
-		used[slot / 8] |= (uint8_t)(1u << (slot % 8));
 	}
 	if (clear_slot != UINT32_MAX)
 		used[clear_slot / 8] &= (uint8_t) ~(1u << (clear_slot % 8));

@@ -6,9 +6,10 @@
  * is current (an O(1) comparison of superblock 0 and the two index blocks;
  * after another process's change, one full validation, O(S/8 + n log n)):
  *   create   O(n) placement and name check + O(S/8) free-slot search;
- *            writes one 128-byte label and one 1 KiB index block.
- *   destroy  O(n) lookup; writes one index block (+ the data with SCRUB).
- *   resize   O(n) lookup; writes one label and one index block.
+ *            writes one 128-byte label and both 1 KiB index blocks.
+ *   destroy  O(n) lookup; writes both index blocks (+ the data with
+ *            SCRUB).
+ *   resize   O(n) lookup; writes one label and both index blocks.
  *   list     O(n) copy; info O(n) lookup by name.
  * No operation reads or checksums the labels again on the fast path.
  */

@@ -110,7 +110,8 @@ int xmem__region_refresh(struct xmem_region *reg);
  * new slot set. The cache is reloaded afterwards. */
 int xmem__label_commit(struct xmem_region *reg, struct xmem_label_layout *lbl,
 		       uint32_t clear_slot, uint32_t *slotp);
-/* Commits an index with bitmap `used` (the inactive block, seq + 1). */
+/* Commits an index with bitmap `used`: the inactive block with seq + 1
+ * (the commit point), then the other block with seq + 2 (the copy). */
 int xmem__index_commit(struct xmem_region *reg, const uint8_t *used);
 void xmem__label_fill(struct xmem_label_layout *lbl,
 		      const struct xmem_range_info *ri);

@@ -19,23 +19,39 @@
  *
  * Superblocks never change after create. They record the geometry and the
  * region uuid. Create writes, in this order, each step made durable before
- * the next: the zeroed label slots and both index blocks, superblock 1,
- * then superblock 0 (the commit point). Destroy undoes them in the reverse
- * order: first (with ranges, XMEM_F_FORCE) an index with no ranges, then
- * superblock 0 (the commit point), superblock 1, the label area.
+ * the next: the zeroed label slots, index blocks 0 (seq 0) and 1 (seq 1),
+ * both empty, superblock 1, then superblock 0 (the commit point). Destroy
+ * undoes them in the reverse order: first (with ranges, XMEM_F_FORCE) an index
+ * with no ranges, then superblock 0 (the commit point), superblock 1, the label
+ * area. Of a truncated device, destroy zeroes only the metadata the device
+ * still holds; and while any range lock byte is held (a range open anywhere) it
+ * refuses, even when damaged metadata cannot name the ranges.
  *
  * The label area is updated atomically. Index block i holds only sequence
  * numbers with (seq & 1) == i; the active index is the valid block with the
- * higher sequence number. A change (range create, resize, destroy) is:
+ * higher sequence number. At rest both blocks are valid and list the same
+ * slots (their sequence numbers differ by one), so damage to either one
+ * loses nothing: the other holds the current state. A change (range
+ * create, resize, destroy), with the active block a at sequence N, is:
  *   1. the new label (if any) goes to a slot that is free in BOTH index
  *      blocks (so neither index can ever point at a half-written label),
  *      and is made durable;
- *   2. the inactive block is rewritten with seq + 1 and the new bitmap, and
- *      made durable. That write is the commit point.
- * A crash before step 2 is durable leaves the old index active; a torn
- * step 2 fails its checksum and again the old index stays active. So after
- * a crash the inactive block may be invalid: that is normal, and check
- * reports it as a note (repair rewrites it from the active block).
+ *   2. block b = !a is rewritten with seq N + 1 and the new bitmap, and
+ *      made durable. That write is the commit point;
+ *   3. block a is rewritten with the same bitmap and seq N + 2, and made
+ *      durable (the copy). Step 3 starts only once step 2 is durable.
+ * Each step is made durable (flush and fence, or on page-granularity
+ * devices msync, whose failure stops the change) before the next begins.
+ * A crash before step 2 is durable leaves the old state (a valid; b
+ * unchanged or torn, failing its checksum); a crash after it leaves the
+ * new state (b valid at N + 1; a still at N, or torn). After such a crash
+ * the other block is invalid or lists other slots: check reports that as a
+ * problem (it is also what damage at rest looks like) and --repair copies
+ * the active block over it, with the sequence number below the active
+ * one. The next change repairs it too (its steps 2 and 3 rewrite both
+ * blocks). Only then can a slot be held by the other block and free in
+ * the active one; if every free slot is, a change first commits a copy of
+ * the active bitmap (steps 2 and 3 with it) to free them.
  * Labels in use are never written in place: resize writes a new label in a
  * new slot and flips the index.
  *
@@ -57,8 +73,11 @@
  * write lock on byte XMEM_LOCK_META of the device file; open and reads hold
  * a read lock on it. An open range holds an OFD lock on byte
  * XMEM_LOCK_RANGE(offset) (write lock exclusive, read lock shared), taken
- * on a file description of its own, so it dies with its process. These
- * bytes lie far beyond any device size, so they lock no data.
+ * on a file description of its own, so it dies with its process. Every
+ * region object locks the metadata through a file description of its own
+ * as well, so two objects in one process exclude each other as two
+ * processes do. These bytes lie far beyond any device size, so they lock
+ * no data.
  */
 #ifndef XMEM_REGION_LAYOUT_H
 #define XMEM_REGION_LAYOUT_H

@@ -326,8 +326,8 @@ static int scan_labels(struct scan_ctx *c, const uint8_t *base, uint64_t maplen)
 }
 
 /*
- * The labels that only a valid inactive index lists: the state a crash in
- * the next update falls back to. They are never overwritten while that
+ * The labels that only a valid inactive index lists (after an interrupted
+ * update, the state before it). They are never overwritten while that
  * index is valid, so a bad one is damage (not fatal: the active index does
  * not use it); repair rewrites the inactive index from the active one.
  * Cost: O(S/8) plus the few slots in which the two indexes differ.
@@ -360,7 +360,37 @@ static void scan_inactive_labels(struct scan_ctx *c, const uint8_t *base,
 	}
 }
 
-/* Picks the active index block and reports the other if invalid. */
+/* Reports the inactive block if it is invalid or lists other ranges than
+ * the active one: at rest both hold the current state, so either is
+ * damage (or the remains of an interrupted update), and --repair copies
+ * the active block over it. Not fatal: the active block is good. */
+static void report_inactive(struct scan_ctx *c, const char *why)
+{
+	struct xmem__region_scan *s = c->s;
+	int i = !s->active;
+	char name[24];
+
+	snprintf(name, sizeof(name), "label index %d", i);
+	c->repairable = 1;
+	if (!s->idx_ok[i])
+		report(c, name, XMEM_INDEX_OFF(i), 0, 0,
+		       "%s; label index %d holds the current state (an "
+		       "interrupted update also leaves this; --repair copies "
+		       "it)",
+		       why, s->active);
+	else if (memcmp(s->idx[i].used, s->idx[s->active].used,
+			sizeof(s->idx[i].used)))
+		report(c, name, XMEM_INDEX_OFF(i), 0, 0,
+		       "lists other label slots than label index %d "
+		       "(sequence %" PRIu64 "), which holds the current state "
+		       "(an interrupted update also leaves this; --repair "
+		       "copies it)",
+		       s->active, le64(s->idx[s->active].seq));
+	c->repairable = 0;
+}
+
+/* Picks the active index block and reports the other if it is not a
+ * copy of the active one. */
 static void scan_indexes(struct scan_ctx *c, const uint8_t *base,
 			 uint64_t maplen)
 {
@@ -376,26 +406,20 @@ static void scan_indexes(struct scan_ctx *c, const uint8_t *base,
 		s->active = le64(s->idx[1].seq) > le64(s->idx[0].seq);
 	else if (s->idx_ok[0] || s->idx_ok[1])
 		s->active = s->idx_ok[1];
+	if (s->active >= 0) {
+		report_inactive(c, why[!s->active]);
+		return;
+	}
 	for (int i = 0; i < 2; i++) {
-		if (s->idx_ok[i])
-			continue;
 		snprintf(name, sizeof(name), "label index %d", i);
-		if (s->active < 0)
-			report(c, name, XMEM_INDEX_OFF(i), 1, 0, "%s", why[i]);
-		else
-			report(c, name, XMEM_INDEX_OFF(i), 0, 1,
-			       "%s (inactive; normal after an interrupted "
-			       "update)",
-			       why[i]);
+		report(c, name, XMEM_INDEX_OFF(i), 1, 0, "%s", why[i]);
 	}
-	if (s->active < 0) {
-		s->status = XMEM_E_CORRUPT;
-		snprintf(s->msg, sizeof(s->msg),
-			 "label index 0 at offset %d and label index 1 at "
-			 "offset %d: neither is valid (%s; %s)",
-			 (int)XMEM_INDEX_OFF(0), (int)XMEM_INDEX_OFF(1), why[0],
-			 why[1]);
-	}
+	s->status = XMEM_E_CORRUPT;
+	snprintf(s->msg, sizeof(s->msg),
+		 "label index 0 at offset %d and label index 1 at "
+		 "offset %d: neither is valid (%s; %s)",
+		 (int)XMEM_INDEX_OFF(0), (int)XMEM_INDEX_OFF(1), why[0],
+		 why[1]);
 }
 
 /* Decides from the two superblock copies; 1 to go on scanning. */

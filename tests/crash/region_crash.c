@@ -3,11 +3,16 @@
  * region_crash - a crash at every fence of range create, resize (grow and
  * shrink), destroy (plain and scrubbing), region create and region
  * destroy, with and without torn write-back of the lines flushed since the
- * previous fence; and check --repair of a damaged superblock copy or
- * label index. After each crash the durable image must open with
- * exactly the old or the new set of ranges (or no region, where that is
- * the old or new state), check must report it clean, and a further range
- * create on it must succeed and leave it clean.
+ * previous fence; check --repair of a damaged superblock copy or
+ * label index; and range changes that start from one invalid index block,
+ * from the state a crash between an update's two index writes leaves, and
+ * through the path that first copies the active index to free the slots
+ * the other block holds. After each crash the durable image must open
+ * with exactly the old or the new set of ranges (or no region, where that
+ * is the old or new state); check must report it clean, or (after a crash
+ * between the commit write and its copy) report only non-fatal problems
+ * that --repair, tried on a copy, fixes without changing the ranges; and
+ * a further range create on it must succeed and leave it clean.
  *
  * Each crash point runs in a forked child under the crash simulator
  * (xmem/persist.h), driven by tests/common/crashtest.h (every fence, plain
@@ -20,7 +25,9 @@
 #include <sys/wait.h>
 #include <xmem.h>
 
+#include "core/checksum.h"
 #include "crashtest.h"
+#include "region/region_layout.h"
 #include "test.h"
 
 #define MiB (1ull << 20)
@@ -31,6 +38,7 @@
 /* A set of ranges, or no region at all. */
 struct state {
 	int noregion;
+	int fixable; /* check found only non-fatal problems (not compared) */
 	size_t n;
 	struct {
 		char name[XMEM_RANGE_NAME_MAX + 1];
@@ -48,12 +56,20 @@ struct scenario {
 	int allow_empty; /* an empty region is also acceptable */
 	uint64_t damage; /* non-zero: byte at this offset damaged first */
 	int old_corrupt; /* the damage makes the old state corrupt */
+	int base_fix;	 /* how the base is prepared, BASE_* */
+};
+
+enum {
+	BASE_PLAIN = 0,
+	BASE_WINDOW = 1,    /* the last base range's index copy undone */
+	BASE_FULL_OTHER = 2 /* the other index block lists every slot */
 };
 
 static int corrupt_ok; /* a corrupt region is an acceptable state */
 
 static char base_path[256], work_path[256], img_path[256], post_path[256];
-static unsigned total_points, total_fences, n_old, n_new, n_empty;
+static char fix_path[256];
+static unsigned total_points, total_fences, n_old, n_new, n_empty, n_fixable;
 
 static void copy_file(const char *from, const char *to)
 {
@@ -70,13 +86,38 @@ static void copy_file(const char *from, const char *to)
 	close(out);
 }
 
-/* Reads the state of the region on path; check must find it clean. */
-static void read_state(const char *path, struct state *st)
+static int state_eq(const struct state *a, const struct state *b);
+
+static void count_fatal(const struct xmem_check_problem *p, void *arg)
+{
+	*(unsigned *)arg += !!p->fatal;
+}
+
+static void read_state(const char *path, struct state *st, int strict);
+
+/* Non-fatal problems only (an index block to copy): --repair on a copy of
+ * the image must make it clean and leave the same ranges. */
+static void check_fixable(const char *path, const struct state *st)
+{
+	struct xmem_device *dev;
+	struct state fixed;
+
+	copy_file(path, fix_path);
+	REQUIRE_OK(xmem_device_open(&dev, fix_path, 0, 0));
+	CHECK_OK(xmem_region_check(dev, XMEM_F_REPAIR, NULL, NULL, NULL));
+	xmem_device_close(&dev);
+	read_state(fix_path, &fixed, 1);
+	CHECK(state_eq(st, &fixed));
+}
+
+/* Reads the state of the region on path. Check must find it clean; unless
+ * !strict, when it may also find non-fatal problems that --repair fixes. */
+static void read_state(const char *path, struct state *st, int strict)
 {
 	struct xmem_device *dev;
 	struct xmem_region *reg;
 	struct xmem_range_info *v;
-	unsigned np = 99;
+	unsigned np = 99, nfatal = 0;
 	size_t n;
 	int rc;
 
@@ -115,13 +156,16 @@ static void read_state(const char *path, struct state *st)
 	}
 	free(v);
 	xmem_region_close(&reg);
-	rc = xmem_region_check(dev, 0, NULL, NULL, &np);
-	if (rc || np) {
+	rc = xmem_region_check(dev, 0, count_fatal, &nfatal, &np);
+	xmem_device_close(&dev);
+	if (!strict && rc == XMEM_E_CORRUPT && np && !nfatal) {
+		st->fixable = 1;
+		check_fixable(path, st);
+	} else if (rc || np) {
 		fprintf(stderr, "check of %s: %d, %u problems: %s\n", path, rc,
 			np, xmem_errormsg());
 		CHECK(0);
 	}
-	xmem_device_close(&dev);
 }
 
 static int state_eq(const struct state *a, const struct state *b)
@@ -155,7 +199,7 @@ static void post_change(const char *path)
 		xmem_region_close(&reg);
 	}
 	xmem_device_close(&dev);
-	read_state(path, &st);
+	read_state(path, &st, 1);
 	CHECK(st.noregion == 0);
 }
 
@@ -187,7 +231,7 @@ static int crash_verify(const char *img, uint64_t n, void *arg)
 	struct state now, empty = { 0 };
 	int fails = test_failures;
 
-	read_state(img, &now);
+	read_state(img, &now, n == 0);
 	if (n == 0) {
 		/* the operation finished: the image holds the new state */
 		if (!state_eq(&now, &r->new))
@@ -196,6 +240,7 @@ static int crash_verify(const char *img, uint64_t n, void *arg)
 	}
 	total_points++;
 	r->points++;
+	n_fixable += (unsigned)now.fixable;
 	if (state_eq(&now, &r->old)) {
 		n_old++;
 	} else if (state_eq(&now, &r->new)) {
@@ -214,26 +259,74 @@ static int crash_verify(const char *img, uint64_t n, void *arg)
 	return test_failures != fails;
 }
 
+/* Index block i of the file at fd. */
+static void index_io(int fd, int i, struct xmem_index_layout *ix, int write)
+{
+	off_t off = (off_t)XMEM_INDEX_OFF(i);
+	ssize_t n = write ? pwrite(fd, ix, sizeof(*ix), off)
+			  : pread(fd, ix, sizeof(*ix), off);
+
+	REQUIRE(n == (ssize_t)sizeof(*ix));
+}
+
+/* BASE_FULL_OTHER: the block below the active one lists every slot, so
+ * the next create must first copy the active bitmap over it. */
+static void fill_other(const char *path)
+{
+	struct xmem_index_layout ix[2];
+	int fd = open(path, O_RDWR), a;
+
+	REQUIRE(fd >= 0);
+	index_io(fd, 0, &ix[0], 0);
+	index_io(fd, 1, &ix[1], 0);
+	a = ix[1].seq > ix[0].seq;
+	ix[!a] = ix[a];
+	ix[!a].seq = ix[a].seq - 1;
+	memset(ix[!a].used, 0xff, sizeof(ix[!a].used));
+	ix[!a].nused = XMEM_LABEL_SLOTS;
+	ix[!a].csum =
+		xmem__csum_struct(&ix[!a], sizeof(ix[!a]),
+				  offsetof(struct xmem_index_layout, csum));
+	index_io(fd, !a, &ix[!a], 1);
+	close(fd);
+}
+
 /* The device before the operation: a region with base_ranges, or none. */
 static void make_base(const struct scenario *sc)
 {
 	struct xmem_device *dev;
 	struct xmem_region *reg;
-	char names[64], *save = NULL;
+	struct xmem_index_layout ix[2];
+	char names[64], *save = NULL, *t, *next;
+	int a = 0;
 
 	unlink(base_path);
 	REQUIRE_OK(xmem_device_open(&dev, base_path, DEV_SIZE, XMEM_F_CREATE));
 	if (sc->base_region) {
 		REQUIRE_OK(xmem_region_create(dev, &reg));
 		snprintf(names, sizeof(names), "%s", sc->base_ranges);
-		for (char *t = strtok_r(names, " ", &save); t;
-		     t = strtok_r(NULL, " ", &save))
+		for (t = strtok_r(names, " ", &save); t; t = next) {
+			next = strtok_r(NULL, " ", &save);
+			if (!next && sc->base_fix == BASE_WINDOW) {
+				/* the active block before the last change */
+				index_io(xmem_device_fd(dev), 0, &ix[0], 0);
+				index_io(xmem_device_fd(dev), 1, &ix[1], 0);
+				a = ix[1].seq > ix[0].seq;
+			}
 			REQUIRE_OK(xmem_range_create(reg, t, 1 * MiB,
 						     XMEM_ALIGN_4K, 0, NULL));
+		}
 		xmem_region_close(&reg);
+		/* a crash after the commit write, before the copy */
+		if (sc->base_fix == BASE_WINDOW)
+			index_io(xmem_device_fd(dev), a, &ix[a], 1);
 	}
 	xmem_device_close(&dev);
+	if (sc->base_fix == BASE_FULL_OTHER)
+		fill_other(base_path);
 }
+
+static int op_repair(struct xmem_device *d);
 
 static void run_scenario(const struct scenario *sc)
 {
@@ -261,14 +354,15 @@ static void run_scenario(const struct scenario *sc)
 		close(fd);
 	}
 	corrupt_ok = sc->old_corrupt;
-	read_state(base_path, &r.old);
+	read_state(base_path, &r.old, 0);
 	copy_file(base_path, work_path);
 	REQUIRE_OK(xmem_device_open(&dev, work_path, 0, 0));
 	REQUIRE_OK(sc->op(dev));
 	xmem_device_close(&dev);
-	read_state(work_path, &r.new);
-	/* a repaired inactive index changes no range */
-	CHECK(!state_eq(&r.old, &r.new) || (sc->damage && !sc->old_corrupt));
+	read_state(work_path, &r.new, 1);
+	/* a repaired index changes no range */
+	CHECK(!state_eq(&r.old, &r.new) ||
+	      (sc->op == op_repair && !sc->old_corrupt));
 
 	copy_file(base_path, work_path);
 	CHECK(crashtest_run(&ct, &res) == 0);
@@ -355,35 +449,59 @@ static int op_region_destroy(struct xmem_device *d)
 int main(void)
 {
 	static const struct scenario sc[] = {
-		{ "range create", "a b", 1, op_create, 0, 0, 0 },
-		{ "range resize (grow)", "a b", 1, op_grow, 0, 0, 0 },
-		{ "range resize (shrink)", "a b", 1, op_shrink, 0, 0, 0 },
-		{ "range destroy", "a b", 1, op_destroy, 0, 0, 0 },
-		{ "range destroy (scrub)", "a b", 1, op_scrub, 0, 0, 0 },
-		{ "region create", "", 0, op_region_create, 0, 0, 0 },
-		{ "region destroy (empty)", "", 1, op_region_destroy, 0, 0, 0 },
+		{ "range create", "a b", 1, op_create, 0, 0, 0, BASE_PLAIN },
+		{ "range resize (grow)", "a b", 1, op_grow, 0, 0, 0,
+		  BASE_PLAIN },
+		{ "range resize (shrink)", "a b", 1, op_shrink, 0, 0, 0,
+		  BASE_PLAIN },
+		{ "range destroy", "a b", 1, op_destroy, 0, 0, 0, BASE_PLAIN },
+		{ "range destroy (scrub)", "a b", 1, op_scrub, 0, 0, 0,
+		  BASE_PLAIN },
+		{ "region create", "", 0, op_region_create, 0, 0, 0,
+		  BASE_PLAIN },
+		{ "region destroy (empty)", "", 1, op_region_destroy, 0, 0, 0,
+		  BASE_PLAIN },
 		{ "region destroy (force)", "a b", 1, op_region_destroy, 1, 0,
-		  0 },
+		  0, BASE_PLAIN },
 		{ "check --repair (superblock 0)", "a b", 1, op_repair, 0, 30,
-		  1 },
+		  1, BASE_PLAIN },
 		{ "check --repair (superblock 1)", "a b", 1, op_repair, 0,
-		  4096 + 30, 1 },
+		  4096 + 30, 1, BASE_PLAIN },
 		{ "check --repair (label index)", "a b", 1, op_repair, 0,
-		  8192 + 100, 0 },
+		  8192 + 100, 0, BASE_PLAIN },
+		{ "check --repair (label index 1)", "a b", 1, op_repair, 0,
+		  12288 + 100, 0, BASE_PLAIN },
+		{ "check --repair (interrupted update)", "a b", 1, op_repair, 0,
+		  0, 0, BASE_WINDOW },
+		{ "range create (index 0 invalid)", "a b", 1, op_create, 0,
+		  8192 + 100, 0, BASE_PLAIN },
+		{ "range create (index 1 invalid)", "a b", 1, op_create, 0,
+		  12288 + 100, 0, BASE_PLAIN },
+		{ "range destroy (index 1 invalid)", "a b", 1, op_destroy, 0,
+		  12288 + 20, 0, BASE_PLAIN },
+		{ "range create (interrupted update)", "a b", 1, op_create, 0,
+		  0, 0, BASE_WINDOW },
+		{ "range grow (interrupted update)", "a b", 1, op_grow, 0, 0, 0,
+		  BASE_WINDOW },
+		{ "range create (index copy first)", "a b", 1, op_create, 0, 0,
+		  0, BASE_FULL_OTHER },
 	};
 
 	test_path(base_path, sizeof(base_path), "region-crash-base");
 	test_path(work_path, sizeof(work_path), "region-crash-work");
 	test_path(img_path, sizeof(img_path), "region-crash-img");
 	test_path(post_path, sizeof(post_path), "region-crash-post");
+	test_path(fix_path, sizeof(fix_path), "region-crash-fix");
 	for (size_t i = 0; i < ARRAY_LEN(sc); i++)
 		run_scenario(&sc[i]);
 	printf("%u crash points (every fence), %u crashed runs: %u left the "
-	       "old state, %u the new, %u an empty region (forced destroy)\n",
-	       total_fences, total_points, n_old, n_new, n_empty);
+	       "old state, %u the new, %u an empty region (forced destroy); "
+	       "%u an index block for --repair to copy\n",
+	       total_fences, total_points, n_old, n_new, n_empty, n_fixable);
 	unlink(base_path);
 	unlink(work_path);
 	unlink(img_path);
 	unlink(post_path);
+	unlink(fix_path);
 	return test_result();
 }
