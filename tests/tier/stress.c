@@ -46,14 +46,17 @@ static struct xmem_tier *t;
 static char *base;
 static _Atomic int stop;
 static _Atomic uint64_t writes, bad, budget_bad, budget_samples;
-static _Atomic uint64_t explicit_moves;
+static _Atomic uint64_t explicit_moves, explicit_calls, explicit_nospc;
 
+/* splitmix64: every bit of every draw independent enough that a unit's
+ * number does not decide its direction (xorshift's low bits would). */
 static uint64_t rnd(uint64_t *s)
 {
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 static void make(struct rec *r, uint64_t seq, uint32_t w, uint64_t slot)
@@ -130,9 +133,12 @@ static void *migrator(void *arg)
 
 		if (rc != 0 && rc != -ENOSPC)
 			atomic_fetch_add(&bad, 1);
+		atomic_fetch_add(&explicit_calls, 1);
+		if (rc == -ENOSPC)
+			atomic_fetch_add(&explicit_nospc, 1);
 		n += m;
+		atomic_store(&explicit_moves, n);
 	}
-	atomic_store(&explicit_moves, n);
 	return NULL;
 }
 
@@ -184,9 +190,26 @@ int main(int argc, char **argv)
 		pthread_create(&thr[i], NULL, writer, (void *)(uintptr_t)i);
 	pthread_create(&thr[2], NULL, migrator, NULL);
 	pthread_create(&thr[3], NULL, budget, NULL);
-	struct timespec ts = { (time_t)secs,
-			       (long)((secs - (time_t)secs) * 1e9) };
-	nanosleep(&ts, NULL);
+	/* progress every 10 s on long runs */
+	for (double left = secs; left > 0; left -= 10) {
+		double d = left < 10 ? left : 10;
+		struct timespec ts = { (time_t)d,
+				       (long)((d - (time_t)d) * 1e9) };
+
+		nanosleep(&ts, NULL);
+		if (secs > 10) {
+			xmem_tier_stats(t, &st);
+			printf("%4.0f s: migrations %llu, explicit %llu "
+			       "(calls %llu, budget full %llu)\n",
+			       secs - left + d,
+			       (unsigned long long)(st.promotions +
+						    st.demotions),
+			       (unsigned long long)explicit_moves,
+			       (unsigned long long)explicit_calls,
+			       (unsigned long long)explicit_nospc);
+			fflush(stdout);
+		}
+	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < 4; i++)
 		pthread_join(thr[i], NULL);
