@@ -58,35 +58,20 @@ void xmem__free_space(const struct xmem_region *reg, uint64_t *freep,
 	*largestp = big;
 }
 
-int xmem__place(struct xmem_region *reg, const char *name, uint64_t size,
-		uint64_t align, struct xmem__placement *pl)
+/* Why no extent fits: the data area too small, the alignment impossible
+ * in it, no aligned free extent, or no free extent at all. */
+static int place_error(const struct xmem_region *reg, const char *name,
+		       uint64_t size, uint64_t align,
+		       const struct xmem__placement *pl)
 {
-	struct gap_walk w = { reg, 0, le64(reg->sb.data_off) };
-	uint64_t s, e, best_gap = UINT64_MAX, best = UINT64_MAX;
 	uint64_t dstart = le64(reg->sb.data_off);
 	uint64_t dend = dstart + le64(reg->sb.data_size);
-	char b1[32], b2[32], b3[32], b4[32];
-
-	while (next_gap(&w, &s, &e)) {
-		uint64_t at = align_up(s, align);
-		reg->stats.extents_scanned++;
-		if (e <= s || at < s || at >= e || e - at < size)
-			continue;
-		if (e - s < best_gap) {
-			best_gap = e - s;
-			best = at;
-		}
-	}
-	xmem__free_space(reg, &pl->free, &pl->largest_free);
-	if (best != UINT64_MAX) {
-		pl->offset = best;
-		return 0;
-	}
-	xmem__fmt_size(b1, sizeof(b1), align);
-	xmem__fmt_size(b2, sizeof(b2), size);
 	uint64_t lo = align_up(dstart, align), hi = align_down(dend, align);
 	uint64_t window = hi > lo ? hi - lo : 0;
+	char b1[32], b2[32], b3[32], b4[32];
 
+	xmem__fmt_size(b1, sizeof(b1), align);
+	xmem__fmt_size(b2, sizeof(b2), size);
 	if (window >= align && size > dend - dstart)
 		return xmem__err(XMEM_E_NOSPACE,
 				 "range '%s': %s does not fit: the region's "
@@ -115,4 +100,29 @@ int xmem__place(struct xmem_region *reg, const char *name, uint64_t size,
 			 name, b2,
 			 xmem__fmt_size(b3, sizeof(b3), pl->largest_free),
 			 xmem__fmt_size(b4, sizeof(b4), pl->free));
+}
+
+/* Best fit: the smallest gap that holds size bytes at align, lowest
+ * offset on ties; 0 with pl filled, or the reason there is none. */
+int xmem__place(struct xmem_region *reg, const char *name, uint64_t size,
+		uint64_t align, struct xmem__placement *pl)
+{
+	struct gap_walk w = { reg, 0, le64(reg->sb.data_off) };
+	uint64_t s, e, best_gap = UINT64_MAX, best = UINT64_MAX;
+
+	while (next_gap(&w, &s, &e)) {
+		uint64_t at = align_up(s, align);
+		reg->stats.extents_scanned++;
+		if (e <= s || at < s || at >= e || e - at < size)
+			continue;
+		if (e - s < best_gap) {
+			best_gap = e - s;
+			best = at;
+		}
+	}
+	xmem__free_space(reg, &pl->free, &pl->largest_free);
+	if (best == UINT64_MAX)
+		return place_error(reg, name, size, align, pl);
+	pl->offset = best;
+	return 0;
 }

@@ -213,6 +213,28 @@ static int check_not_open(struct xmem_region *reg, int i, const char *what)
 	return 0;
 }
 
+/* The start of resize and destroy: the device writable, the metadata
+ * write-locked, range `name` found (its index in *ip) and not open
+ * anywhere. The lock is held on return only when 0 is returned. */
+static int lock_for_change(struct xmem_region *reg, const char *name,
+			   const char *what, int *ip)
+{
+	int rc;
+
+	if (reg->rdonly)
+		return xmem__err(-EROFS,
+				 "range '%s': the device is open "
+				 "read-only",
+				 name);
+	rc = lock_find(reg, name, 1, ip);
+	if (rc)
+		return rc;
+	rc = check_not_open(reg, *ip, what);
+	if (rc)
+		xmem__region_unlock(reg);
+	return rc;
+}
+
 /* Whether range i can become new_size bytes where it stands. */
 static int resize_fits(struct xmem_region *reg, int i, uint64_t new_size)
 {
@@ -251,17 +273,10 @@ XMEM_EXPORT int xmem_range_resize(struct xmem_region *reg, const char *name,
 	struct xmem_range_info ri;
 	int rc, i;
 
-	if (reg->rdonly)
-		return xmem__err(-EROFS,
-				 "range '%s': the device is open "
-				 "read-only",
-				 name);
-	rc = lock_find(reg, name, 1, &i);
+	rc = lock_for_change(reg, name, "resize", &i);
 	if (rc)
 		return rc;
-	rc = check_not_open(reg, i, "resize");
-	if (rc == 0)
-		rc = resize_fits(reg, i, new_size);
+	rc = resize_fits(reg, i, new_size);
 	if (rc || new_size == reg->ranges[i].size)
 		goto out;
 	ri = reg->ranges[i];
@@ -295,16 +310,10 @@ XMEM_EXPORT int xmem_range_destroy(struct xmem_region *reg, const char *name,
 {
 	int rc, i;
 
-	if (reg->rdonly)
-		return xmem__err(-EROFS,
-				 "range '%s': the device is open "
-				 "read-only",
-				 name);
-	rc = lock_find(reg, name, 1, &i);
+	rc = lock_for_change(reg, name, "destroy", &i);
 	if (rc)
 		return rc;
-	rc = check_not_open(reg, i, "destroy");
-	if (rc == 0 && (flags & XMEM_F_SCRUB))
+	if (flags & XMEM_F_SCRUB)
 		rc = scrub(reg, &reg->ranges[i]);
 	if (rc == 0)
 		rc = xmem__label_commit(reg, NULL, reg->ranges[i].slot, NULL);

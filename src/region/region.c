@@ -281,46 +281,60 @@ static int region_write_new(struct xmem_region *reg,
 	return rc;
 }
 
+/*
+ * The start of create and destroy: a region object of dev, writable, with
+ * the metadata write-locked and scanned (the scan's result in *scan_rc,
+ * the findings in *s). 0, or an error with nothing held.
+ */
+static int locked_scan(struct xmem_device *dev, struct xmem_region **regp,
+		       struct xmem__region_scan *s, int *scan_rc)
+{
+	struct xmem_region *reg;
+	int rc = xmem__region_new(dev, &reg);
+
+	if (rc)
+		return rc;
+	if (reg->rdonly)
+		rc = xmem__err(-EROFS, "device '%s' is open read-only",
+			       xmem_device_path(dev));
+	else
+		rc = xmem__region_lock(reg, 1);
+	if (rc) {
+		xmem_region_close(&reg);
+		return rc;
+	}
+	*scan_rc = xmem__region_scan(reg->base, reg->maplen,
+				     xmem_device_size(dev), s, NULL, NULL);
+	*regp = reg;
+	return 0;
+}
+
 XMEM_EXPORT int xmem_region_create(struct xmem_device *dev,
 				   struct xmem_region **regp)
 {
 	struct xmem__region_scan s;
 	struct xmem_sb_layout sb;
 	struct xmem_region *reg;
-	int rc;
+	int rc, src;
 
 	rc = sb_build(dev, &sb);
+	if (rc == 0)
+		rc = locked_scan(dev, &reg, &s, &src);
 	if (rc)
 		return rc;
-	rc = xmem__region_new(dev, &reg);
-	if (rc)
-		return rc;
-	if (reg->rdonly) {
-		rc = xmem__err(-EROFS, "device '%s' is open read-only",
-			       xmem_device_path(dev));
-		goto out;
-	}
-	rc = xmem__region_lock(reg, 1);
-	if (rc)
-		goto out;
-	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
-			       &s, NULL, NULL);
 	xmem__region_scan_free(&s);
-	if (rc != XMEM_E_NOREGION) {
-		rc = xmem__err(rc == -ENOMEM ? rc : -EEXIST,
+	if (src != XMEM_E_NOREGION)
+		rc = xmem__err(src == -ENOMEM ? src : -EEXIST,
 			       "device '%s' already holds %s; destroy it "
 			       "first",
 			       xmem_device_path(dev),
-			       rc == 0 ? "an xmem region"
-				       : "damaged xmem region metadata");
-		xmem__region_unlock(reg);
-		goto out;
-	}
-	rc = region_write_new(reg, &sb);
+			       src == 0 ? "an xmem region"
+					: "damaged xmem region metadata");
+	else
+		rc = region_write_new(reg, &sb);
 	if (rc == 0)
 		rc = xmem__region_refresh(reg);
 	xmem__region_unlock(reg);
-out:
 	if (rc)
 		xmem_region_close(&reg);
 	else
@@ -414,30 +428,19 @@ XMEM_EXPORT int xmem_region_destroy(struct xmem_device *dev, unsigned flags)
 {
 	struct xmem__region_scan s;
 	struct xmem_region *reg;
-	int rc;
+	int rc, src;
 
-	rc = xmem__region_new(dev, &reg);
+	rc = locked_scan(dev, &reg, &s, &src);
 	if (rc)
 		return rc;
-	if (reg->rdonly) {
-		rc = xmem__err(-EROFS, "device '%s' is open read-only",
-			       xmem_device_path(dev));
-		goto out;
-	}
-	rc = xmem__region_lock(reg, 1);
-	if (rc)
-		goto out;
-	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
-			       &s, NULL, NULL);
-	if (rc == -ENOMEM)
-		rc = xmem__err(rc, "out of memory");
+	if (src == -ENOMEM)
+		rc = xmem__err(src, "out of memory");
 	else
 		rc = destroy_prepare(reg, &s, flags);
 	if (rc == 0)
 		rc = region_wipe(reg);
 	xmem__region_scan_free(&s);
 	xmem__region_unlock(reg);
-out:
 	xmem_region_close(&reg);
 	return rc;
 }

@@ -64,19 +64,13 @@ static int uuid_nonzero(const uint8_t *u)
 	return 0;
 }
 
-/* Validates superblock copy i; 0, XMEM_E_VERSION or XMEM_E_CORRUPT. */
-static int sb_validate(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
-		       int i, struct xmem_sb_layout *sb, char *why, size_t len)
+/* The superblock's identity: magic, checksum, version, size, flags and
+ * uuid. 0, XMEM_E_VERSION or XMEM_E_CORRUPT with the reason in why. */
+static int sb_check_header(const struct xmem_sb_layout *sb, char *why,
+			   size_t len)
 {
-	uint64_t off = XMEM_SB_OFF(i), end;
 	uint32_t sum;
 
-	if (!range_fits(off, sizeof(*sb), maplen))
-		return snprintf(why, len,
-				"truncated: device holds %" PRIu64 " bytes",
-				dev_size),
-		       XMEM_E_CORRUPT;
-	memcpy(sb, base + off, sizeof(*sb));
 	if (memcmp(sb->magic, XMEM_SB_MAGIC, 8))
 		return snprintf(why, len, "bad magic"), XMEM_E_CORRUPT;
 	sum = xmem__csum_struct(sb, sizeof(*sb),
@@ -94,6 +88,17 @@ static int sb_validate(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 	    !uuid_nonzero(sb->uuid))
 		return snprintf(why, len, "bad size, flags or uuid"),
 		       XMEM_E_CORRUPT;
+	return 0;
+}
+
+/* The geometry a superblock records: label area, alignment, data area
+ * and region size against the device. 0 or XMEM_E_CORRUPT. */
+static int sb_check_geometry(const struct xmem_sb_layout *sb, uint64_t dev_size,
+			     char *why, size_t len)
+{
+	uint64_t a = le64(sb->dev_align), d = le64(sb->data_off);
+	uint64_t dsize = le64(sb->data_size), end = le64(sb->region_size);
+
 	if (le64(sb->index_off[0]) != XMEM_INDEX_OFF(0) ||
 	    le64(sb->index_off[1]) != XMEM_INDEX_OFF(1) ||
 	    le32(sb->index_size) != sizeof(struct xmem_index_layout) ||
@@ -104,20 +109,17 @@ static int sb_validate(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 				"label area geometry is not the "
 				"version 1 layout"),
 		       XMEM_E_CORRUPT;
-	uint64_t a = le64(sb->dev_align), d = le64(sb->data_off);
 	if (!is_pow2(a) || a < XMEM_ALIGN_4K || a > XMEM_ALIGN_1G)
 		return snprintf(why, len, "bad device alignment %" PRIu64, a),
 		       XMEM_E_CORRUPT;
 	if (d < XMEM_REGION_DATA_OFFSET || d % XMEM_REGION_DATA_OFFSET ||
-	    d % a || !le64(sb->data_size) || le64(sb->data_size) % a ||
-	    le64(sb->data_size) % XMEM_ALIGN_4K ||
-	    !range_fits(d, le64(sb->data_size), le64(sb->region_size)))
+	    d % a || !dsize || dsize % a || dsize % XMEM_ALIGN_4K ||
+	    !range_fits(d, dsize, end))
 		return snprintf(why, len,
 				"bad data area %" PRIu64 "+%" PRIu64
 				" in a region of %" PRIu64 " bytes",
-				d, le64(sb->data_size), le64(sb->region_size)),
+				d, dsize, end),
 		       XMEM_E_CORRUPT;
-	end = le64(sb->region_size);
 	if (end > dev_size)
 		return snprintf(why, len,
 				"region size %" PRIu64 " exceeds the device "
@@ -125,6 +127,23 @@ static int sb_validate(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
 				end, dev_size),
 		       XMEM_E_CORRUPT;
 	return 0;
+}
+
+/* Validates superblock copy i; 0, XMEM_E_VERSION or XMEM_E_CORRUPT. */
+static int sb_validate(const uint8_t *base, uint64_t maplen, uint64_t dev_size,
+		       int i, struct xmem_sb_layout *sb, char *why, size_t len)
+{
+	uint64_t off = XMEM_SB_OFF(i);
+	int rc;
+
+	if (!range_fits(off, sizeof(*sb), maplen))
+		return snprintf(why, len,
+				"truncated: device holds %" PRIu64 " bytes",
+				dev_size),
+		       XMEM_E_CORRUPT;
+	memcpy(sb, base + off, sizeof(*sb));
+	rc = sb_check_header(sb, why, len);
+	return rc ? rc : sb_check_geometry(sb, dev_size, why, len);
 }
 
 int xmem__index_validate(const uint8_t *base, uint64_t maplen,
