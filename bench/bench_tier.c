@@ -51,12 +51,14 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* splitmix64: independent bits in every draw. */
 static uint64_t rnd(uint64_t *s)
 {
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 /* x^y for x >= 1, without libm: exp(y ln x) by series (1e-12). */
@@ -264,7 +266,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	pcpu = (atomic_load(&t->c.policy_cpu_ns) - p0) / 1e9;
 	double scpu = (atomic_load(&t->c.sample_cpu_ns) - sc0) / 1e9;
 	double mcpu = (atomic_load(&t->c.move_cpu_ns) - mc0) / 1e9;
-	/* steady state: the last half of phase 1 */
+	/* steady state: the last half of phase 1 (the first half includes
+	 * the convergence from the sequential first touch) */
 	for (int k = nw1 / 2; k < nw1; k++) {
 		ss.n += w1[k].n;
 		ss.xmem += w1[k].xmem;
@@ -447,7 +450,7 @@ static int costs(void)
 int main(int argc, char **argv)
 {
 	uint64_t size = 4096 * MiB, budget = 512 * MiB;
-	double steady = 20, after = 10;
+	double steady = 30, after = 10;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--size"))
