@@ -117,3 +117,9 @@ void xmem__tier_pub_close(struct xmem_tier *t)
 	free(t->pub);
 	t->pub = NULL;
 }
+
+/* Removes the segment's name only (the mapping stays valid). */
+void xmem__tier_pub_unlink(struct xmem_tier *t)
+{
+	shm_unlink(t->pub->name);
+}

@@ -178,3 +178,15 @@ void xmem__tier_forget(struct xmem_tier *t, void *addr, size_t len)
 		xmem__tier_publish(t, i, U_GONE);
 	}
 }
+
+/* At exit, the statistics segments of live tiers go away with the
+ * process (`xmem tier top` also removes those of processes that died
+ * without running this). */
+__attribute__((destructor)) static void tier_exit(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (size_t k = 0; k < nreg; k++)
+		if (reg[k]->pub && !reg[k]->detached)
+			xmem__tier_pub_unlink(reg[k]);
+	pthread_mutex_unlock(&reg_lock);
+}

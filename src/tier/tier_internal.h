@@ -201,6 +201,7 @@ void *xmem__tier_policy_main(void *arg);
 int xmem__tier_pub_open(struct xmem_tier *t);
 void xmem__tier_pub_update(struct xmem_tier *t);
 void xmem__tier_pub_close(struct xmem_tier *t);
+void xmem__tier_pub_unlink(struct xmem_tier *t);
 
 /* numa.c */
 int xmem__tier_numa_setup(struct xmem_tier *t);

@@ -267,11 +267,17 @@ static int collect(long pid, struct snap *out, int max)
 		if (strncmp(e->d_name, pfx, strlen(pfx)))
 			continue;
 		if (read_segment(e->d_name, &out[n]) == 0) {
-			/* a segment of a dead process is stale */
-			if (kill((pid_t)out[n].h.pid, 0) == 0 || errno == EPERM)
+			/* a segment of a dead process is stale: remove it */
+			if (kill((pid_t)out[n].h.pid, 0) == 0 ||
+			    errno == EPERM) {
 				n++;
-			else
+			} else {
+				char name[300];
+
+				snprintf(name, sizeof(name), "/%s", e->d_name);
+				shm_unlink(name);
 				free(out[n].cell);
+			}
 		}
 	}
 	closedir(d);
