@@ -133,8 +133,9 @@ void xmem__label_fill(struct xmem_label_layout *l,
 	l->created = le64(ri->created);
 }
 
-/* Takes the result of a full scan as the cached state. */
-static void adopt_scan(struct xmem_region *reg, struct xmem__region_scan *s)
+/* Takes the result of a full scan as the cached state (call with the
+ * region locked, as for the scan: the raw index blocks are read again). */
+void xmem__region_adopt(struct xmem_region *reg, struct xmem__region_scan *s)
 {
 	reg->sb = s->sb;
 	reg->active = s->active;
@@ -181,7 +182,7 @@ int xmem__region_refresh(struct xmem_region *reg)
 				 xmem_device_path(reg->dev), s.msg);
 	}
 	reg->stats.reloads++;
-	adopt_scan(reg, &s);
+	xmem__region_adopt(reg, &s);
 	return 0;
 }
 

@@ -147,6 +147,11 @@ XMEM_EXPORT int xmem_region_open(struct xmem_device *dev,
 		goto fail;
 	rc = xmem__region_scan(reg->base, reg->maplen, xmem_device_size(dev),
 			       &s, NULL, NULL);
+	/* the cache (ranges and the raw index blocks the O(1) refresh
+	 * compares) is taken while the lock is held: another object's change
+	 * after the unlock then always shows as a difference */
+	if (rc == 0)
+		xmem__region_adopt(reg, &s);
 	xmem__region_unlock(reg);
 	if (rc) {
 		rc = rc == -ENOMEM ? xmem__err(rc, "out of memory")
@@ -154,18 +159,6 @@ XMEM_EXPORT int xmem_region_open(struct xmem_device *dev,
 		xmem__region_scan_free(&s);
 		goto fail;
 	}
-	reg->ranges = s.ranges;
-	reg->n = s.n;
-	s.ranges = NULL;
-	reg->sb = s.sb;
-	reg->active = s.active;
-	reg->seq = le64(s.idx[s.active].seq);
-	for (int i = 0; i < 2; i++) {
-		reg->idx_ok[i] = s.idx_ok[i];
-		memcpy(&reg->idx[i], reg->base + XMEM_INDEX_OFF(i),
-		       sizeof(reg->idx[i]));
-	}
-	reg->stats.labels_checked += s.labels_checked;
 	*regp = reg;
 	return 0;
 fail:

@@ -105,6 +105,9 @@ int xmem__fd_reopen(int fd, int rdonly);
 /* label.c: reading the current state and committing changes. Call with
  * the region locked. */
 int xmem__region_refresh(struct xmem_region *reg);
+/* Takes a successful scan (made under the same lock hold) as the cache;
+ * the scan's ranges move to reg. */
+void xmem__region_adopt(struct xmem_region *reg, struct xmem__region_scan *s);
 /* Writes label `lbl` (may be NULL) into a free slot (returned in *slotp),
  * then commits an index with `clear_slot` (or UINT32_MAX) cleared and the
  * new slot set. The cache is reloaded afterwards. */

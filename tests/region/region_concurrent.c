@@ -92,7 +92,7 @@ struct same_dev {
 	struct xmem_device *dev;
 	char tag[16];
 	int fails;
-	volatile int *stop;
+	int *stop; /* atomic */
 };
 
 /* One region object of the shared device object, changing ranges. */
@@ -122,7 +122,7 @@ static void *same_dev_check(void *arg)
 	struct same_dev *w = arg;
 	unsigned np, i = 0;
 
-	while (!*w->stop) {
+	while (!__atomic_load_n(w->stop, __ATOMIC_ACQUIRE)) {
 		int rc = xmem_region_check(w->dev, i++ % 2 ? XMEM_F_REPAIR : 0,
 					   NULL, NULL, &np);
 		if (rc || np) {
@@ -140,7 +140,7 @@ static void same_device(void)
 	struct xmem_device *dev;
 	struct xmem_region *reg;
 	struct same_dev w[3] = { 0 };
-	volatile int stop = 0;
+	int stop = 0;
 	struct xmem_range_info *v;
 	pthread_t t[3];
 	size_t n;
@@ -159,7 +159,7 @@ static void same_device(void)
 	}
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t[2], NULL);
 	for (int i = 0; i < 3; i++)
 		CHECK(w[i].fails == 0);
