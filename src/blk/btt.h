@@ -63,7 +63,8 @@ struct xmem_blk {
 	uint64_t nlba;
 	uint32_t narenas;
 	struct btt_arena *arenas;
-	uint32_t nlanes;
+	uint32_t nlanes;	/* writer lanes (free block + flog group) */
+	uint32_t nslots;	/* reader RTT slots per arena */
 	struct btt_slot *lanes; /* per lane: 1 while a writer holds it */
 	struct xmem_blk_info info;
 	/* what the raw and range opens made, released on close */

@@ -42,7 +42,9 @@ static uint32_t lane_acquire(struct xmem_blk *b)
 	for (unsigned spins = 0;; spins++) {
 		for (uint32_t k = 0; k < n; k++) {
 			i = lane_spread(lane_hint + k, n);
-			if (!__atomic_exchange_n(&b->lanes[i].v, 1,
+			if (!__atomic_load_n(&b->lanes[i].v,
+					     __ATOMIC_RELAXED) &&
+			    !__atomic_exchange_n(&b->lanes[i].v, 1,
 						 __ATOMIC_ACQUIRE))
 				return i;
 		}
@@ -126,7 +128,7 @@ static int bad_block(struct xmem_blk *b, struct btt_arena *ar, uint32_t premap,
 static struct btt_slot *rtt_claim(struct xmem_blk *b, struct btt_arena *ar,
 				  uint32_t val)
 {
-	uint32_t n = b->nlanes;
+	uint32_t n = b->nslots;
 
 	if (lane_hint == UINT32_MAX)
 		lane_hint = __atomic_fetch_add(&lane_next, 1, __ATOMIC_RELAXED);
@@ -209,7 +211,7 @@ unmapped:
  * issued rtt_fence() since the map store that freed the block. */
 static void rtt_wait(struct xmem_blk *b, struct btt_arena *ar, uint32_t block)
 {
-	for (uint32_t i = 0; i < b->nlanes; i++)
+	for (uint32_t i = 0; i < b->nslots; i++)
 		while (__atomic_load_n(&ar->rtt[i].v, __ATOMIC_SEQ_CST) ==
 		       (BTT_RTT_VALID | block))
 			sched_yield();
@@ -223,7 +225,7 @@ static void rtt_fence(void)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-#define BTT_BATCH 8 /* sectors written together, one lane each */
+#define BTT_BATCH 16 /* sectors written together, one lane each */
 
 /* One sector of a batch. */
 struct wsec {
@@ -343,14 +345,16 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 	 * (likely) cache misses now, to overlap the copy. */
 	for (uint32_t j = 0; j < m; j++)
 		__builtin_prefetch(&ar->map[p0 + j], 1);
-	/* The locks come first: a locked instruction waits for every
-	 * earlier store and flush, and here none of this write's are
-	 * pending yet, so the data copy and the first flog half drain
-	 * together at the first fence instead of one after the other. */
-	nlk = stripes_lock(ar, p0, m, lk);
+	/* A single sector takes its lock first: a locked instruction waits
+	 * for every earlier store and flush, and here none of this write's
+	 * are pending yet, so its data copy and first flog half drain
+	 * together at the first fence instead of one after the other. A
+	 * batch copies first: holding a lock across a long copy would make
+	 * a preempted holder stall the writers of its stripes. */
+	nlk = m == 1 ? stripes_lock(ar, p0, m, lk) : 0;
 	rtt_fence();
 	rc = 0;
-	for (uint32_t j = 0; rc == 0 && j < m; j++) {
+	for (uint32_t j = 0; j < m; j++) {
 		w[j].fr = &ar->free[lanes[j]];
 		w[j].premap = p0 + j;
 		if (w[j].fr->block >= ar->int_nlba) {
@@ -363,6 +367,8 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 			       buf + (size_t)j * b->lbasize, b->lbasize,
 			       XMEM_F_MEM_NODRAIN);
 	}
+	if (m > 1)
+		nlk = stripes_lock(ar, p0, m, lk);
 	if (rc == 0)
 		rc = batch_entries(b, ar, lanes, w, m);
 	if (rc == 0)
@@ -396,7 +402,8 @@ static uint32_t lanes_try_more(struct xmem_blk *b, uint32_t *lanes,
 	for (uint32_t k = 1; k < b->nlanes && n < want; k++) {
 		uint32_t i = lane_spread(lane_hint + k, b->nlanes);
 
-		if (!__atomic_exchange_n(&b->lanes[i].v, 1, __ATOMIC_ACQUIRE))
+		if (!__atomic_load_n(&b->lanes[i].v, __ATOMIC_RELAXED) &&
+		    !__atomic_exchange_n(&b->lanes[i].v, 1, __ATOMIC_ACQUIRE))
 			lanes[n++] = i;
 	}
 	return n;

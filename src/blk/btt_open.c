@@ -171,19 +171,26 @@ static void blk_free(struct xmem_blk *b)
 	free(b);
 }
 
-/* Lanes: four per CPU (at least 8, so that a multi-sector write can batch
- * 8 sectors; at most 64), and no more than the smallest arena has free
- * blocks. A writer scans every lane's RTT slot, so fewer lanes make
- * writes cheaper. */
+/*
+ * Reader slots: four per CPU (at least 8, at most 64). Every writer scans
+ * them all, so fewer make writes cheaper. Writer lanes: BTT_MAX_LANES, so
+ * that concurrent multi-sector writes (a batch takes one lane per sector)
+ * rarely wait for one; a lane costs nothing per write. Both at most the
+ * smallest arena's free block count.
+ */
 static int lanes_setup(struct xmem_blk *b)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	uint32_t n =
+	uint32_t r =
 		(uint32_t)MIN(MAX(4 * (cpus > 0 ? cpus : 1), 8), BTT_MAX_LANES);
+	uint32_t n = BTT_MAX_LANES;
 
-	for (uint32_t i = 0; i < b->narenas; i++)
+	for (uint32_t i = 0; i < b->narenas; i++) {
 		n = MIN(n, b->arenas[i].nfree);
+		r = MIN(r, b->arenas[i].nfree);
+	}
 	b->nlanes = n;
+	b->nslots = r;
 	b->lanes = aligned_alloc(BTT_PAD, n * sizeof(*b->lanes));
 	if (!b->lanes)
 		return xmem__err(-ENOMEM, "BTT open: out of memory");

@@ -374,9 +374,9 @@ static int read_request(struct nbd_conn *c)
 		/* The payload follows whatever the header says; one too big
 		 * to take cannot be skipped safely, so the connection ends. */
 		if (r->len > c->lim->max_request ||
-		    !(r->data = malloc(r->len)) ||
+		    !(r->data = buf_get(c, r->len, &r->cap)) ||
 		    xmem__nbd_read_full(c, r->data, r->len)) {
-			free(r->data);
+			buf_put(c, r->data, r->cap);
 			free(r);
 			return -1;
 		}

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * blk_crash - a crash at every fence of BTT sector writes (one sector,
- * eight in one call, one sector rewritten until the flog sequence wraps,
- * both sector sizes), of write-zeroes and error marking, and of format,
- * each also with torn write-back of the lines flushed since the previous
- * fence. After each crash:
+ * twenty in one call (two batches), one sector rewritten until the flog
+ * sequence wraps, both sector sizes), of write-zeroes and error marking,
+ * and of format, each also with torn write-back of the lines flushed since
+ * the previous fence. After each crash:
  *   - `check` on the durable image is clean (pending flog updates count);
  *   - after open (which runs recovery) every sector reads entirely old or
  *     entirely new (the sectors of one multi-sector call are batched, one
@@ -165,7 +165,7 @@ static struct scenario scenarios[] = {
 	  1,
 	  0 },
 	/* sectors 10..29, filled in by main() */
-	{ "blk write 20 sectors (batches of 8, 8, 4)",
+	{ "blk write 20 sectors (batches of 16, 4)",
 	  512,
 	  op_twenty,
 	  0,
