@@ -37,6 +37,33 @@ static uint32_t block_bytes(const struct xmem_tier *t)
 	return t->cfg.sample_bytes < BLOCK ? t->cfg.sample_bytes : BLOCK;
 }
 
+/*
+ * Which blocks of the piece at p hold data (at least half their pages in
+ * the page cache, by mincore)? Only those are judged: a block the program
+ * has not written yet would be "touched" by its first fill, which says
+ * nothing about how hot it will be.
+ */
+static uint32_t filled_blocks(struct xmem_tier *t, char *p)
+{
+	uint32_t blk = block_bytes(t), ppb = blk / 4096, mask = 0;
+	uint32_t nb = t->cfg.sample_bytes / blk;
+	unsigned char vec[512];
+
+	if (nb > 32)
+		nb = 32;
+	if (mincore(p, (size_t)nb * blk, vec) < 0)
+		return 0;
+	for (uint32_t b = 0; b < nb; b++) {
+		uint32_t res = 0;
+
+		for (uint32_t k = 0; k < ppb; k++)
+			res += vec[b * ppb + k] & 1;
+		if (2 * res >= ppb)
+			mask |= 1u << b;
+	}
+	return mask;
+}
+
 /* Arms a sample on placed unit i. 1 if armed, 0 if the unit is not
  * eligible now, negative on error. */
 int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i)
@@ -56,6 +83,11 @@ int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i)
 	slots = (t->unit - t->cfg.sample_bytes) / blk + 1;
 	u->sample_off = (uint32_t)(tier_rand(&t->rng) % slots * blk);
 	off = i * t->unit + u->sample_off;
+	u->sample_mask = filled_blocks(t, t->base + off);
+	if (!u->sample_mask) { /* nothing there yet to judge by */
+		xmem__tier_publish(t, i, old);
+		return 0;
+	}
 	if (xmem__tier_madvise(t->base + off, t->cfg.sample_bytes,
 			       MADV_DONTNEED) < 0) {
 		xmem__tier_publish(t, i, old);
@@ -83,11 +115,12 @@ static double fast_log2(double x)
 	return e + (-0.34484843 * m + 2.02466578) * m - 1.67487759;
 }
 
-/* Counts the blocks of the armed piece of unit i with a page present
- * (one pread of the piece's pagemap entries). */
+/* Counts the judged blocks of the armed piece of unit i with a page
+ * present (one pread of the piece's pagemap entries). */
 static int touched_blocks(struct xmem_tier *t, uint64_t i, int *nblocks)
 {
 	uint32_t blk = block_bytes(t), ppb = blk / 4096;
+	uint32_t mask = t->u[i].sample_mask;
 	uint64_t va = (uintptr_t)t->base + i * t->unit + t->u[i].sample_off;
 	uint64_t pm[512], npages = t->cfg.sample_bytes / 4096;
 	ssize_t r;
@@ -95,10 +128,10 @@ static int touched_blocks(struct xmem_tier *t, uint64_t i, int *nblocks)
 
 	if (npages > 512)
 		npages = 512;
-	*nblocks = (int)(npages / ppb);
+	*nblocks = __builtin_popcount(mask);
 	r = pread(t->pagemap_fd, pm, npages * 8, (off_t)(va / 4096 * 8));
-	for (int b = 0; b < *nblocks; b++)
-		for (uint32_t k = 0; k < ppb; k++)
+	for (uint32_t b = 0; b < npages / ppb && b < 32; b++)
+		for (uint32_t k = 0; k < ppb && (mask >> b & 1); k++)
 			if ((ssize_t)((b * ppb + k + 1) * 8) <= r &&
 			    pm[b * ppb + k] >> 63) {
 				touched++;

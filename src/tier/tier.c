@@ -59,6 +59,8 @@ static void fill_defaults(struct xmem_tier_config *c)
 		c->sample_bytes = 256 * 1024;
 	if (c->sample_bytes > c->unit)
 		c->sample_bytes = (uint32_t)c->unit;
+	if (c->sample_bytes > 2u << 20) /* judged in at most 32 blocks */
+		c->sample_bytes = 2u << 20;
 	c->sample_bytes = (uint32_t)align_up(c->sample_bytes, XMEM_PAGE);
 	if (c->sample_bytes > 64 * 1024)
 		c->sample_bytes =

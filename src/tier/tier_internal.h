@@ -86,11 +86,12 @@ struct tier_unit {
 	uint32_t slot;		     /* DRAM slot (memfd offset / unit) when in
 				      * DRAM; read and written under the claim */
 	_Atomic uint32_t sample_off; /* offset of the armed sample */
-	_Atomic uint64_t sample_t0;  /* ns when the sample was armed */
-	_Atomic uint64_t moved_ns;   /* last move, ns */
-	_Atomic float heat;	     /* log2 of the estimated accesses/s */
-	float ev, ex, ew;	     /* decayed blocks touched, blocks sampled,
-				      * block-seconds of exposure; under the claim */
+	uint32_t sample_mask; /* its blocks that are judged; under claim */
+	_Atomic uint64_t sample_t0; /* ns when the sample was armed */
+	_Atomic uint64_t moved_ns;  /* last move, ns */
+	_Atomic float heat;	    /* log2 of the estimated accesses/s */
+	float ev, ex, ew;	    /* decayed blocks touched, blocks sampled,
+				     * block-seconds of exposure; under the claim */
 };
 
 /* An armed sample, in the policy thread's queue. */
