@@ -9,8 +9,13 @@
  *     them back out;
  *   - a libnbd client doing 4 KiB random writes, then random reads, with
  *     16 requests in flight on one connection.
- * The servers run side by side; the runs alternate between them, ROUNDS
- * times, and the table shows medians and the ratio xmem/qemu-nbd.
+ * The servers run side by side; the runs alternate between them (which
+ * goes first alternates too), ROUNDS times, and the table shows medians
+ * and the ratio xmem/qemu-nbd: of throughput, and of work per CPU second
+ * the server process used (utime + stime from /proc; a busy, shared
+ * machine distorts it less than wall-clock throughput). Before the first
+ * round one untimed copy fills both exports, so no timed run pays the
+ * first-touch page faults of the sparse images.
  *
  * The xmem server runs with cache-line granularity forced (as on real
  * persistent memory: clwb + sfence per ordering point) unless
@@ -176,6 +181,28 @@ static double copy(const char *from, const char *to, uint64_t size)
 	return (double)size / (1 << 20) / (now() - t0);
 }
 
+/* CPU seconds a process has used so far (user + system). */
+static double proc_cpu(pid_t pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	/* after "pid (comm)": state is field 3, utime 14, stime 15 */
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%lu %lu",
+			 &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int cmp_dbl(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -232,7 +259,7 @@ int main(int argc, char **argv)
 	uint64_t size = mib << 20;
 	char ns[300], raw[300], src[300], dst[300], xs[300], qs[300];
 	char xu[400], qu[400];
-	double r[4][2][8];
+	double r[4][2][8], c2[4][2][8];
 	pid_t xp, qp;
 
 	if (mib < 16 || rounds < 1 || rounds > 8)
@@ -280,26 +307,44 @@ int main(int argc, char **argv)
 	       " random 4 KiB ops at QD %d with libnbd, %d rounds, /dev/shm, "
 	       "Unix sockets, xmem granularity %s\n",
 	       mib, ops, QD, rounds, getenv("XMEM_FORCE_GRANULARITY"));
+	copy(src, xu, size); /* warm-up, untimed */
+	copy(src, qu, size);
 	for (int k = 0; k < rounds; k++)
-		for (int x = 0; x < 2; x++) {
+		for (int i = 0; i < 2; i++) {
+			int x = (i + k) % 2;
 			const char *u = x ? xu : qu;
+			pid_t sp = x ? xp : qp;
+			double c;
 
+			c = proc_cpu(sp);
 			r[0][x][k] = copy(src, u, size);
+			c2[0][x][k] = (double)mib / (proc_cpu(sp) - c);
+			c = proc_cpu(sp);
 			r[1][x][k] = copy(u, dst, size);
+			c2[1][x][k] = (double)mib / (proc_cpu(sp) - c);
+			c = proc_cpu(sp);
 			r[2][x][k] = random_io(u, size, ops, 1);
+			c2[2][x][k] = (double)ops / (proc_cpu(sp) - c);
+			c = proc_cpu(sp);
 			r[3][x][k] = random_io(u, size, ops, 0);
+			c2[3][x][k] = (double)ops / (proc_cpu(sp) - c);
 		}
 	static const char *names[4] = { "seq write (MiB/s)", "seq read (MiB/s)",
 					"4K randwrite (ops/s)",
 					"4K randread (ops/s)" };
-	printf("\n%-22s %14s %14s %8s\n", "workload", "xmem serve", "qemu-nbd",
+	printf("\n%-22s %12s %12s %7s   %12s %12s %7s\n", "", "wall clock:", "",
+	       "", "per server CPU second:", "", "");
+	printf("%-22s %12s %12s %7s   %12s %12s %7s\n", "workload",
+	       "xmem serve", "qemu-nbd", "ratio", "xmem serve", "qemu-nbd",
 	       "ratio");
 	for (int w = 0; w < 4; w++) {
 		double xm = median(r[w][1], rounds),
 		       qm = median(r[w][0], rounds);
+		double xc = median(c2[w][1], rounds),
+		       qc = median(c2[w][0], rounds);
 
-		printf("%-22s %14.0f %14.0f %7.2fx\n", names[w], xm, qm,
-		       xm / qm);
+		printf("%-22s %12.0f %12.0f %6.2fx   %12.0f %12.0f %6.2fx\n",
+		       names[w], xm, qm, xm / qm, xc, qc, xc / qc);
 	}
 	stop(xp);
 	stop(qp);

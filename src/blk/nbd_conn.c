@@ -19,6 +19,8 @@
 #include "core/util.h"
 
 #define NBD_QUEUE_MAX 128u /* requests queued per connection */
+#define NBD_HDR_ROOM                                                           \
+	64u /* buffer bytes before read data, for the reply header */
 
 struct nbd_req {
 	struct nbd_req *next;
@@ -100,7 +102,7 @@ static uint32_t wire_errno(int rc)
 /* Sends the reply of one request: simple, or structured when negotiated
  * (an OFFSET_DATA chunk for a read, NONE or ERROR otherwise). */
 static void reply(struct nbd_conn *c, const struct nbd_req *r, uint32_t err,
-		  const void *data)
+		  void *data)
 {
 	uint8_t h[32];
 	size_t hl;
@@ -132,14 +134,24 @@ static void reply(struct nbd_conn *c, const struct nbd_req *r, uint32_t err,
 			hl = 28;
 		}
 	}
+	/* A read's data has NBD_HDR_ROOM bytes of its buffer before it: the
+	 * header goes there, and the reply leaves in one send. */
+	if (rd) {
+		memcpy((uint8_t *)data - hl, h, hl);
+		pthread_mutex_lock(&c->send_lock);
+		xmem__nbd_write_full(c, (const uint8_t *)data - hl,
+				     hl + r->len);
+		pthread_mutex_unlock(&c->send_lock);
+		return;
+	}
 	pthread_mutex_lock(&c->send_lock);
-	if (xmem__nbd_write_full(c, h, hl) == 0 && rd)
-		xmem__nbd_write_full(c, data, r->len);
+	xmem__nbd_write_full(c, h, hl);
 	pthread_mutex_unlock(&c->send_lock);
 }
 
-/* Reads [off, off+len) of the export: whole sectors into a bounce buffer
- * when unaligned. *out points at the bytes; *buf is what to free. */
+/* Reads [off, off+len) of the export: whole sectors into a buffer, after
+ * NBD_HDR_ROOM bytes kept for the reply header. *out points at the bytes;
+ * *buf is what to free. */
 static int do_read(struct nbd_conn *c, uint64_t off, uint32_t len,
 		   uint8_t **buf, size_t *cap, uint8_t **out)
 {
@@ -148,11 +160,11 @@ static int do_read(struct nbd_conn *c, uint64_t off, uint32_t len,
 	uint64_t s1 = (off + len + e->lbasize - 1) / e->lbasize;
 	int rc;
 
-	*buf = buf_get(c, (s1 - s0) * e->lbasize, cap);
+	*buf = buf_get(c, NBD_HDR_ROOM + (s1 - s0) * e->lbasize, cap);
 	if (!*buf)
 		return -ENOMEM;
-	rc = xmem_blk_read(e->blk, s0, *buf, s1 - s0);
-	*out = *buf + (off - s0 * e->lbasize);
+	rc = xmem_blk_read(e->blk, s0, *buf + NBD_HDR_ROOM, s1 - s0);
+	*out = *buf + NBD_HDR_ROOM + (off - s0 * e->lbasize);
 	return rc;
 }
 

@@ -246,7 +246,7 @@ static void *conn_thread(void *arg)
 	struct xmem_nbd_server *s = cs->srv;
 	struct nbd_io io = { sock_read, sock_write, &cs->fd };
 	struct timeval tv = { s->handshake_secs, 0 };
-	int one = 1, rc;
+	int one = 1, bufsz = 4 << 20, rc;
 
 	setsockopt(cs->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	/* A client that stops reading its replies cannot hold a worker (or
@@ -254,6 +254,11 @@ static void *conn_thread(void *arg)
 	tv.tv_sec = 60;
 	setsockopt(cs->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(cs->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Room for several large requests and replies in the socket, so
+	 * that a 256 KiB reply is sent without waiting for the client to
+	 * drain the one before (the kernel caps this at its wmem_max). */
+	setsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	setsockopt(cs->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 	rc = xmem__nbd_conn_run(&io, s->exps, s->nexps, &s->lim, conn_entered,
 				&cs->fd);
 	if (s->lim.verbose)
