@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <xmem.h>
 
+#include "region/region_int.h"
 #include "test.h"
 
 #define MiB (1ull << 20)
@@ -134,6 +135,63 @@ static void *same_dev_check(void *arg)
 	return NULL;
 }
 
+struct blocked {
+	struct xmem_region *reg;
+	struct xmem_device *dev;
+	int done; /* atomic */
+	int rc;
+};
+
+static void *blocked_create(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = xmem_range_create(b->reg, "blocked", 4096, XMEM_ALIGN_4K, 0,
+				  NULL);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *blocked_check(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = xmem_region_check(b->dev, XMEM_F_REPAIR, NULL, NULL, NULL);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* While one region object holds the metadata lock, a change through a
+ * second object of the same device object, and check --repair through
+ * the device object, wait for it (deterministic: 200 ms held). */
+static void exclusion(struct xmem_device *dev)
+{
+	void *(*fn[2])(void *) = { blocked_create, blocked_check };
+	struct xmem_region *a;
+	struct blocked b = { 0 };
+	pthread_t t;
+
+	REQUIRE_OK(xmem_region_open(dev, &a));
+	REQUIRE_OK(xmem_region_open(dev, &b.reg));
+	b.dev = dev;
+	for (int i = 0; i < 2; i++) {
+		b.done = 0;
+		REQUIRE_OK(xmem__region_lock(a, 1));
+		REQUIRE(pthread_create(&t, NULL, fn[i], &b) == 0);
+		usleep(200 * 1000);
+		if (__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
+			fprintf(stderr, "%s ran under another object's lock\n",
+				i ? "check --repair" : "range create");
+		CHECK(!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE));
+		xmem__region_unlock(a);
+		pthread_join(t, NULL);
+		CHECK(b.rc == 0);
+	}
+	REQUIRE_OK(xmem_range_destroy(a, "blocked", 0));
+	xmem_region_close(&b.reg);
+	xmem_region_close(&a);
+}
+
 /* Two region objects and a checker on one device object. */
 static void same_device(void)
 {
@@ -149,6 +207,7 @@ static void same_device(void)
 	REQUIRE_OK(xmem_device_open(&dev, path, 64 * MiB, XMEM_F_CREATE));
 	REQUIRE_OK(xmem_region_create(dev, &reg));
 	xmem_region_close(&reg);
+	exclusion(dev);
 	for (int i = 0; i < 3; i++) {
 		w[i].dev = dev;
 		w[i].stop = &stop;
