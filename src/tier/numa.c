@@ -12,6 +12,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <linux/userfaultfd.h>
@@ -110,10 +111,19 @@ int xmem__tier_numa_move(struct xmem_tier *t, uint64_t i, unsigned to)
 		where == XMEM_TIER_NONE ? 0 : MPOL_MF_MOVE_ | MPOL_MF_STRICT_;
 
 	target_mask(t, to, mask);
-	if (syscall(SYS_mbind, t->base + off, t->unit, MPOL_BIND_, mask,
-		    MAX_NODES, flags) < 0)
-		return xmem__err(-errno, "tier: mbind unit %llu: %s",
-				 (unsigned long long)i, strerror(errno));
+	/* With MPOL_MF_STRICT the kernel answers EIO when some page could not
+	 * be isolated this time (still on a per-CPU LRU list, briefly pinned);
+	 * a fresh attempt moves it, so a few are made before giving up. */
+	for (int tries = 0;; tries++) {
+		if (syscall(SYS_mbind, t->base + off, t->unit, MPOL_BIND_, mask,
+			    MAX_NODES, flags) == 0)
+			break;
+		if (errno != EIO || tries == 3)
+			return xmem__err(-errno, "tier: mbind unit %llu: %s",
+					 (unsigned long long)i,
+					 strerror(errno));
+		sched_yield();
+	}
 	if (where == XMEM_TIER_NONE) {
 		struct uffdio_zeropage z = {
 			.range = { .start = (uintptr_t)t->base + off,
