@@ -22,53 +22,53 @@
 
 static int test_failures;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                \
-			test_failures++;                                   \
-		}                                                          \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+			test_failures++;                                       \
+		}                                                              \
 	} while (0)
 
-#define REQUIRE(cond)                                                      \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: requirement failed: %s\n", \
-				__FILE__, __LINE__, #cond);                \
-			exit(T_FAIL);                                      \
-		}                                                          \
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: requirement failed: %s\n",     \
+				__FILE__, __LINE__, #cond);                    \
+			exit(T_FAIL);                                          \
+		}                                                              \
 	} while (0)
 
 /* CHECK that an xmem call returned 0, printing its error if not. */
-#define CHECK_OK(call)                                                     \
-	do {                                                               \
-		int rc_ = (call);                                          \
-		if (rc_ != 0) {                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", \
-				__FILE__, __LINE__, #call, rc_,            \
-				xmem_strerror(rc_), xmem_errormsg());      \
-			test_failures++;                                   \
-		}                                                          \
+#define CHECK_OK(call)                                                         \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ != 0) {                                                \
+			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n",    \
+				__FILE__, __LINE__, #call, rc_,                \
+				xmem_strerror(rc_), xmem_errormsg());          \
+			test_failures++;                                       \
+		}                                                              \
 	} while (0)
 
-#define REQUIRE_OK(call)                                                   \
-	do {                                                               \
-		int rc_ = (call);                                          \
-		if (rc_ != 0) {                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", \
-				__FILE__, __LINE__, #call, rc_,            \
-				xmem_strerror(rc_), xmem_errormsg());      \
-			exit(T_FAIL);                                      \
-		}                                                          \
+#define REQUIRE_OK(call)                                                       \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ != 0) {                                                \
+			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n",    \
+				__FILE__, __LINE__, #call, rc_,                \
+				xmem_strerror(rc_), xmem_errormsg());          \
+			exit(T_FAIL);                                          \
+		}                                                              \
 	} while (0)
 
-#define SKIP(...)                                                          \
-	do {                                                               \
-		printf("SKIP: ");                                          \
-		printf(__VA_ARGS__);                                       \
-		printf("\n");                                              \
-		exit(T_SKIP);                                              \
+#define SKIP(...)                                                              \
+	do {                                                                   \
+		printf("SKIP: ");                                              \
+		printf(__VA_ARGS__);                                           \
+		printf("\n");                                                  \
+		exit(T_SKIP);                                                  \
 	} while (0)
 
 static inline int test_result(void)
