@@ -14,8 +14,8 @@
  * and the ratio xmem/qemu-nbd: of throughput, and of work per CPU second
  * the server process used (utime + stime from /proc; a busy, shared
  * machine distorts it less than wall-clock throughput). Before the first
- * round one untimed copy fills both exports, so no timed run pays the
- * first-touch page faults of the sparse images.
+ * round untimed copies fill both exports and the read-back target, so no
+ * timed run pays the first-touch page faults of a sparse image.
  *
  * The xmem server runs with cache-line granularity forced (as on real
  * persistent memory: clwb + sfence per ordering point) unless
@@ -307,8 +307,9 @@ int main(int argc, char **argv)
 	       " random 4 KiB ops at QD %d with libnbd, %d rounds, /dev/shm, "
 	       "Unix sockets, xmem granularity %s\n",
 	       mib, ops, QD, rounds, getenv("XMEM_FORCE_GRANULARITY"));
-	copy(src, xu, size); /* warm-up, untimed */
+	copy(src, xu, size); /* warm-up, untimed: both exports and dst */
 	copy(src, qu, size);
+	copy(qu, dst, size);
 	for (int k = 0; k < rounds; k++)
 		for (int i = 0; i < 2; i++) {
 			int x = (i + k) % 2;

@@ -209,13 +209,15 @@ XMEM_EXPORT uint16_t xmem_nbd_server_port(const struct xmem_nbd_server *s)
 	return s->port;
 }
 
-/* recv() retried on EINTR. */
+/* recv() retried on EINTR. Every caller wants all len bytes, so the
+ * kernel waits for them (one call per payload, not one per chunk the
+ * client's writes arrive in); a timeout or shutdown still returns early. */
 static ssize_t sock_read(void *ctx, void *buf, size_t len)
 {
 	ssize_t n;
 
 	do
-		n = recv(*(int *)ctx, buf, len, 0);
+		n = recv(*(int *)ctx, buf, len, MSG_WAITALL);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
