@@ -341,10 +341,13 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 	unsigned nlk;
 	int rc;
 
-	/* The map entries are read after the data copy: start their
-	 * (likely) cache misses now, to overlap the copy. */
-	for (uint32_t j = 0; j < m; j++)
+	/* The map entries and flog groups are used after the data copy
+	 * (and written back, so likely evicted, by earlier writes): start
+	 * their cache misses now, to overlap the copy. */
+	for (uint32_t j = 0; j < m; j++) {
 		__builtin_prefetch(&ar->map[p0 + j], 1);
+		__builtin_prefetch(&ar->flog[lanes[j]], 1);
+	}
 	/* A single sector takes its lock first: a locked instruction waits
 	 * for every earlier store and flush, and here none of this write's
 	 * are pending yet, so its data copy and first flog half drain
