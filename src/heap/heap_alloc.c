@@ -269,6 +269,91 @@ static int64_t freemap_find(struct xmem_heap *h, uint64_t n)
 	return -1;
 }
 
+/* Drops chunk c from the run pool of class cls (chunk_lock held). */
+static void pool_del(struct xmem_heap *h, unsigned cls, int32_t c)
+{
+	typeof(h->pool[0]) *p = &h->pool[cls];
+
+	for (size_t i = 0; i < p->n; i++)
+		if (p->runs[i] == c) {
+			p->runs[i] = p->runs[--p->n];
+			return;
+		}
+}
+
+#define RECLAIM_MAX 512 /* runs returned to free chunks per record */
+
+/*
+ * Returns empty runs that no lane caches to the free chunks, with one
+ * record (one fence). Called when a chunk allocation finds no room.
+ * Returns the number of chunks freed, or an error.
+ */
+static int reclaim_runs(struct xmem_heap *h, struct heap_lane *l)
+{
+	int32_t got[RECLAIM_MAX];
+	int n = 0, rc = 0;
+
+	pthread_mutex_lock(&h->chunk_lock);
+	if (scan_to(h, h->nchunks) == 0)
+		for (unsigned k = 0; k < HEAP_NCLASSES && n < RECLAIM_MAX; k++)
+			for (size_t i = 0; i < h->pool[k].n && n < RECLAIM_MAX;
+			     i++) {
+				int32_t c = h->pool[k].runs[i];
+				struct heap_run *r = run_load(h, (uint64_t)c);
+				int none = -1;
+
+				if (r && atomic_load(&r->nfree) == r->nslots &&
+				    atomic_compare_exchange_strong(&r->owner,
+								   &none, -2))
+					got[n++] = c;
+			}
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (!n)
+		return 0;
+	xmem__heap_rec_reset(l);
+	for (int i = 0; i < n && !rc; i++) {
+		uint64_t moff = heap_meta_off(h, (uint64_t)got[i]);
+
+		if (!(rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 8, moff, 0, 0)))
+			rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 8, moff + 8,
+						0, 0);
+	}
+	if (!rc)
+		rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0);
+	pthread_mutex_lock(&h->chunk_lock);
+	for (int i = 0; i < n; i++) {
+		struct heap_chunk *ch = &h->chunks[got[i]];
+		struct heap_run *r = atomic_load(&ch->run);
+
+		if (rc) {
+			atomic_store(&r->owner, -1);
+			continue;
+		}
+		pool_del(h, ch->cls, got[i]);
+		atomic_store(&ch->run, NULL);
+		free(r);
+		__atomic_store_n(&ch->kind, HEAP_CHUNK_FREE, __ATOMIC_RELAXED);
+		ch->cls = 0;
+		freemap_set(h, (uint64_t)got[i], 1, 1);
+	}
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (rc)
+		xmem__heap_rec_reset(l);
+	return rc ? rc : n;
+}
+
+/* Reserves n chunks; when none are free, first returns empty runs to the
+ * free chunks (lane l commits that) and tries again. */
+int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,
+			      uint64_t n, uint64_t *first)
+{
+	int rc = xmem__heap_extent_reserve(h, n, first);
+
+	if (rc != XMEM_E_NOSPACE || !l || reclaim_runs(h, l) <= 0)
+		return rc;
+	return xmem__heap_extent_reserve(h, n, first);
+}
+
 /* Takes n free chunks off the volatile free map. */
 int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t n, uint64_t *first)
 {
@@ -349,7 +434,7 @@ static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 	uint64_t c;
 	int rc;
 
-	if (xmem__heap_extent_reserve(h, 1, &c))
+	if (xmem__heap_chunks_reserve(h, l, 1, &c))
 		return -1;
 	chunk_hdr_make(h, &ch, HEAP_CHUNK_RUN, cls, 0, 0);
 	xmem__heap_rec_reset(l);
@@ -478,7 +563,7 @@ int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 				 "heap: %llu bytes exceed the heap's data area",
 				 (unsigned long long)size);
 	n = (size + HEAP_CHUNK_SIZE - 1) >> HEAP_CHUNK_SHIFT;
-	if ((rc = xmem__heap_extent_reserve(h, n, &first)))
+	if ((rc = xmem__heap_chunks_reserve(h, l, n, &first)))
 		return rc;
 	*cls = UINT32_MAX;
 	*off = heap_chunk_off(h, first);

@@ -191,6 +191,8 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
 int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
 		      uint32_t *type, uint32_t *cls);
+int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,
+			      uint64_t n, uint64_t *first);
 int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t nchunks,
 			      uint64_t *first);
 void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,

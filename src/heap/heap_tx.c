@@ -204,7 +204,7 @@ static int undo_grow(struct xmem_heap *h, struct heap_lane *l, uint64_t need)
 
 	if ((rc = vgrow((void **)&tx->xsegs, &tx->capxsegs, tx->nxsegs + 1,
 			sizeof(*tx->xsegs))) ||
-	    (rc = xmem__heap_extent_reserve(h, n, &first)))
+	    (rc = xmem__heap_chunks_reserve(h, l, n, &first)))
 		return rc;
 	tx->xsegs[tx->nxsegs].off = heap_chunk_off(h, first);
 	tx->xsegs[tx->nxsegs++].len = n << HEAP_CHUNK_SHIFT;

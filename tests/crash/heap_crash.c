@@ -26,7 +26,7 @@
 
 #define HEAP_SIZE (8ull << 20)
 #define NSLOT 16
-#define MAXSTEP 8
+#define MAXSTEP 12
 
 struct root {
 	uint64_t counter;
@@ -191,6 +191,35 @@ fail:
 	return rc;
 }
 
+/* frees of the base's small objects, one step each: their runs become
+ * empty */
+#define FREE_STEP(n)                                                           \
+	static int s_free_##n(struct xmem_heap *h, struct root *r)             \
+	{                                                                      \
+		return xmem_heap_free(h, &r->slot[n]);                         \
+	}
+FREE_STEP(2)
+FREE_STEP(5)
+FREE_STEP(6)
+FREE_STEP(8)
+FREE_STEP(9)
+FREE_STEP(11)
+FREE_STEP(13)
+FREE_STEP(14)
+
+/* an object larger than the largest run of free chunks: allocating it
+ * returns the empty runs to the free chunks first (one more record) */
+static int s_alloc_reclaim(struct xmem_heap *h, struct root *r)
+{
+	struct xmem_heap_stats st;
+	int rc = xmem_heap_stats(h, &st);
+
+	return rc ? rc
+		  : xmem_heap_alloc(h, &r->slot[3],
+				    st.largest_free + st.chunk_size, 5, 0, NULL,
+				    NULL);
+}
+
 static const struct kind kinds[] = {
 	{ "atomic alloc and free",
 	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
@@ -200,6 +229,10 @@ static const struct kind kinds[] = {
 	{ "tx add-range alloc free", { s_tx_mixed, s_tx_small }, 2 },
 	{ "tx abort", { s_tx_abort }, 1 },
 	{ "tx nested", { s_tx_nested }, 1 },
+	{ "free and reclaim runs",
+	  { s_free_2, s_free_5, s_free_6, s_free_8, s_free_9, s_free_11,
+	    s_free_13, s_free_14, s_alloc_reclaim },
+	  9 },
 };
 
 /* --- state ---------------------------------------------------------- */
