@@ -27,6 +27,8 @@
  *   - an extent is `nchunks` chunks holding one large object; only its
  *     head chunk has a header, the chunks it covers stay marked free and
  *     are skipped by every walk. An object can be as large as the heap.
+ * A run whose slots are all free goes back to the free chunks (its header
+ * cleared by a record) when a chunk allocation finds no free chunk.
  * A chunk header whose epoch differs from the heap's is free: a new heap
  * never has to clear the metadata of an old one (creating 1 GiB writes a
  * few KiB). A header with the heap's epoch must carry a valid checksum.
