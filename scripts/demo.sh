@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh"
 if [ ! -f "$top/build-release/build.ninja" ]; then
 	meson setup "$top/build-release" "$top" -Dbuildtype=release \
-		-Dtests=false >/dev/null
+		-Dtests=false -Dexamples=true >/dev/null
 fi
 ninja -C "$top/build-release" >/dev/null
 x() {
@@ -35,3 +35,28 @@ x range list --json
 x range info db
 x region info
 x region check
+
+# A persistent key-value map on an xmem heap (examples/kvmap.c) survives a
+# crash in the middle of a transaction.
+kv() {
+	echo "\$ kvmap $*"
+	"$top/build-release/examples/kvmap" "$@"
+}
+rm -f kv.img
+kv kv.img fill 1000
+kv kv.img put greeting hello
+if kv kv.img --crash-at 3 fill 10 crash; then
+	echo "the simulated crash did not happen" >&2
+	exit 1
+fi
+echo "(killed inside its 3rd transaction)"
+kv kv.img check
+kv kv.img get crash1
+kv kv.img get greeting
+if kv kv.img get crash2; then
+	echo "a rolled-back insert survived" >&2
+	exit 1
+fi
+echo "(crash2 was rolled back; the map is whole)"
+echo
+x -d kv.img heap info kv
