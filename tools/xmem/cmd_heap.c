@@ -286,6 +286,10 @@ int cmd_heap(int argc, char **argv)
 	if (argc < 2)
 		return cli_usage(heap_usage, "missing subcommand");
 	verb = argv[1];
+	if (!strcmp(verb, "-h") || !strcmp(verb, "--help")) {
+		puts(heap_usage);
+		return CLI_OK;
+	}
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "d:jh", heap_lo, NULL)) != -1) {
 		if (cli_common_opt(c, optarg))
