@@ -11,6 +11,6 @@
 #define NT_LOADU(p) _mm512_loadu_si512((const void *)(p))
 #define NT_STREAM(p, v) _mm512_stream_si512((void *)(p), (v))
 #define NT_SET1(c) _mm512_set1_epi8(c)
-#define NT_BATCH 8
+#define NT_BATCH 16
 
 #include "movnt_tmpl.h"
