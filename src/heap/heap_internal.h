@@ -85,14 +85,16 @@ struct heap_lane {
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
-	/* ranges this lane's last record changed in place, not yet made
-	 * durable by the lane's own fence; a checkpoint flushes them. Read
-	 * by other threads without a lock: a stale entry names lines that
-	 * are durable already. */
+	/* ranges changed in place and not yet flushed: the lines of the
+	 * lane's last record (which include every line an earlier record
+	 * left unflushed because the last one rewrote it); a checkpoint
+	 * flushes them. Other threads read them under the seqlock tver
+	 * (odd while the owner rewrites the list). */
 	struct {
 		_Atomic uint64_t off, len;
 	} targets[HEAP_TARGETS_MAX];
 	_Atomic uint32_t ntargets;
+	_Atomic uint32_t tver;
 	/* the record being built */
 	uint8_t *rbuf;
 	size_t rlen, rcap;

@@ -171,10 +171,31 @@ static void flush_pend(struct xmem_heap *h, const struct heap_range *r,
 		xmem__heap_flush(h, h->base + r[i].off, r[i].len);
 }
 
-/* Flushes the ranges a lane keeps for a checkpoint (any thread). */
-static void flush_targets(struct xmem_heap *h, struct heap_lane *l)
+/* Whether the single line of [off, off+len) is also touched by one of
+ * the ranges r[0..n): its flush can then wait for the record that
+ * rewrites it (whose ranges will be kept in its place). */
+static int line_rewritten(uint64_t off, uint64_t len,
+			  const struct heap_range *r, size_t n)
 {
-	uint32_t n = atomic_load_explicit(&l->ntargets, memory_order_acquire);
+	uint64_t line = off >> 6;
+
+	if (!len || (off + len - 1) >> 6 != line)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (r[i].len && r[i].off >> 6 <= line &&
+		    (r[i].off + r[i].len - 1) >> 6 >= line)
+			return 1;
+	return 0;
+}
+
+/* Flushes the lane's kept ranges from its owner, except (skip != 0)
+ * single lines the record being committed rewrites: flushing a line just
+ * before storing to it again stalls the store, and those lines stay in
+ * the kept ranges through the new record's. */
+static void flush_own_targets(struct xmem_heap *h, struct heap_lane *l,
+			      int skip)
+{
+	uint32_t n = atomic_load_explicit(&l->ntargets, memory_order_relaxed);
 
 	for (uint32_t i = 0; i < n && i < HEAP_TARGETS_MAX; i++) {
 		uint64_t off = atomic_load_explicit(&l->targets[i].off,
@@ -182,29 +203,61 @@ static void flush_targets(struct xmem_heap *h, struct heap_lane *l)
 		uint64_t len = atomic_load_explicit(&l->targets[i].len,
 						    memory_order_relaxed);
 
-		if (range_fits(off, len, h->size))
-			xmem__heap_flush(h, h->base + off, len);
+		if (skip && line_rewritten(off, len, l->pend, l->npend))
+			continue;
+		xmem__heap_flush(h, h->base + off, len);
 	}
 }
 
+/* Flushes the ranges another lane keeps (a checkpoint): reads them
+ * under the lane's seqlock and reads again if the owner rewrote them
+ * meanwhile (extra flushes are harmless; missing one is not). */
+static void flush_targets(struct xmem_heap *h, struct heap_lane *l)
+{
+	uint32_t v1, v2;
+
+	do {
+		while ((v1 = atomic_load_explicit(&l->tver,
+						  memory_order_acquire)) &
+		       1)
+			sched_yield();
+		uint32_t n = atomic_load_explicit(&l->ntargets,
+						  memory_order_relaxed);
+		for (uint32_t i = 0; i < n && i < HEAP_TARGETS_MAX; i++) {
+			uint64_t off = atomic_load_explicit(
+				&l->targets[i].off, memory_order_relaxed);
+			uint64_t len = atomic_load_explicit(
+				&l->targets[i].len, memory_order_relaxed);
+
+			if (range_fits(off, len, h->size))
+				xmem__heap_flush(h, h->base + off, len);
+		}
+		atomic_thread_fence(memory_order_acquire);
+		v2 = atomic_load_explicit(&l->tver, memory_order_relaxed);
+	} while (v1 != v2);
+}
+
 /* Keeps the ranges of the lane's newest record for a checkpoint (after
- * the record's fence: the previous record's lines are durable). Returns
- * 1 if they do not fit and must be flushed and fenced by the caller. */
+ * the record's fence: the lines of earlier records are durable, or
+ * rewritten by this record and so among its ranges). Returns 1 if they
+ * do not fit and must be flushed and fenced by the caller. */
 static int keep_targets(struct heap_lane *l)
 {
-	if (l->npend > HEAP_TARGETS_MAX) {
-		atomic_store_explicit(&l->ntargets, 0, memory_order_release);
-		return 1;
-	}
-	for (size_t i = 0; i < l->npend; i++) {
+	uint32_t v = atomic_load_explicit(&l->tver, memory_order_relaxed);
+	int big = l->npend > HEAP_TARGETS_MAX;
+
+	atomic_store_explicit(&l->tver, v + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (size_t i = 0; !big && i < l->npend; i++) {
 		atomic_store_explicit(&l->targets[i].off, l->pend[i].off,
 				      memory_order_relaxed);
 		atomic_store_explicit(&l->targets[i].len, l->pend[i].len,
 				      memory_order_relaxed);
 	}
-	atomic_store_explicit(&l->ntargets, (uint32_t)l->npend,
-			      memory_order_release);
-	return 0;
+	atomic_store_explicit(&l->ntargets, big ? 0 : (uint32_t)l->npend,
+			      memory_order_relaxed);
+	atomic_store_explicit(&l->tver, v + 2, memory_order_release);
+	return big;
 }
 
 /* Takes a sequence number; the lane's busy mark keeps a checkpoint from
@@ -305,8 +358,11 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	seq = take_seq(h, l);
 	/* The previous record's applied lines are flushed only now: a
 	 * locked instruction right after a flush would wait for it as a
-	 * fence does, so they ride this record's fence instead. */
-	flush_targets(h, l);
+	 * fence does, so they ride this record's fence instead. Lines this
+	 * record rewrites are not flushed (the store after the fence would
+	 * wait for the write-back): they stay kept, with this record's. A
+	 * big record flushes all (its ranges are not kept). */
+	flush_own_targets(h, l, l->npend <= HEAP_TARGETS_MAX);
 	write_record(h, l, kind, seq, txid);
 	/* The record (and, with it, the lines of this lane's previous
 	 * record) must be durable before any entry is applied in place. */
