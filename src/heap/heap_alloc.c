@@ -112,7 +112,8 @@ static int scan_one(struct xmem_heap *h)
 	}
 	if (!v || ch->kind == HEAP_CHUNK_FREE) {
 		freemap_set(h, c, 1, 1);
-		h->scanned++;
+		/* release: a reader that sees the count sees the chunk */
+		__atomic_store_n(&h->scanned, c + 1, __ATOMIC_RELEASE);
 		return 0;
 	}
 	h->chunks[c].cls = ch->cls;
@@ -123,7 +124,9 @@ static int scan_one(struct xmem_heap *h)
 	if (ch->kind == HEAP_CHUNK_EXTENT)
 		h->chunks[c].nchunks = ch->nchunks;
 	__atomic_store_n(&h->chunks[c].kind, ch->kind, __ATOMIC_RELAXED);
-	h->scanned += ch->kind == HEAP_CHUNK_EXTENT ? ch->nchunks : 1;
+	__atomic_store_n(&h->scanned,
+			 c + (ch->kind == HEAP_CHUNK_EXTENT ? ch->nchunks : 1),
+			 __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -182,7 +185,7 @@ void xmem__heap_alloc_fresh(struct xmem_heap *h)
 {
 	pthread_mutex_lock(&h->chunk_lock);
 	freemap_set(h, 0, h->nchunks, 1);
-	h->scanned = h->nchunks;
+	__atomic_store_n(&h->scanned, h->nchunks, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&h->chunk_lock);
 }
 
@@ -734,12 +737,16 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
 	uint64_t slot;
 	struct heap_run *r;
 
-	pthread_mutex_lock(&h->chunk_lock);
-	if (c >= h->scanned && scan_to(h, c + 1)) {
+	/* the chunk lock only when the chunk's header is not read yet:
+	 * frees of other threads do not meet on it */
+	if (c >= __atomic_load_n(&h->scanned, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&h->chunk_lock);
+		if (c >= h->scanned && scan_to(h, c + 1)) {
+			pthread_mutex_unlock(&h->chunk_lock);
+			return; /* damaged header: the space stays unused */
+		}
 		pthread_mutex_unlock(&h->chunk_lock);
-		return; /* damaged header: the space stays unused */
 	}
-	pthread_mutex_unlock(&h->chunk_lock);
 	if (__atomic_load_n(&h->chunks[c].kind, __ATOMIC_RELAXED) ==
 		    HEAP_CHUNK_EXTENT &&
 	    off == heap_chunk_off(h, c)) {

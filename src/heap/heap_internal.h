@@ -76,7 +76,8 @@ struct heap_tx {
 };
 
 struct heap_lane {
-	pthread_mutex_t lock; /* held for an operation or a transaction */
+	/* lanes start on their own lines: no line is written by two */
+	_Alignas(64) pthread_mutex_t lock; /* held for an op or a tx */
 	unsigned idx;
 	pthread_t holder;
 	int held;
@@ -122,8 +123,10 @@ struct xmem_heap {
 		int32_t *runs; /* chunks that are runs of this class */
 		size_t n, cap;
 	} pool[HEAP_NCLASSES];
-	_Atomic uint64_t next_seq;
-	pthread_mutex_t ckpt_lock;
+	/* written by every record: alone in its line, so that the fields
+	 * every operation reads do not move with it between cores */
+	_Alignas(64) _Atomic uint64_t next_seq;
+	_Alignas(64) pthread_mutex_t ckpt_lock;
 	pthread_mutex_t root_lock;
 	_Atomic uint64_t ckpt_seq; /* durable C */
 	_Atomic uint64_t nckpt;
