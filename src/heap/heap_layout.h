@@ -40,8 +40,14 @@
  * in place without a flush; the lane flushes those lines just before its
  * next record, so they become durable with the next record's fence (a
  * flush followed by any locked instruction would cost a second fence).
+ * A line the next record changes again is not flushed then (a store to
+ * a line whose write-back is in flight waits for it): it stays among the
+ * lane's kept lines, now as one of the new record's, so at any time the
+ * lines of a lane not yet durable are those of its last record. Replay
+ * in sequence order rebuilds such a line from any of its earlier states.
  * Records are retired in bulk by a checkpoint, which flushes the applied
- * lines of every lane's last record, fences, stores the checkpoint
+ * lines of every lane's last record (read under a per-lane seqlock, so a
+ * list being rewritten is read again), fences, stores the checkpoint
  * sequence number C (heap_ckpt.seq) and fences again; a lane reuses its
  * ring from offset 0 only after C covers all its records. Every record
  * has a sequence number from one heap-wide counter, taken while the
