@@ -297,8 +297,14 @@ uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l)
 	return take_seq(h, l);
 }
 
+/* Records up to this size are assembled in a buffer and written to the
+ * ring with non-temporal stores: on cache-line granularity the fence
+ * after them waits less than after write-backs of cached lines. */
+#define REC_NT_MAX 1024u
+
 /* Writes the record header and entries into the ring at the lane's
- * position and flushes them. */
+ * position and flushes them (or writes them with non-temporal stores);
+ * the commit's fence makes them durable. */
 static void write_record(struct xmem_heap *h, struct heap_lane *l,
 			 unsigned kind, uint64_t seq, uint64_t txid)
 {
@@ -317,12 +323,21 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	rh.pcsum =
 		xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : &rh, l->rlen);
 	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh)); /* hcsum is 0 here */
-	memcpy(dst, &rh, sizeof(rh));
-	if (l->rlen)
+	if (sizeof(rh) + padded <= REC_NT_MAX) {
+		_Alignas(64) uint8_t buf[REC_NT_MAX];
+
+		memcpy(buf, &rh, sizeof(rh));
+		memcpy(buf + sizeof(rh), l->rbuf, l->rlen);
+		memset(buf + sizeof(rh) + l->rlen, 0, padded - l->rlen);
+		/* no fence: the commit's fence orders these stores */
+		h->ops->memcpy(dst, buf, sizeof(rh) + padded,
+			       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
+	} else {
+		memcpy(dst, &rh, sizeof(rh));
 		memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
-	if (padded > l->rlen)
 		memset(dst + sizeof(rh) + l->rlen, 0, padded - l->rlen);
-	xmem__heap_flush(h, dst, sizeof(rh) + padded);
+		xmem__heap_flush(h, dst, sizeof(rh) + padded);
+	}
 	l->ring_pos += (uint32_t)(sizeof(rh) + padded);
 }
 

@@ -225,6 +225,8 @@ static int undo_grow(struct xmem_heap *h, struct heap_lane *l, uint64_t need)
 	return 0;
 }
 
+#define UNDO_NT_MAX 512u /* entries written with non-temporal stores */
+
 /* Appends one undo entry holding the current bytes of [off, off+len). */
 static int undo_append(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 		       uint64_t len)
@@ -250,6 +252,23 @@ static int undo_append(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	u.txid = tx->txid;
 	u.off = off;
 	u.len = len;
+	if (need <= UNDO_NT_MAX) {
+		/* a small entry is assembled and written with non-temporal
+		 * stores (the fence after them waits less than after
+		 * write-backs, and the next transaction rewrites the same
+		 * lines); add_range's fence makes it durable */
+		_Alignas(64) uint8_t buf[UNDO_NT_MAX];
+
+		memcpy(buf + sizeof(u), h->base + off, len);
+		memset(buf + sizeof(u) + len, 0, need - sizeof(u) - len);
+		u.csum = xmem__crc32c(xmem__crc32c(0, &u, sizeof(u)),
+				      buf + sizeof(u), len);
+		memcpy(buf, &u, sizeof(u));
+		h->ops->memcpy(tx->useg + tx->upos, buf, need,
+			       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
+		tx->upos += need;
+		return 0;
+	}
 	u.csum = xmem__crc32c(xmem__crc32c(0, &u, sizeof(u)), h->base + off,
 			      len);
 	h->ops->memcpy(tx->useg + tx->upos + sizeof(u), h->base + off, len,
