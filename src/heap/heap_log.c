@@ -327,14 +327,15 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 		_Alignas(64) uint8_t buf[REC_NT_MAX];
 
 		memcpy(buf, &rh, sizeof(rh));
-		memcpy(buf + sizeof(rh), l->rbuf, l->rlen);
+		if (l->rlen) /* rbuf is NULL until a lane's first entry */
+			memcpy(buf + sizeof(rh), l->rbuf, l->rlen);
 		memset(buf + sizeof(rh) + l->rlen, 0, padded - l->rlen);
 		/* no fence: the commit's fence orders these stores */
 		h->ops->memcpy(dst, buf, sizeof(rh) + padded,
 			       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
 	} else {
-		memcpy(dst, &rh, sizeof(rh));
-		memcpy(dst + sizeof(rh), l->rbuf, l->rlen);
+		memcpy(dst, &rh, sizeof(rh)); /* larger than REC_NT_MAX: */
+		memcpy(dst + sizeof(rh), l->rbuf, l->rlen); /* rlen > 0 */
 		memset(dst + sizeof(rh) + l->rlen, 0, padded - l->rlen);
 		xmem__heap_flush(h, dst, sizeof(rh) + padded);
 	}
