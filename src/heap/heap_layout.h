@@ -66,11 +66,14 @@
  * at byte granularity). Commit writes a COMMIT redo record naming the
  * transaction: dirty snapshotted data up to HEAP_INLINE_MAX bytes rides in
  * it as CSET words; larger snapshots and the contents of objects the
- * transaction allocated are flushed and fenced first. Abort restores the
- * snapshots in place, fences, and writes an ABORT record. The undo area
- * is 32 KiB; larger snapshots continue in segments of free chunks linked
- * by LINK entries (taken for the transaction's life only: recovery runs
- * before anything can reuse them).
+ * transaction allocated are flushed (objects up to 4 KiB rewritten in
+ * place with non-temporal stores) and fenced first. Small records and
+ * undo entries are written with non-temporal stores, large ones with
+ * cached stores and flushes; either way the next fence orders them.
+ * Abort restores the snapshots in place, fences, and writes an ABORT
+ * record. The undo area is 32 KiB; larger snapshots continue in segments
+ * of free chunks linked by LINK entries (taken for the transaction's
+ * life only: recovery runs before anything can reuse them).
  *
  * Fences per operation: atomic alloc or free 1 (2 when the object is
  * zeroed, constructed or copied first); transaction: 1 per add_range of

@@ -528,6 +528,8 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 	return 0;
 }
 
+#define OBJ_NT_MAX 4096u /* new objects written back by NT stores */
+
 /* Builds and commits the COMMIT record. */
 static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 {
@@ -544,9 +546,18 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 			xmem__heap_flush(h, h->base + tx->snaps[i].off,
 					 tx->snaps[i].len);
 	}
-	for (size_t i = 0; i < tx->nobjs; i++)
-		xmem__heap_flush(h, h->base + tx->objs[i].off,
-				 tx->objs[i].size);
+	for (size_t i = 0; i < tx->nobjs; i++) {
+		uint8_t *p = h->base + tx->objs[i].off;
+
+		if (tx->objs[i].size <= OBJ_NT_MAX)
+			/* rewritten in place with non-temporal stores: the
+			 * fence below waits less than for write-backs */
+			h->ops->memmove(p, p, tx->objs[i].size,
+					XMEM_F_MEM_NONTEMPORAL |
+						XMEM_F_MEM_NODRAIN);
+		else
+			xmem__heap_flush(h, p, tx->objs[i].size);
+	}
 	/* Data the record does not carry must be durable before it. */
 	if (flush_data || tx->nobjs)
 		xmem__heap_fence(h, l);
