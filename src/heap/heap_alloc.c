@@ -216,8 +216,11 @@ static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 
 	if (r)
 		return r;
-	if (!(r = calloc(1, sizeof(*r))))
+	/* line-aligned: two runs never share a line (each is written by
+	 * its own lane's operations) */
+	if (!(r = aligned_alloc(64, align_up(sizeof(*r), 64))))
 		return NULL;
+	memset(r, 0, sizeof(*r));
 	r->cls = h->chunks[c].cls;
 	r->nslots = class_slots(r->cls);
 	for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {

@@ -15,7 +15,8 @@
 
 /* Volatile state of one run, created on the run's first use. */
 struct heap_run {
-	_Atomic uint64_t taken[HEAP_BITMAP_WORDS]; /* allocated or reserved */
+	_Alignas(
+		64) _Atomic uint64_t taken[HEAP_BITMAP_WORDS]; /* or reserved */
 	_Atomic uint32_t nfree;
 	uint32_t nslots;
 	uint32_t cls;
