@@ -530,6 +530,24 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 
 #define OBJ_NT_MAX 4096u /* new objects written back by NT stores */
 
+/* Bytes of a new object to rewrite with non-temporal stores, or 0 to
+ * flush it instead. A slot of a class that is a multiple of 64 bytes is
+ * made of whole lines that are all the object's: rounding up to them
+ * lets every line take non-temporal stores (a partial line would be
+ * stored and flushed). */
+static uint64_t obj_nt_len(const struct heap_txobj *o)
+{
+	uint64_t n = o->size;
+
+	if (n > OBJ_NT_MAX)
+		return 0;
+	if (o->cls != UINT32_MAX && !(xmem__heap_class_size[o->cls] % 64) &&
+	    !(o->off % 64))
+		n = MIN(align_up(n, 64),
+			(uint64_t)xmem__heap_class_size[o->cls]);
+	return n;
+}
+
 /* Builds and commits the COMMIT record. */
 static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 {
@@ -548,11 +566,12 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	}
 	for (size_t i = 0; i < tx->nobjs; i++) {
 		uint8_t *p = h->base + tx->objs[i].off;
+		uint64_t n = obj_nt_len(&tx->objs[i]);
 
-		if (tx->objs[i].size <= OBJ_NT_MAX)
+		if (n)
 			/* rewritten in place with non-temporal stores: the
 			 * fence below waits less than for write-backs */
-			h->ops->memmove(p, p, tx->objs[i].size,
+			h->ops->memmove(p, p, n,
 					XMEM_F_MEM_NONTEMPORAL |
 						XMEM_F_MEM_NODRAIN);
 		else
