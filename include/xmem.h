@@ -9,6 +9,9 @@
  *   xmem/persist.h  flush, fence, non-temporal copy, crash simulation
  *   xmem/device.h   devices and aligned mappings
  *   xmem/region.h   regions and ranges (device-DAX semantics)
+ *   xmem/heap.h     crash-consistent transactional heap on a range
+ *   xmem/blk.h      BTT block mode on a range, and its NBD server
+ *   xmem/tier.h     DRAM/device tiering of one address range
  */
 #ifndef XMEM_H
 #define XMEM_H
@@ -17,7 +20,8 @@
 #include "xmem/persist.h"
 #include "xmem/device.h"
 #include "xmem/region.h"
-#include "xmem/tier.h"
+#include "xmem/heap.h"
 #include "xmem/blk.h"
+#include "xmem/tier.h"
 
 #endif /* XMEM_H */

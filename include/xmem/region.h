@@ -131,9 +131,9 @@ struct xmem_range_info {
 
 /* Creates a range. The name is 1 to XMEM_RANGE_NAME_MAX bytes of letters,
  * digits and . _ + @ - (no ':', which separates DEVICE:RANGE on the
- * command line, no '/', blanks or control bytes). size must be a non-zero multiple of align; align is
- * 4 KiB, 2 MiB or 1 GiB and at least the device alignment. The extent is
- * chosen by best fit. */
+ * command line, no '/', blanks or control bytes). size must be a non-zero
+ * multiple of align; align is 4 KiB, 2 MiB or 1 GiB and at least the device
+ * alignment. The extent is chosen by best fit. */
 int xmem_range_create(struct xmem_region *reg, const char *name, uint64_t size,
 		      uint64_t align, enum xmem_range_mode mode,
 		      struct xmem_range_info *info);
