@@ -316,10 +316,11 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	printf("%-34s %10.3f %10.3f %10.3f %7.0f%%\n", "steady DRAM hit ratio",
 	       ratio(ss.xmem, ss.n), ratio(ss.oracle, ss.n),
 	       ratio(ss.stat, ss.n), 100 * ratio(ss.xmem, ss.oracle));
-	printf("%-34s %10s\n", "recovery to 90% of steady (s)",
-	       rec < 0 ? "> window" : "");
 	if (rec >= 0)
-		printf("%-34s %10.1f\n", "", rec);
+		printf("%-34s %10.1f\n", "recovery to 90% of steady (s)", rec);
+	else
+		printf("%-34s %10s\n", "recovery to 90% of steady (s)",
+		       "> window");
 	printf("%-34s %9.2f%%\n", "engine CPU, phase 1 (one core)",
 	       100 * cpu_s / wall);
 	printf("%-34s %9.2f%%\n", "engine CPU, steady state",
