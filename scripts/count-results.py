@@ -21,7 +21,7 @@ for path in sys.argv[2:]:
             for line in f:
                 t = json.loads(line)
                 r = t.get("result", "")
-                if t.get("name") == "kernel":
+                if t.get("name", "").endswith("kernel"):
                     for out in (t.get("stdout") or "").splitlines():
                         if out.split(" ")[0] in ("PASS", "SKIP", "FAIL"):
                             print("kernel:", out)

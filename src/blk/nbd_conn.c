@@ -395,7 +395,7 @@ static int read_request(struct nbd_conn *c)
 	}
 	r->err = validate(c, r);
 	enqueue(c, r);
-	return c->dead ? -1 : 1;
+	return __atomic_load_n(&c->dead, __ATOMIC_RELAXED) ? -1 : 1;
 }
 
 /* Lets the workers drain the queue, then stops them. */

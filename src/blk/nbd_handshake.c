@@ -31,17 +31,17 @@ int xmem__nbd_write_full(struct nbd_conn *c, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	while (len && !c->dead) {
+	while (len && !__atomic_load_n(&c->dead, __ATOMIC_RELAXED)) {
 		ssize_t n = c->io->write(c->io->ctx, p, len);
 
 		if (n <= 0) {
-			c->dead = 1;
+			__atomic_store_n(&c->dead, 1, __ATOMIC_RELAXED);
 			return -1;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	return c->dead ? -1 : 0;
+	return __atomic_load_n(&c->dead, __ATOMIC_RELAXED) ? -1 : 0;
 }
 
 /* Sends one option reply with its payload. */

@@ -141,7 +141,8 @@ struct nbd_conn {
 	int structured;		/* structured replies negotiated */
 	int no_zeroes;
 	int fixed;
-	int dead; /* a write failed: stop */
+	int dead; /* a write failed: stop (atomic: set by workers, read by the
+		   * reader thread) */
 	pthread_mutex_t send_lock;
 	/* request queue (workers > 0) */
 	pthread_mutex_t qlock;

@@ -70,16 +70,19 @@ static void byte_persist(const void *addr, size_t len)
 
 /* ---- page: only msync makes a plain file mapping durable ---- */
 
+/* The page size, read once; threads may race to store the same value. */
 static long page_size(void)
 {
 	static long ps;
+	long v = __atomic_load_n(&ps, __ATOMIC_RELAXED);
 
-	if (!ps) {
-		long v = sysconf(_SC_PAGESIZE);
-
-		ps = v > 0 ? v : 4096;
+	if (!v) {
+		v = sysconf(_SC_PAGESIZE);
+		if (v <= 0)
+			v = 4096;
+		__atomic_store_n(&ps, v, __ATOMIC_RELAXED);
 	}
-	return ps;
+	return v;
 }
 
 /* msync(MS_SYNC) of the pages covering [addr, addr+len). */
