@@ -60,6 +60,13 @@ static inline uint64_t le64(uint64_t v)
 	return v;
 }
 
+/*
+ * Grows a malloc'ed vector of `esz`-byte elements so that it holds at
+ * least `need` (doubling, from 16). Returns 0, or -ENOMEM with the vector
+ * left as it was.
+ */
+int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz);
+
 /* Formats a byte count as "64 MiB", "2 GiB", "4096 B" into buf. */
 const char *xmem__fmt_size(char *buf, size_t len, uint64_t bytes);
 

@@ -29,22 +29,11 @@ void xmem__heap_fence(struct xmem_heap *h, struct heap_lane *l)
 		l->fences++;
 }
 
-/* Grows a vector of `esz`-byte elements to hold `need` elements. */
+/* Grows a vector; out of memory is reported for the log. */
 static int grow(void **v, size_t *cap, size_t need, size_t esz)
 {
-	size_t ncap;
-	void *nv;
-
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	nv = realloc(*v, ncap * esz);
-	if (!nv)
+	if (xmem__vec_grow(v, cap, need, esz))
 		return xmem__err(-ENOMEM, "heap: out of memory for a log");
-	*v = nv;
-	*cap = ncap;
 	return 0;
 }
 

@@ -33,21 +33,11 @@ void xmem__heap_tx_fini(struct heap_tx *tx)
 	memset(tx, 0, sizeof(*tx));
 }
 
-/* Grows a vector (see heap_log.c). */
+/* Grows a vector; out of memory is reported for the transaction. */
 static int vgrow(void **v, size_t *cap, size_t need, size_t esz)
 {
-	size_t ncap;
-	void *nv;
-
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	if (!(nv = realloc(*v, ncap * esz)))
+	if (xmem__vec_grow(v, cap, need, esz))
 		return xmem__err(-ENOMEM, "heap: transaction: out of memory");
-	*v = nv;
-	*cap = ncap;
 	return 0;
 }
 
