@@ -124,7 +124,13 @@ struct xmem_crashsim_opts {
 	const char *image_path;	 /* the durable image, created or truncated */
 	uint64_t crash_at;	 /* 0: never crash, just count fences */
 	uint64_t torn_seed;	 /* 0: no early write-back at the crash */
+	unsigned flags;		 /* XMEM_CRASHSIM_F_* */
 };
+
+/* At a torn crash, a seeded half of the tracked lines that were stored but
+ * never flushed also reach the image, with the contents they hold at the
+ * crash: a cache may evict any dirty line at any time. */
+#define XMEM_CRASHSIM_F_EVICT (1u << 0)
 
 int xmem_crashsim_start(const struct xmem_crashsim_opts *opts);
 

@@ -64,6 +64,7 @@ static struct {
 	uint64_t torn_seed;
 	uint64_t fences;
 	size_t last; /* index of the last mapping a flush hit */
+	int evict;   /* torn crashes also write back unflushed dirty lines */
 } S = { .img_fd = -1 };
 
 void xmem__crashsim_map_added(void *addr, size_t len, const char *path,
@@ -196,6 +197,29 @@ static uint64_t splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/*
+ * Early write-back of lines that were stored but never flushed: a cache
+ * may evict any dirty line at any time. A seeded half of the tracked lines
+ * whose contents differ from the image reach it, as they are now.
+ * O(bytes tracked).
+ */
+static void evict_dirty(uint64_t *rs)
+{
+	for (size_t m = 0; m < nmaps; m++) {
+		const unsigned char *p = (const unsigned char *)maps[m].addr;
+
+		if (!maps[m].tracked || maps[m].off > S.img_size ||
+		    maps[m].len > S.img_size - maps[m].off)
+			continue;
+		for (size_t o = 0; o + LINE <= maps[m].len; o += LINE) {
+			unsigned char *q = S.img + maps[m].off + o;
+
+			if (memcmp(q, p + o, LINE) && (splitmix64(rs) & 1))
+				memcpy(q, p + o, LINE);
+		}
+	}
+}
+
 /* The crash: maybe some early write-backs, then the process is gone. */
 static void crash(void)
 {
@@ -205,6 +229,8 @@ static void crash(void)
 		for (size_t i = 0; i < npend; i++)
 			if (splitmix64(&rs) & 1)
 				memcpy(S.img + pend[i].off, pend[i].data, LINE);
+		if (S.evict)
+			evict_dirty(&rs);
 	}
 	/* The image is a shared file mapping: what was written to it is in
 	 * the file for whoever opens it next, without msync. */
@@ -456,6 +482,7 @@ XMEM_EXPORT int xmem_crashsim_start(const struct xmem_crashsim_opts *opts)
 		S.ino = st.st_ino;
 		S.crash_at = opts->crash_at;
 		S.torn_seed = opts->torn_seed;
+		S.evict = !!(opts->flags & XMEM_CRASHSIM_F_EVICT);
 		S.fences = 0;
 		npend = 0;
 		track_maps();

@@ -101,6 +101,15 @@ struct crashtest_result {
 };
 
 static uint64_t crashtest_seed_;
+static int crashtest_evict_;
+
+/* Non-zero when the image being verified comes from a torn crash that
+ * also wrote back unflushed dirty lines (XMEM_CRASHSIM_F_EVICT): the last
+ * torn run of every point is such a run. */
+static inline int crashtest_evicting(void)
+{
+	return crashtest_evict_;
+}
 
 /* The torn seed of the image being verified (0: not torn). */
 static inline uint64_t crashtest_torn_seed(void)
@@ -123,10 +132,10 @@ static inline int crashtest_env_(const char *name)
  */
 static inline int crashtest_child_(const struct crashtest *ct, const char *base,
 				   uint64_t crash_at, uint64_t seed,
-				   uint64_t *fences)
+				   unsigned flags, uint64_t *fences)
 {
 	struct xmem_crashsim_opts o = { ct->device_path, ct->image_path,
-					crash_at, seed };
+					crash_at, seed, flags };
 	int pfd[2], status;
 	uint64_t n = 0;
 	pid_t pid;
@@ -265,7 +274,11 @@ static inline uint64_t crashtest_point_run_(const struct crashtest *ct,
 
 	for (int t = 0; t <= torn; t++) {
 		uint64_t seed = t ? 0x9e3779b97f4a7c15ull * (n + 1) + t : 0;
-		int st = crashtest_child_(ct, base, n, seed, &dummy);
+		/* The last torn run also lets unflushed lines reach the
+		 * image early, as cache evictions may. */
+		unsigned flags =
+			t && t == torn && torn >= 2 ? XMEM_CRASHSIM_F_EVICT : 0;
+		int st = crashtest_child_(ct, base, n, seed, flags, &dummy);
 
 		(*runs)++;
 		if (st != XMEM_CRASHSIM_EXIT) {
@@ -278,6 +291,7 @@ static inline uint64_t crashtest_point_run_(const struct crashtest *ct,
 			continue;
 		}
 		crashtest_seed_ = seed;
+		crashtest_evict_ = flags != 0;
 		if (ct->verify(ct->image_path, n, ct->arg) != 0) {
 			fprintf(stderr,
 				"crashtest %s: crash at fence %llu%s "
@@ -313,7 +327,7 @@ static inline int crashtest_run(const struct crashtest *ct,
 			ct->device_path, xmem_errormsg());
 		return 1;
 	}
-	st = crashtest_child_(ct, base, 0, 0, &r.fences);
+	st = crashtest_child_(ct, base, 0, 0, 0, &r.fences);
 	r.runs++;
 	crashtest_seed_ = 0;
 	if (st != 0) {
