@@ -691,7 +691,9 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
 	if (xmem__heap_chunk_hdr_valid(ch, h->hdr.epoch) != 1)
 		return XMEM_E_BADOID;
 	if (ch->kind == HEAP_CHUNK_EXTENT) {
-		if (in)
+		/* The header is untrusted until a scan bounded it: an extent
+		 * must end inside the heap. */
+		if (in || ch->nchunks == 0 || ch->nchunks > h->nchunks - c)
 			return XMEM_E_BADOID;
 		*size = (uint64_t)ch->nchunks << HEAP_CHUNK_SHIFT;
 		*type = ch->type;

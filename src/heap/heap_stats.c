@@ -110,6 +110,11 @@ XMEM_EXPORT int xmem_heap_foreach(struct xmem_heap *h, uint32_t type,
 			continue;
 		if (ch->kind == HEAP_CHUNK_EXTENT) {
 			uint64_t n = ch->nchunks;
+
+			/* An extent past the heap's end is damage for check
+			 * to report; it lists nothing. */
+			if (n == 0 || n > h->nchunks - c)
+				continue;
 			if ((type == XMEM_HEAP_ANY_TYPE || ch->type == type) &&
 			    (rc = fn(heap_chunk_off(h, c),
 				     n << HEAP_CHUNK_SHIFT, ch->type, arg)))
