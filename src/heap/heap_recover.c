@@ -263,9 +263,17 @@ static int undo_none(const struct heap_undo_hdr *u, const uint8_t *d, void *arg)
 	return 0;
 }
 
+/* One snapshot to restore, as the undo walk validated it: offset and
+ * length are copied out of the log, since restoring a later snapshot may
+ * overwrite an earlier entry's header on the device. */
+struct undo_ref {
+	uint64_t off, len;
+	const uint8_t *data;
+};
+
 struct rollback {
 	struct xmem_heap *h;
-	const struct heap_undo_hdr **e;
+	struct undo_ref *e;
 	size_t n, cap;
 };
 
@@ -275,21 +283,16 @@ static int undo_gather(const struct heap_undo_hdr *u, const uint8_t *d,
 {
 	struct rollback *r = arg;
 
+	if (xmem__vec_grow((void **)&r->e, &r->cap, r->n + 1, sizeof(*r->e)))
+		return -ENOMEM;
+	r->e[r->n++] =
+		(struct undo_ref){ u->off, u->len, (const uint8_t *)(u + 1) };
 	(void)d;
-	if (r->n == r->cap) {
-		size_t ncap = r->cap ? r->cap * 2 : 16;
-		void *ne = realloc(r->e, ncap * sizeof(*r->e));
-
-		if (!ne)
-			return -ENOMEM;
-		r->e = ne;
-		r->cap = ncap;
-	}
-	r->e[r->n++] = u;
 	return 0;
 }
 
-/* Restores a transaction's snapshots, latest first. */
+/* Restores a transaction's snapshots, latest first. A snapshot may lie
+ * over the log itself (crafted media), so the copy is a memmove. */
 static int roll_back(struct xmem_heap *h, unsigned lane, uint64_t c)
 {
 	struct rollback r = { h, NULL, 0, 0 };
@@ -299,8 +302,8 @@ static int roll_back(struct xmem_heap *h, unsigned lane, uint64_t c)
 	rc = xmem__heap_undo_walk(h->base, h->size, &h->hdr, lane, c,
 				  undo_gather, &r, &txid);
 	for (size_t i = r.n; !rc && i-- > 0;) {
-		memcpy(h->base + r.e[i]->off, r.e[i] + 1, r.e[i]->len);
-		xmem__heap_flush(h, h->base + r.e[i]->off, r.e[i]->len);
+		memmove(h->base + r.e[i].off, r.e[i].data, r.e[i].len);
+		xmem__heap_flush(h, h->base + r.e[i].off, r.e[i].len);
 	}
 	free(r.e);
 	return rc;
