@@ -5,6 +5,7 @@
  * handed to the memory-level calls.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -21,6 +22,32 @@ struct window {
 
 /* Maps [offset, offset+len) of path; the mapping starts at the device
  * alignment below offset. */
+/*
+ * Locks the window of a read-write open against other read-write opens (an
+ * open file description lock, so it dies with its process): two writers
+ * would each hand out the same free blocks. Read-only opens (info, check,
+ * read) take no lock and may see a writer's updates in flight.
+ */
+static int window_lock(struct xmem_device *dev, uint64_t offset, uint64_t len,
+		       const char *path)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = (off_t)offset,
+		.l_len = (off_t)len,
+	};
+
+	if (fcntl(xmem_device_fd(dev), F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return xmem__err(-EBUSY,
+				 "BTT '%s': window %#" PRIx64 "+%#" PRIx64
+				 " is already open for writing",
+				 path, offset, len);
+	return xmem__err(-errno, "BTT '%s': lock: %s", path, strerror(errno));
+}
+
 static int window_open(const char *path, uint64_t offset, uint64_t len,
 		       int rdonly, struct window *w)
 {
@@ -42,6 +69,11 @@ static int window_open(const char *path, uint64_t offset, uint64_t len,
 	}
 	if (!len)
 		len = size - offset;
+	rc = rdonly ? 0 : window_lock(w->dev, offset, len, path);
+	if (rc) {
+		xmem_device_close(&w->dev);
+		return rc;
+	}
 	start = align_down(offset, align);
 	rc = xmem_device_map(w->dev, start,
 			     align_up(offset + len, align) - start, 0,

@@ -394,6 +394,13 @@ static int read_request(struct nbd_conn *c)
 		}
 	}
 	r->err = validate(c, r);
+	if (r->err && r->data) {
+		/* An error reply carries no payload: the buffer goes back
+		 * now, so refused requests hold no memory while queued. */
+		buf_put(c, r->data, r->cap);
+		r->data = NULL;
+		r->cap = 0;
+	}
 	enqueue(c, r);
 	return __atomic_load_n(&c->dead, __ATOMIC_RELAXED) ? -1 : 1;
 }
