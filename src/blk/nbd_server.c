@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -31,6 +32,10 @@ struct conn_slot {
 	pthread_t thread;
 	int fd;
 	int done; /* the thread finished; join and free */
+	/* End of the handshake's time (CLOCK_MONOTONIC ns), 0 once it is
+	 * over: the limit covers the whole handshake, not each recv, so a
+	 * client sending a byte at a time cannot hold a slot. */
+	uint64_t deadline;
 };
 
 struct xmem_nbd_server {
@@ -214,11 +219,30 @@ XMEM_EXPORT uint16_t xmem_nbd_server_port(const struct xmem_nbd_server *s)
  * client's writes arrive in); a timeout or shutdown still returns early. */
 static ssize_t sock_read(void *ctx, void *buf, size_t len)
 {
+	struct conn_slot *cs = ctx;
 	ssize_t n;
 
-	do
-		n = recv(*(int *)ctx, buf, len, MSG_WAITALL);
-	while (n < 0 && errno == EINTR);
+	do {
+		if (cs->deadline) {
+			struct timespec now;
+			struct timeval tv;
+			uint64_t t;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			t = (uint64_t)now.tv_sec * 1000000000u +
+			    (uint64_t)now.tv_nsec;
+			if (t >= cs->deadline) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			t = (cs->deadline - t) / 1000 + 1;
+			tv.tv_sec = (time_t)(t / 1000000);
+			tv.tv_usec = (suseconds_t)(t % 1000000);
+			setsockopt(cs->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				   sizeof(tv));
+		}
+		n = recv(cs->fd, buf, len, MSG_WAITALL);
+	} while (n < 0 && errno == EINTR);
 	return n;
 }
 
@@ -228,7 +252,7 @@ static ssize_t sock_write(void *ctx, const void *buf, size_t len)
 	ssize_t n;
 
 	do
-		n = send(*(int *)ctx, buf, len, MSG_NOSIGNAL);
+		n = send(((struct conn_slot *)ctx)->fd, buf, len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n;
 }
@@ -236,9 +260,11 @@ static ssize_t sock_write(void *ctx, const void *buf, size_t len)
 /* Lifts the handshake's idle limit once transmission starts. */
 static void conn_entered(void *arg)
 {
+	struct conn_slot *cs = arg;
 	struct timeval tv = { 0, 0 };
 
-	setsockopt(*(int *)arg, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cs->deadline = 0;
+	setsockopt(cs->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 /* One connection: handshake timeout, protocol, then cleanup. */
@@ -246,9 +272,17 @@ static void *conn_thread(void *arg)
 {
 	struct conn_slot *cs = arg;
 	struct xmem_nbd_server *s = cs->srv;
-	struct nbd_io io = { sock_read, sock_write, &cs->fd };
+	struct nbd_io io = { sock_read, sock_write, cs };
 	struct timeval tv = { s->handshake_secs, 0 };
 	int one = 1, bufsz = 4 << 20, rc;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cs->deadline = s->handshake_secs ? (uint64_t)now.tv_sec * 1000000000u +
+						   (uint64_t)now.tv_nsec +
+						   (uint64_t)s->handshake_secs *
+							   1000000000u
+					 : 0;
 
 	setsockopt(cs->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	/* A client that stops reading its replies cannot hold a worker (or
@@ -262,7 +296,7 @@ static void *conn_thread(void *arg)
 	setsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	setsockopt(cs->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 	rc = xmem__nbd_conn_run(&io, s->exps, s->nexps, &s->lim, conn_entered,
-				&cs->fd);
+				cs);
 	if (s->lim.verbose)
 		fprintf(stderr, "xmem nbd: connection %d %s\n", cs->fd,
 			rc < 0 ? "dropped" : "closed");
