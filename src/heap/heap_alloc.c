@@ -80,15 +80,9 @@ static int pool_add(struct xmem_heap *h, unsigned cls, int32_t c)
 {
 	typeof(h->pool[0]) *p = &h->pool[cls];
 
-	if (p->n == p->cap) {
-		size_t ncap = p->cap ? p->cap * 2 : 16;
-		int32_t *nr = realloc(p->runs, ncap * sizeof(*nr));
-
-		if (!nr)
-			return xmem__err(-ENOMEM, "heap: no memory for runs");
-		p->runs = nr;
-		p->cap = ncap;
-	}
+	if (xmem__vec_grow((void **)&p->runs, &p->cap, p->n + 1,
+			   sizeof(*p->runs)))
+		return xmem__err(-ENOMEM, "heap: no memory for runs");
 	p->runs[p->n++] = c;
 	return 0;
 }

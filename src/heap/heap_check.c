@@ -115,14 +115,9 @@ static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
 		if ((op == HEAP_REDO_OR || op == HEAP_REDO_ANDN ||
 		     op == HEAP_REDO_ZERO || op == HEAP_REDO_SET) &&
 		    k->nskip < 4096) {
-			if (k->nskip == k->capskip) {
-				size_t nc = k->capskip ? k->capskip * 2 : 64;
-				void *ns = realloc(k->skip, nc * 8);
-				if (!ns)
-					return;
-				k->skip = ns;
-				k->capskip = nc;
-			}
+			if (xmem__vec_grow((void **)&k->skip, &k->capskip,
+					   k->nskip + 1, sizeof(*k->skip)))
+				return;
 			k->skip[k->nskip++] = w0 & HEAP_REDO_OFF_MASK;
 		}
 		pos += op == HEAP_REDO_CSET ? 24 : 16;

@@ -226,15 +226,8 @@ struct collect {
 /* Adds an action to the list. */
 static int push(struct collect *c, struct action a)
 {
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 64;
-		void *na = realloc(c->a, ncap * sizeof(*c->a));
-
-		if (!na)
-			return -ENOMEM;
-		c->a = na;
-		c->cap = ncap;
-	}
+	if (xmem__vec_grow((void **)&c->a, &c->cap, c->n + 1, sizeof(*c->a)))
+		return -ENOMEM;
 	c->a[c->n++] = a;
 	if (a.seq > c->maxseq)
 		c->maxseq = a.seq;

@@ -74,21 +74,15 @@ void xmem__crashsim_map_added(void *addr, size_t len, const char *path,
 	struct tmap *m;
 
 	pthread_mutex_lock(&lock);
-	if (nmaps == capmaps) {
-		size_t cap = capmaps ? capmaps * 2 : 16;
-		struct tmap *n = realloc(maps, cap * sizeof(*n));
-
-		if (!n) {
-			/* Untracked: the simulator would miss its lines, so
-			 * say so rather than fail the mapping. */
-			XMEM_LOG_W("crash simulator: out of memory, mapping "
-				   "of %s not tracked",
-				   path ? path : "?");
-			pthread_mutex_unlock(&lock);
-			return;
-		}
-		maps = n;
-		capmaps = cap;
+	if (xmem__vec_grow((void **)&maps, &capmaps, nmaps + 1,
+			   sizeof(*maps))) {
+		/* Untracked: the simulator would miss its lines, so say so
+		 * rather than fail the mapping. */
+		XMEM_LOG_W("crash simulator: out of memory, mapping of %s not "
+			   "tracked",
+			   path ? path : "?");
+		pthread_mutex_unlock(&lock);
+		return;
 	}
 	m = &maps[nmaps++];
 	memset(m, 0, sizeof(*m));
@@ -260,11 +254,10 @@ static void sim_persist(const void *addr, size_t len)
 	xmem__crashsim_drain();
 }
 
-/* mem* under the simulator: ordinary stores, captured as the NT stores
- * or flushes of the real operation would make them durable. */
-static void *sim_memmove(void *dst, const void *src, size_t len, unsigned flags)
+/* After a mem* store under the simulator: the lines are captured as the
+ * NT stores or flushes of the real operation would make them durable. */
+static void *sim_stored(void *dst, size_t len, unsigned flags)
 {
-	memmove(dst, src, len);
 	if (flags & XMEM_F_MEM_NOFLUSH)
 		return dst;
 	xmem__crashsim_flush(dst, len);
@@ -273,15 +266,16 @@ static void *sim_memmove(void *dst, const void *src, size_t len, unsigned flags)
 	return dst;
 }
 
+static void *sim_memmove(void *dst, const void *src, size_t len, unsigned flags)
+{
+	memmove(dst, src, len);
+	return sim_stored(dst, len, flags);
+}
+
 static void *sim_memset(void *dst, int c, size_t len, unsigned flags)
 {
 	memset(dst, c, len);
-	if (flags & XMEM_F_MEM_NOFLUSH)
-		return dst;
-	xmem__crashsim_flush(dst, len);
-	if (!(flags & XMEM_F_MEM_NODRAIN))
-		xmem__crashsim_drain();
-	return dst;
+	return sim_stored(dst, len, flags);
 }
 
 static const struct xmem_persist_ops sim_ops = {

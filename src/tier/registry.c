@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "tier_internal.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -109,16 +110,9 @@ void xmem__tier_registry_add(struct xmem_tier *t)
 {
 	pthread_once(&atfork_once, install_atfork);
 	pthread_mutex_lock(&reg_lock);
-	if (nreg == capreg) {
-		size_t n = capreg ? capreg * 2 : 16;
-		struct xmem_tier **r = realloc(reg, n * sizeof(*r));
-
-		if (!r) {
-			pthread_mutex_unlock(&reg_lock);
-			return;
-		}
-		reg = r;
-		capreg = n;
+	if (xmem__vec_grow((void **)&reg, &capreg, nreg + 1, sizeof(*reg))) {
+		pthread_mutex_unlock(&reg_lock);
+		return;
 	}
 	reg[nreg++] = t;
 	pthread_mutex_unlock(&reg_lock);
