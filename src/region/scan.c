@@ -381,8 +381,10 @@ static void scan_inactive_labels(struct scan_ctx *c, const uint8_t *base,
 
 /* Reports the inactive block if it is invalid or lists other ranges than
  * the active one: at rest both hold the current state, so either is
- * damage (or the remains of an interrupted update), and --repair copies
- * the active block over it. Not fatal: the active block is good. */
+ * damage or the remains of an interrupted update, and --repair copies
+ * the active block over it. A note, not a problem: the active block holds
+ * the current state, and a crash between the two index writes must leave
+ * a region that checks clean. */
 static void report_inactive(struct scan_ctx *c, const char *why)
 {
 	struct xmem__region_scan *s = c->s;
@@ -392,14 +394,14 @@ static void report_inactive(struct scan_ctx *c, const char *why)
 	snprintf(name, sizeof(name), "label index %d", i);
 	c->repairable = 1;
 	if (!s->idx_ok[i])
-		report(c, name, XMEM_INDEX_OFF(i), 0, 0,
+		report(c, name, XMEM_INDEX_OFF(i), 0, 1,
 		       "%s; label index %d holds the current state (an "
 		       "interrupted update also leaves this; --repair copies "
 		       "it)",
 		       why, s->active);
 	else if (memcmp(s->idx[i].used, s->idx[s->active].used,
 			sizeof(s->idx[i].used)))
-		report(c, name, XMEM_INDEX_OFF(i), 0, 0,
+		report(c, name, XMEM_INDEX_OFF(i), 0, 1,
 		       "lists other label slots than label index %d "
 		       "(sequence %" PRIu64 "), which holds the current state "
 		       "(an interrupted update also leaves this; --repair "
