@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -298,11 +300,17 @@ static int scrub(struct xmem_region *reg, const struct xmem_range_info *r)
 
 	if (rc)
 		return xmem__err_prefix(rc, "range '%s': scrub", r->name);
-	/* the data is zero (durably) before the label goes */
 	xmem_map_ops(m)->memset(xmem_map_addr(m), 0, r->size,
 				XMEM_F_MEM_NONTEMPORAL);
+	/* the data is zero (durably) before the label goes; on a file the
+	 * write-back is an msync whose failure stops the destroy rather
+	 * than leaving the data behind */
+	if (xmem_map_granularity(m) == XMEM_GRAN_PAGE &&
+	    msync(xmem_map_addr(m), r->size, MS_SYNC) < 0)
+		rc = xmem__err(-errno, "range '%s': scrub: msync: %s", r->name,
+			       strerror(errno));
 	xmem_map_delete(&m);
-	return 0;
+	return rc;
 }
 
 XMEM_EXPORT int xmem_range_destroy(struct xmem_region *reg, const char *name,
