@@ -4,13 +4,13 @@
  * durable if the machine lost power now.
  *
  * Flushes of tracked lines copy the line's content at that moment into a
- * pending list; a fence appends nothing new but applies the pending list,
- * in flush order, to a shared mapping of the image file. The Nth fence
- * (crash_at) never completes: the process _exit()s, optionally after a
- * seeded random subset of the pending lines reached the image, as early
- * write-backs by the hardware would. Fences with nothing pending are not
- * counted: a crash there leaves the same image as a crash at the next
- * counted fence.
+ * pending list; a fence appends nothing new but applies the lines its own
+ * thread captured, in flush order, to a shared mapping of the image file.
+ * The Nth fence (crash_at) never completes: the process _exit()s,
+ * optionally after a seeded random subset of the pending lines (of any
+ * thread) reached the image, as early write-backs by the hardware would.
+ * A fence with none of its thread's lines pending is not counted: a crash
+ * there leaves the same image as a crash at the next counted fence.
  *
  * Cost: a flush is O(lines) copies of 64 bytes plus a lookup among the
  * tracked mappings (O(mappings), normally one or two); a fence is
@@ -43,12 +43,15 @@ struct tmap {
 
 struct pline {
 	uint64_t off;
+	unsigned owner; /* the flushing thread's id (thread_id()) */
 	unsigned char data[LINE];
 };
 
 int xmem__crashsim_on;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned next_tid;
+static _Thread_local unsigned my_tid;
 static struct tmap *maps;
 static size_t nmaps, capmaps;
 static struct pline *pend;
@@ -151,6 +154,15 @@ static int pend_grow(void)
 	return 0;
 }
 
+/* A small id for the calling thread, given at its first flush; under
+ * the lock. */
+static unsigned thread_id(void)
+{
+	if (!my_tid)
+		my_tid = ++next_tid;
+	return my_tid;
+}
+
 /* Captures the tracked lines of [addr, addr+len) as they are now. */
 void xmem__crashsim_flush(const void *addr, size_t len)
 {
@@ -176,6 +188,7 @@ void xmem__crashsim_flush(const void *addr, size_t len)
 			_exit(XMEM_CRASHSIM_EXIT + 1);
 		}
 		pend[npend].off = off;
+		pend[npend].owner = thread_id();
 		memcpy(pend[npend].data, (const void *)p, LINE);
 		npend++;
 	}
@@ -231,20 +244,32 @@ static void crash(void)
 	_exit(XMEM_CRASHSIM_EXIT);
 }
 
-/* A fence: every captured line reaches the image, in flush order. */
+/*
+ * A fence: the lines this thread captured reach the image, in flush
+ * order; other threads' lines stay pending until their own fences, as a
+ * store fence orders only its own thread's flushes. O(pending lines).
+ */
 void xmem__crashsim_drain(void)
 {
+	size_t i, kept = 0, own = 0;
+
 	pthread_mutex_lock(&lock);
-	if (!npend) {
+	for (i = 0; i < npend && !own; i++)
+		own = pend[i].owner == thread_id();
+	if (!own) {
 		pthread_mutex_unlock(&lock);
 		return;
 	}
 	S.fences++;
 	if (S.crash_at && S.fences == S.crash_at)
 		crash();
-	for (size_t i = 0; i < npend; i++)
-		memcpy(S.img + pend[i].off, pend[i].data, LINE);
-	npend = 0;
+	for (i = 0; i < npend; i++) {
+		if (pend[i].owner == my_tid)
+			memcpy(S.img + pend[i].off, pend[i].data, LINE);
+		else
+			pend[kept++] = pend[i];
+	}
+	npend = kept;
 	pthread_mutex_unlock(&lock);
 }
 

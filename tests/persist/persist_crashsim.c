@@ -394,6 +394,34 @@ static void test_threads(void)
 	xmem_crashsim_stop();
 }
 
+static void *flush_only(void *arg)
+{
+	(void)arg;
+	line_fill(map, 700, 0x31);
+	xmem_flush(map + 700 * LINE, LINE);
+	return NULL;
+}
+
+/* A fence orders its own thread's flushes only: another thread's flushed
+ * line stays pending until that thread fences (or the simulator stops). */
+static void test_fence_per_thread(void)
+{
+	pthread_t th;
+
+	memset(map, OLD, DEVSZ);
+	start(0, 0);
+	REQUIRE(pthread_create(&th, NULL, flush_only, NULL) == 0);
+	pthread_join(th, NULL);
+	xmem_drain(); /* nothing of this thread's pending: not counted */
+	CHECK(xmem_crashsim_fences() == 0);
+	line_fill(map, 701, 0x32);
+	xmem_persist(map + 701 * LINE, LINE);
+	CHECK(xmem_crashsim_fences() == 1);
+	CHECK(img_line(img, 701) == 0x32);
+	CHECK(img_line(img, 700) == OLD);
+	xmem_crashsim_stop();
+}
+
 /* Mappings made by the device layer reach the simulator through its
  * hooks, whether made before or after the start. */
 static void test_device_layer(void)
@@ -437,6 +465,7 @@ int main(void)
 	test_evict();
 	test_device_layer();
 	test_threads();
+	test_fence_per_thread();
 	xmem__crashsim_map_removed(map);
 	munmap(map, DEVSZ);
 	unlink(dev);
