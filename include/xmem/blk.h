@@ -76,11 +76,14 @@ int xmem_blk_format_mem(void *addr, uint64_t len,
 /*
  * Opens the BTT in the namespace [addr, addr+len): looks for a v1.1 info
  * block at 4 KiB, then a v2.0 one at 0. Validates every info block and
- * flog group and finishes or discards each lane's in-flight update
- * (unless XMEM_F_BLK_RDONLY). Invalid metadata fails with XMEM_E_CORRUPT
- * and a message naming the structure and its namespace offset; no BTT at
- * all fails with XMEM_E_NOREGION. O(arenas * nfree) plus the map entries
- * the flog names; the map itself is not scanned.
+ * flog group, and that each lane's free block is claimed by that lane
+ * only and mapped by no sector (else two writers could share a block);
+ * only then, unless XMEM_F_BLK_RDONLY, finishes each lane's in-flight
+ * update (the first write open makes). Invalid metadata fails with
+ * XMEM_E_CORRUPT and a message naming the structure and its namespace
+ * offset (for a free block: arena, lane and block); no BTT at all fails
+ * with XMEM_E_NOREGION. O(arenas * nfree log nfree + nlba): one pass over
+ * the map (4 bytes per sector); the data blocks are not read.
  */
 int xmem_blk_open_mem(void *addr, uint64_t len,
 		      const struct xmem_persist_ops *ops, unsigned flags,
@@ -98,8 +101,9 @@ int xmem_blk_open_raw(const char *path, uint64_t offset, uint64_t len,
 		      unsigned flags, struct xmem_blk **blkp);
 
 /* On a range in mode blk (XMEM_E_MODE otherwise). The parent uuid is the
- * range's uuid. The blk keeps the mapping; the caller keeps the range open
- * until the blk is closed. */
+ * range's uuid; open refuses a BTT whose parent uuid names another
+ * namespace before it writes anything. The blk keeps the mapping; the caller
+ * keeps the range open until the blk is closed. */
 int xmem_blk_format(struct xmem_range *range,
 		    const struct xmem_blk_format_opts *opts);
 int xmem_blk_open(struct xmem_range *range, unsigned flags,

@@ -37,6 +37,10 @@ struct btt_free {
 	uint32_t block; /* post-map block free for this lane's next write */
 	uint32_t sub;	/* position (0/1) in the flog pair to overwrite */
 	uint32_t seq;	/* sequence number of that next entry */
+	/* open only: the lane's last write left its map update unfinished
+	 * (the map names `block` at plba; recovery maps pnew there) */
+	uint32_t plba, pnew;
+	int pending;
 } __attribute__((aligned(BTT_PAD)));
 
 struct btt_arena {
@@ -101,6 +105,23 @@ uint64_t xmem__btt_backup_off(uint64_t len, int v11);
  * arena's backup info block is valid and in its place, else 0. The
  * kernel never reads the backup, so this is a hint, not a BTT. */
 int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff);
+
+/* Reads every lane's newest flog entry into its arena's free slots and
+ * validates them without writing: the lanes' blocks are distinct and no
+ * sector maps one. O(nfree log nfree + ext_nlba) per arena. 0 or
+ * XMEM_E_CORRUPT naming the arena, lane (flog group) and block. */
+int xmem__btt_lanes_load(struct xmem_blk *b);
+
+/* Finishes the map updates that load found unfinished (none when opened
+ * read-only). Called once every check of the open has passed. */
+void xmem__btt_lanes_recover(struct xmem_blk *b);
+
+/* Opens as xmem_blk_open_mem() does; with `parent` (16 bytes) non-NULL, a
+ * BTT whose parent uuid is set and differs is refused (XMEM_E_CORRUPT)
+ * before anything is written. */
+int xmem__btt_open(void *addr, uint64_t len, const struct xmem_persist_ops *ops,
+		   unsigned flags, const uint8_t *parent,
+		   struct xmem_blk **blkp);
 
 /* Largest arena that format cuts (BTT_ARENA_MAX; tests lower it). */
 extern uint64_t xmem__btt_arena_max;

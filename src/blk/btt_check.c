@@ -56,7 +56,9 @@ static void mark(struct checker *c, const char *who, uint64_t off,
 		return;
 	}
 	if (c->ndup++ < CHECK_REPORT_MAX)
-		problem(c, who, off, "block %u owned twice (again by %s %u)",
+		problem(c, who, off,
+			"block %u owned twice (again by %s %u): two "
+			"writers could share it",
 			block, owner, idx);
 }
 
@@ -185,8 +187,11 @@ static uint64_t check_arena(struct checker *c, struct btt_arena *ar, unsigned a,
 		return 0;
 	}
 	c->ndup = 0;
-	check_map(c, ar, "map");
-	check_flog(c, ar, "flog");
+	snprintf(who, sizeof(who), "arena %u map", a);
+	check_map(c, ar, who);
+	snprintf(who, sizeof(who), "arena %u flog", a);
+	check_flog(c, ar, who);
+	snprintf(who, sizeof(who), "arena %u", a);
 	check_lost(c, ar, who);
 	free(c->seen);
 	c->seen = NULL;

@@ -3,9 +3,14 @@
  * btt_open.c - opening a BTT: discovering its arenas, validating their
  * metadata and running flog recovery, as Linux's nd_btt does on attach.
  *
- * Open is O(arenas * nfree): it reads every info block and flog group and
- * one map entry per lane whose last update may be unfinished. It never
- * scans the map or the data blocks.
+ * Open reads and validates everything first (info blocks, flog groups,
+ * the lanes' free blocks against each other and against the map, and the
+ * parent uuid when the caller knows it) and writes only when all of it
+ * checked out: then the unfinished map updates are finished.
+ *
+ * Open is O(arenas * nfree log nfree + nlba): one pass over each arena's
+ * map (4 bytes per sector, at memory speed: see btt_lanes.c) checks that
+ * no sector owns a lane's free block. The data blocks are never read.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,61 +51,6 @@ static int arena_setup(struct xmem_blk *b, struct btt_arena *ar,
 	return xmem__btt_flog_slots(ar->flog, ar->nfree,
 				    (unsigned)(ar - b->arenas),
 				    off + le64(ib->logoff), ar->idx);
-}
-
-/* Reads a map entry without its flags: the post-map block. */
-static uint32_t map_block(const struct btt_arena *ar, uint32_t premap)
-{
-	uint32_t e = le32(__atomic_load_n(&ar->map[premap], __ATOMIC_ACQUIRE));
-
-	return (e & BTT_MAP_NORMAL) ? (e & BTT_MAP_LBA_MASK) : premap;
-}
-
-/*
- * Builds one lane's free slot from its newest flog entry and, if the map
- * still names the entry's old block, finishes the update: the data and the
- * flog entry were durable, only the map store was lost.
- */
-static int lane_recover(struct xmem_blk *b, struct btt_arena *ar, uint32_t i)
-{
-	unsigned a = (unsigned)(ar - b->arenas);
-	const struct btt_flog_ent *e0 = &ar->flog[i].ent[ar->idx[0]];
-	const struct btt_flog_ent *e1 = &ar->flog[i].ent[ar->idx[1]];
-	const struct btt_flog_ent *e;
-	uint32_t oldb, newb, lba;
-	int nw;
-
-	if (xmem__btt_flog_newest(e0, e1, &nw) != 0)
-		return xmem__err(
-			XMEM_E_CORRUPT,
-			"BTT arena %u flog group %u at offset %#" PRIx64
-			": invalid sequence numbers %u and %u",
-			a, i, (uint64_t)((uint8_t *)&ar->flog[i] - b->base),
-			le32(e0->seq), le32(e1->seq));
-	e = nw ? e1 : e0;
-	lba = le32(e->lba);
-	oldb = le32(e->old_map) & BTT_MAP_LBA_MASK;
-	newb = le32(e->new_map) & BTT_MAP_LBA_MASK;
-	if (lba >= ar->ext_nlba || oldb >= ar->int_nlba || newb >= ar->int_nlba)
-		return xmem__err(
-			XMEM_E_CORRUPT,
-			"BTT arena %u flog group %u at offset %#" PRIx64
-			": entry out of range (lba %u, old %u, new %u)",
-			a, i, (uint64_t)((uint8_t *)&ar->flog[i] - b->base),
-			lba, oldb, newb);
-	ar->free[i].sub = 1 - (uint32_t)nw;
-	ar->free[i].seq = btt_seq_next(le32(e->seq));
-	ar->free[i].block = oldb;
-	if (oldb == newb)
-		return 0;
-	if (map_block(ar, lba) == oldb && !(b->flags & XMEM_F_BLK_RDONLY)) {
-		ar->map[lba] = le32(BTT_MAP_NORMAL | newb);
-		/* The finished map update is durable before the lane is
-		 * used again. */
-		b->ops->persist(&ar->map[lba], sizeof(uint32_t));
-		b->info.recovered++;
-	}
-	return 0;
 }
 
 /* Walks the arena chain from btt_off, validating each info block. */
@@ -253,10 +203,27 @@ int xmem__btt_backup_find(const uint8_t *base, uint64_t len, uint64_t *boff)
 	return found;
 }
 
-/* Probe, discover and validate arenas, recover every lane. */
-XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
-				  const struct xmem_persist_ops *ops,
-				  unsigned flags, struct xmem_blk **blkp)
+/* The parent uuid, when the caller knows the namespace's: an unset one
+ * (a raw image's) is accepted, as the kernel does. */
+static int parent_check(const struct xmem_blk *b, const uint8_t *parent)
+{
+	static const uint8_t zero[16];
+	const uint8_t *pu = b->info.parent_uuid;
+
+	if (!parent || memcmp(pu, zero, 16) == 0 || memcmp(pu, parent, 16) == 0)
+		return 0;
+	return xmem__err(XMEM_E_CORRUPT,
+			 "BTT arena 0 info block at offset %#" PRIx64
+			 ": parent uuid does not match the namespace's uuid "
+			 "(the BTT belongs to another namespace)",
+			 b->btt_off);
+}
+
+/* Probe, discover and validate arenas and lanes, check the parent, and
+ * only then recover the unfinished map updates. */
+int xmem__btt_open(void *addr, uint64_t len, const struct xmem_persist_ops *ops,
+		   unsigned flags, const uint8_t *parent,
+		   struct xmem_blk **blkp)
 {
 	struct xmem_blk *b;
 	uint64_t boff;
@@ -284,18 +251,29 @@ XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
 			       boff);
 	if (rc == 0)
 		rc = arenas_discover(b, major);
-	for (uint32_t i = 0; rc == 0 && i < b->narenas; i++)
-		for (uint32_t j = 0; rc == 0 && j < b->arenas[i].nfree; j++)
-			rc = lane_recover(b, &b->arenas[i], j);
+	if (rc == 0)
+		rc = xmem__btt_lanes_load(b);
+	if (rc == 0)
+		rc = parent_check(b, parent);
 	if (rc == 0)
 		rc = lanes_setup(b);
 	if (rc) {
 		blk_free(b);
 		return rc;
 	}
+	/* Everything read checked out: the first write to the namespace. */
+	xmem__btt_lanes_recover(b);
 	info_fill(b);
 	*blkp = b;
 	return 0;
+}
+
+/* Any mapping: no parent uuid to compare with. */
+XMEM_EXPORT int xmem_blk_open_mem(void *addr, uint64_t len,
+				  const struct xmem_persist_ops *ops,
+				  unsigned flags, struct xmem_blk **blkp)
+{
+	return xmem__btt_open(addr, len, ops, flags, NULL, blkp);
 }
 
 /* Flushes (unless read-only) and releases the blk and its mapping. */

@@ -46,7 +46,7 @@ XMEM_EXPORT int xmem_blk_format(struct xmem_range *range,
 }
 
 /* Opens the BTT in the range; a parent uuid naming another namespace
- * is refused, as the kernel does. */
+ * is refused, as the kernel does, before recovery writes anything. */
 XMEM_EXPORT int xmem_blk_open(struct xmem_range *range, unsigned flags,
 			      struct xmem_blk **blkp)
 {
@@ -61,21 +61,8 @@ XMEM_EXPORT int xmem_blk_open(struct xmem_range *range, unsigned flags,
 	rc = xmem_range_map(range, 0, &map);
 	if (rc)
 		return rc;
-	rc = xmem_blk_open_mem(xmem_map_addr(map), xmem_map_size(map),
-			       xmem_map_ops(map), flags, blkp);
-	if (rc == 0) {
-		static const uint8_t zero[16];
-		const uint8_t *pu = (*blkp)->info.parent_uuid;
-
-		if (memcmp(pu, zero, 16) != 0 &&
-		    memcmp(pu, ri->uuid, 16) != 0) {
-			xmem_blk_close(blkp);
-			rc = xmem__err(XMEM_E_CORRUPT,
-				       "range '%s': BTT parent uuid does not "
-				       "match the range's uuid",
-				       ri->name);
-		}
-	}
+	rc = xmem__btt_open(xmem_map_addr(map), xmem_map_size(map),
+			    xmem_map_ops(map), flags, ri->uuid, blkp);
 	if (rc) {
 		xmem_map_delete(&map);
 		return rc == XMEM_E_CORRUPT || rc == XMEM_E_NOREGION

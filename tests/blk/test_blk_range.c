@@ -24,6 +24,32 @@ static void fill(uint8_t *b, uint32_t n, uint64_t lba)
 		b[i] = (uint8_t)(lba * 31 + i / 8);
 }
 
+/* Undoes the map store of the last write of sector lba in a v1.1 BTT
+ * image, as a crash between the flog and the map stores leaves it: 0, or
+ * -1 if no lane's newest entry is that write. */
+static int pending_make(uint8_t *ns, uint32_t lba)
+{
+	struct btt_info *ib = (struct btt_info *)(ns + 4096);
+	uint32_t *map = (uint32_t *)(ns + 4096 + ib->mapoff);
+	struct btt_flog_group *fl =
+		(struct btt_flog_group *)(ns + 4096 + ib->logoff);
+
+	for (uint32_t i = 0; i < ib->nfree; i++)
+		for (int j = 0; j < 2; j++) {
+			const struct btt_flog_ent *e = &fl[i].ent[j];
+			const struct btt_flog_ent *o = &fl[i].ent[1 - j];
+
+			if (e->seq && o->seq && e->seq != o->seq % 3 + 1)
+				continue; /* not the newest of the pair */
+			if (e->lba != lba || e->old_map == e->new_map ||
+			    map[lba] != (BTT_MAP_NORMAL | e->new_map))
+				continue;
+			map[lba] = BTT_MAP_Z | (e->old_map & BTT_MAP_LBA_MASK);
+			return 0;
+		}
+	return -1;
+}
+
 static void on_range(const char *path)
 {
 	struct xmem_device *dev;
@@ -65,15 +91,26 @@ static void on_range(const char *path)
 	REQUIRE_OK(xmem_range_open(reg, "other", 0, &r2));
 	{
 		struct xmem_map *m1, *m2;
+		uint8_t *ns, *copy = malloc(32 * MiB);
 
+		REQUIRE(copy);
 		REQUIRE_OK(xmem_range_map(r, 0, &m1));
 		REQUIRE_OK(xmem_range_map(r2, 0, &m2));
-		memcpy(xmem_map_addr(m2), xmem_map_addr(m1), 32 * MiB);
+		ns = xmem_map_addr(m2);
+		memcpy(ns, xmem_map_addr(m1), 32 * MiB);
 		xmem_map_delete(&m1);
+		/* ... with sector 77's write left unfinished (the map names
+		 * its old block): open must not finish it there, since the
+		 * BTT is not this range's; nothing at all may be written */
+		CHECK(pending_make(ns, 77) == 0);
+		memcpy(copy, ns, 32 * MiB);
+		CHECK(xmem_blk_open(r2, 0, &b) == XMEM_E_CORRUPT);
+		CHECK(strstr(xmem_errormsg(), "parent uuid") != NULL);
+		CHECK(strstr(xmem_errormsg(), "range 'other'") != NULL);
+		CHECK(memcmp(copy, ns, 32 * MiB) == 0);
+		free(copy);
 		xmem_map_delete(&m2);
 	}
-	CHECK(xmem_blk_open(r2, 0, &b) == XMEM_E_CORRUPT);
-	CHECK(strstr(xmem_errormsg(), "parent uuid") != NULL);
 	xmem_range_close(&r2);
 	xmem_range_close(&r);
 	xmem_region_close(&reg);
