@@ -204,9 +204,9 @@ static int do_write(struct nbd_export *e, uint64_t off, const uint8_t *src,
 	int partial = head || len % lbs, rc = 0;
 
 	if (partial)
-		pthread_rwlock_wrlock(&e->rmw);
+		xmem__nbd_rmw_excl(&e->rmw);
 	else
-		pthread_rwlock_rdlock(&e->rmw);
+		xmem__nbd_rmw_shared(&e->rmw);
 	if (head) {
 		uint32_t n = MIN(len, lbs - head);
 
@@ -229,7 +229,10 @@ static int do_write(struct nbd_export *e, uint64_t off, const uint8_t *src,
 	}
 	if (rc == 0 && len && !trim)
 		rc = rmw(e, off, src, len);
-	pthread_rwlock_unlock(&e->rmw);
+	if (partial)
+		xmem__nbd_rmw_excl_unlock(&e->rmw);
+	else
+		xmem__nbd_rmw_shared_unlock(&e->rmw);
 	return rc;
 }
 
@@ -268,14 +271,28 @@ static void execute(struct nbd_conn *c, struct nbd_req *r)
 	buf_put(c, buf, cap);
 }
 
+/* The command flags valid on a request of this type: FUA on any (clients
+ * are known to set it everywhere), NO_HOLE on WRITE_ZEROES, DF on READ
+ * and only with structured replies (NBD_FLAG_SEND_DF is advertised only
+ * then). The protocol asks for EINVAL on any other flag. */
+static uint16_t flags_valid(const struct nbd_conn *c, uint16_t type)
+{
+	uint16_t ok = NBD_CMD_FLAG_FUA;
+
+	if (type == NBD_CMD_WRITE_ZEROES)
+		ok |= NBD_CMD_FLAG_NO_HOLE;
+	if (type == NBD_CMD_READ && c->structured)
+		ok |= NBD_CMD_FLAG_DF;
+	return ok;
+}
+
 /* Validates a request against the export and the limits; the error to
  * reply with, or 0. */
 static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r)
 {
 	const struct nbd_export *e = c->exp;
-	uint16_t ok = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
 
-	if (r->flags & ~ok)
+	if (r->flags & ~flags_valid(c, r->type))
 		return NBD_EINVAL;
 	switch (r->type) {
 	case NBD_CMD_FLUSH:

@@ -106,7 +106,9 @@ static int opt_list(struct nbd_conn *c, uint32_t len)
 }
 
 /* The NBD_REP_INFO replies of INFO/GO: export, block sizes, and the name
- * and description when asked for. */
+ * and description when asked for. Each type is sent at most once, however
+ * often the request lists it: a 4 KiB option cannot make the server send
+ * megabytes. Unknown types are ignored, as the protocol asks. */
 static int info_replies(struct nbd_conn *c, uint32_t opt,
 			const struct nbd_export *e, const uint8_t *reqs,
 			uint16_t nreq)
@@ -126,14 +128,15 @@ static int info_replies(struct nbd_conn *c, uint32_t opt,
 	nbd_put32(b + 10, c->lim->max_request);
 	if (opt_reply(c, opt, NBD_REP_INFO, b, 14))
 		return -1;
-	for (uint16_t i = 0; i < nreq; i++) {
+	for (uint16_t i = 0, sent = 0; i < nreq; i++) {
 		uint16_t t = nbd_get16(reqs + 2 * i);
 		const char *s = t == NBD_INFO_NAME	    ? e->name
 				: t == NBD_INFO_DESCRIPTION ? e->desc
 							    : NULL;
 
-		if (!s || !*s)
+		if (!s || !*s || (sent & (1u << t)))
 			continue;
+		sent |= (uint16_t)(1u << t);
 		n = strlen(s);
 		nbd_put16(b, t);
 		memcpy(b + 2, s, n);

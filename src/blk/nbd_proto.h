@@ -102,6 +102,27 @@ struct nbd_io {
 	void *ctx;
 };
 
+/* Whole-sector writes (shared) against partial-sector read-modify-writes
+ * (exclusive), phase-fair: neither can starve (nbd_rmwlock.c). */
+struct nbd_rmwlock {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	unsigned shared; /* shared holders */
+	unsigned swait;	 /* shared requests waiting for an exclusive phase */
+	unsigned spass;	 /* of those, admitted but not yet in */
+	unsigned xwait;	 /* exclusive requests waiting */
+	int excl;	 /* an exclusive holder is in */
+	uint64_t epoch;	 /* exclusive phases ended */
+	uint64_t xnext, xserve; /* exclusive tickets */
+};
+
+void xmem__nbd_rmw_init(struct nbd_rmwlock *l);
+void xmem__nbd_rmw_destroy(struct nbd_rmwlock *l);
+void xmem__nbd_rmw_shared(struct nbd_rmwlock *l);
+void xmem__nbd_rmw_shared_unlock(struct nbd_rmwlock *l);
+void xmem__nbd_rmw_excl(struct nbd_rmwlock *l);
+void xmem__nbd_rmw_excl_unlock(struct nbd_rmwlock *l);
+
 struct nbd_export {
 	char *name;
 	char *desc;
@@ -109,7 +130,7 @@ struct nbd_export {
 	int rdonly;
 	uint64_t size;
 	uint32_t lbasize;
-	pthread_rwlock_t rmw; /* exclusive for partial-sector writes */
+	struct nbd_rmwlock rmw; /* exclusive for partial-sector writes */
 };
 
 struct nbd_limits {

@@ -114,7 +114,7 @@ XMEM_EXPORT int xmem_nbd_server_add_export(struct xmem_nbd_server *s,
 	e->rdonly = rdonly || bi.rdonly;
 	e->lbasize = xmem_blk_lbasize(blk);
 	e->size = xmem_blk_nlba(blk) * e->lbasize;
-	pthread_rwlock_init(&e->rmw, NULL);
+	xmem__nbd_rmw_init(&e->rmw);
 	s->exps[s->nexps++] = e;
 	return 0;
 }
@@ -450,7 +450,7 @@ XMEM_EXPORT void xmem_nbd_server_delete(struct xmem_nbd_server **srvp)
 		free(s->unix_path);
 	}
 	for (unsigned i = 0; i < s->nexps; i++) {
-		pthread_rwlock_destroy(&s->exps[i]->rmw);
+		xmem__nbd_rmw_destroy(&s->exps[i]->rmw);
 		free(s->exps[i]->name);
 		free(s->exps[i]->desc);
 		free(s->exps[i]);

@@ -3,9 +3,12 @@
  * fuzz_nbd.c - the NBD server's handshake and request parser. The input is
  * everything a client sends on one connection (greeting reply, options,
  * requests with payloads); the server side runs exactly as for a socket,
- * with requests executed inline, against two small BTT exports (one
- * read-only). Replies are discarded. It must never crash, hang, or touch
- * bytes outside an export.
+ * against two small BTT exports (one read-only): once with requests
+ * executed inline by the reader, and once queued to two worker threads
+ * (the server's path: queue limits, concurrent execution, replies under
+ * the send lock). Replies are discarded, so thread timing changes nothing
+ * the target checks. It must never crash, hang, or touch bytes outside an
+ * export.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,20 +72,28 @@ static void setup(void)
 		exps[i].rdonly = i;
 		exps[i].lbasize = xmem_blk_lbasize(b);
 		exps[i].size = xmem_blk_nlba(b) * exps[i].lbasize;
-		pthread_rwlock_init(&exps[i].rmw, NULL);
+		xmem__nbd_rmw_init(&exps[i].rmw);
 	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct nbd_limits lim = { .workers = 0,
-					       .max_request = 1u << 20,
-					       .max_inflight = 2u << 20 };
-	struct input in = { data, size };
-	struct nbd_io io = { in_read, out_write, &in };
+	static const struct nbd_limits lim[2] = {
+		{ .workers = 0,
+		  .max_request = 1u << 20,
+		  .max_inflight = 2u << 20 },
+		{ .workers = 2,
+		  .max_request = 1u << 20,
+		  .max_inflight = 2u << 20 },
+	};
 
 	if (!exps[0].blk)
 		setup();
-	xmem__nbd_conn_run(&io, expp, 2, &lim, NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		struct input in = { data, size };
+		struct nbd_io io = { in_read, out_write, &in };
+
+		xmem__nbd_conn_run(&io, expp, 2, &lim[i], NULL, NULL);
+	}
 	return 0;
 }
