@@ -173,11 +173,19 @@ static int heap_new(uint8_t *base, uint64_t size,
 	pthread_mutex_init(&h->chunk_lock, NULL);
 	pthread_mutex_init(&h->ckpt_lock, NULL);
 	pthread_mutex_init(&h->root_lock, NULL);
+	/* zero pages until a lane's records write user words */
+	h->uwords_all = calloc((size_t)HEAP_NLANES * HEAP_UWORDS_MAX,
+			       sizeof(*h->uwords_all));
+	if (!h->uwords_all) {
+		free(h);
+		return xmem__err(-ENOMEM, "heap: out of memory");
+	}
 	for (unsigned i = 0; i < HEAP_NLANES; i++) {
 		struct heap_lane *l = &h->lanes[i];
 
 		pthread_mutex_init(&l->lock, NULL);
 		l->idx = i;
+		l->uwords = h->uwords_all + (size_t)i * HEAP_UWORDS_MAX;
 		for (unsigned c = 0; c < HEAP_NCLASSES; c++)
 			l->cur_run[c] = -1;
 	}
@@ -195,11 +203,13 @@ static void heap_free(struct xmem_heap *h)
 		xmem__heap_tx_fini(&l->tx);
 		free(l->rbuf);
 		free(l->pend);
+		free(l->defer);
 		pthread_mutex_destroy(&l->lock);
 	}
 	pthread_mutex_destroy(&h->chunk_lock);
 	pthread_mutex_destroy(&h->ckpt_lock);
 	pthread_mutex_destroy(&h->root_lock);
+	free(h->uwords_all);
 	free(h);
 }
 
@@ -227,10 +237,15 @@ int xmem__heap_create_mem(uint8_t *base, uint64_t size,
 	} while (!hd.epoch);
 	hd.csum = xmem__csum_struct(&hd, sizeof(hd),
 				    offsetof(struct heap_header, csum));
-	memset(base + HEAP_CKPT_OFF, 0, 128); /* checkpoint and root lines */
+	/* checkpoint copies (C = 0) around the empty root line */
+	memset(base + HEAP_CKPT_OFF, 0, 192);
+	xmem__heap_ckpt_make((struct heap_ckpt *)(base + HEAP_CKPT_OFF), 0,
+			     hd.epoch);
+	xmem__heap_ckpt_make((struct heap_ckpt *)(base + HEAP_CKPT_B_OFF), 0,
+			     hd.epoch);
 	memcpy(base + HEAP_HDR_BACKUP_OFF, &hd, sizeof(hd));
 	memcpy(base + HEAP_HDR_OFF, &hd, sizeof(hd));
-	ops->flush(base + HEAP_CKPT_OFF, 128);
+	ops->flush(base + HEAP_CKPT_OFF, 192);
 	ops->flush(base + HEAP_HDR_BACKUP_OFF, sizeof(hd));
 	ops->flush(base + HEAP_HDR_OFF, sizeof(hd));
 	/* The new header, checkpoint and empty root must be durable before

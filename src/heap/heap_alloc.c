@@ -281,6 +281,8 @@ static void pool_del(struct xmem_heap *h, unsigned cls, int32_t c)
 		}
 }
 
+static int defer_retire(struct xmem_heap *h, struct heap_lane *l);
+
 #define RECLAIM_MAX 512 /* runs returned to free chunks per record */
 
 /*
@@ -347,8 +349,13 @@ static int reclaim_runs(struct xmem_heap *h, struct heap_lane *l)
 int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,
 			      uint64_t n, uint64_t *first)
 {
-	int rc = xmem__heap_extent_reserve(h, n, first);
+	int rc;
 
+	if (l)
+		xmem__heap_release_due(h, l);
+	rc = xmem__heap_extent_reserve(h, n, first);
+	if (rc == XMEM_E_NOSPACE && l && defer_retire(h, l))
+		rc = xmem__heap_extent_reserve(h, n, first);
 	if (rc != XMEM_E_NOSPACE || !l || reclaim_runs(h, l) <= 0)
 		return rc;
 	return xmem__heap_extent_reserve(h, n, first);
@@ -543,12 +550,9 @@ static int reserve_small(struct xmem_heap *h, struct heap_lane *l, unsigned cls,
 			 xmem__heap_class_size[cls]);
 }
 
-/*
- * Reserves space for an object of `size` bytes (volatile only; a record
- * makes it allocated). *cls gets the class, or UINT32_MAX for an extent.
- */
-int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
-		       uint64_t *off, uint32_t *cls)
+/* Reserves without retrying (see xmem__heap_reserve). */
+static int reserve_once(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
+			uint64_t *off, uint32_t *cls)
 {
 	int c = xmem__heap_class_of(size);
 	uint64_t first, n;
@@ -568,6 +572,39 @@ int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 	*cls = UINT32_MAX;
 	*off = heap_chunk_off(h, first);
 	return 0;
+}
+
+/* Retires the lane's deferred frees with a checkpoint (when the heap is
+ * full). Only frees below the lane's open transaction can be retired.
+ * Returns 1 if some space came back. */
+static int defer_retire(struct xmem_heap *h, struct heap_lane *l)
+{
+	size_t i = l->ndefer;
+	uint64_t lim = l->tx.txid ? l->tx.txid : UINT64_MAX;
+
+	while (i > l->hdefer && l->defer[i - 1].seq >= lim)
+		i--;
+	if (i == l->hdefer || xmem__heap_checkpoint(h, l, l->defer[i - 1].seq))
+		return 0;
+	xmem__heap_release_due(h, l);
+	return 1;
+}
+
+/*
+ * Reserves space for an object of `size` bytes (volatile only; a record
+ * makes it allocated). *cls gets the class, or UINT32_MAX for an extent.
+ * Space the lane freed comes back once a checkpoint retired the frees.
+ */
+int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
+		       uint64_t *off, uint32_t *cls)
+{
+	int rc;
+
+	xmem__heap_release_due(h, l);
+	rc = reserve_once(h, l, size, off, cls);
+	if (rc == XMEM_E_NOSPACE && defer_retire(h, l))
+		rc = reserve_once(h, l, size, off, cls);
+	return rc;
 }
 
 /* Locates the slot of a small object: chunk, run class and slot index. */
@@ -699,6 +736,28 @@ int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
 	return run_slot(h, meta, in, ch->cls, size, type, cls);
 }
 
+/*
+ * Loads the run state of chunk c before a free of one of its slots is
+ * committed: the slot is then taken in it until the free is released,
+ * so the run cannot be reclaimed meanwhile (its state freed, or the
+ * chunk made a run of another class whose slot the release would
+ * clear).
+ */
+static int run_pin(struct xmem_heap *h, uint64_t c)
+{
+	int rc = 0;
+
+	if (atomic_load(&h->chunks[c].run))
+		return 0;
+	pthread_mutex_lock(&h->chunk_lock);
+	if (c >= h->scanned)
+		rc = scan_to(h, c + 1);
+	if (!rc && h->chunks[c].kind == HEAP_CHUNK_RUN && !run_load(h, c))
+		rc = xmem__err(-ENOMEM, "heap: no memory for a run");
+	pthread_mutex_unlock(&h->chunk_lock);
+	return rc;
+}
+
 /* Adds the entries that free the live object at off. */
 int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 			int *extent_out)
@@ -719,6 +778,8 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 		return xmem__heap_rec_add(l, HEAP_REDO_SET, 8, moff + 8, 0, 0);
 	}
 	slot_of(h, off, &c, &slot, cls);
+	if ((rc = run_pin(h, c)))
+		return rc;
 	moff = heap_meta_off(h, c);
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
 				     moff + HEAP_BM_OFF(slot / 64),
@@ -762,4 +823,39 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
 	if (atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64))) &
 	    (1ull << (slot % 64)))
 		atomic_fetch_add(&r->nfree, 1);
+}
+
+/* Queues a committed free (the lane's last record) until a checkpoint
+ * retires that record; without memory the space stays unused until the
+ * heap is opened again. */
+int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
+			  uint64_t off)
+{
+	(void)h;
+	if (l->hdefer && l->hdefer * 2 >= l->ndefer) {
+		memmove(l->defer, l->defer + l->hdefer,
+			(l->ndefer - l->hdefer) * sizeof(*l->defer));
+		l->ndefer -= l->hdefer;
+		l->hdefer = 0;
+	}
+	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
+			   sizeof(*l->defer)))
+		return -ENOMEM;
+	l->defer[l->ndefer].off = off;
+	l->defer[l->ndefer++].seq = l->last_seq;
+	return 0;
+}
+
+/* Releases the lane's deferred frees that a checkpoint has retired. */
+void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l)
+{
+	uint64_t c;
+
+	if (l->hdefer == l->ndefer)
+		return;
+	c = atomic_load_explicit(&h->ckpt_seq, memory_order_acquire);
+	while (l->hdefer < l->ndefer && l->defer[l->hdefer].seq <= c)
+		xmem__heap_release_free(h, l->defer[l->hdefer++].off);
+	if (l->hdefer == l->ndefer)
+		l->hdefer = l->ndefer = 0;
 }

@@ -114,8 +114,8 @@ XMEM_EXPORT int xmem_heap_free(struct xmem_heap *h, xmem_oid *dest)
 				     oid)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0)))
 		xmem__heap_rec_reset(l);
-	else
-		xmem__heap_release_free(h, oid);
+	else /* reused once a checkpoint retires the record */
+		xmem__heap_defer_free(h, l, oid);
 	xmem__heap_lane_put(h, l);
 	return rc;
 }
@@ -160,8 +160,8 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);
 		xmem__heap_unreserve(h, off, cls);
-	} else {
-		xmem__heap_release_free(h, old);
+	} else { /* reused once a checkpoint retires the record */
+		xmem__heap_defer_free(h, l, old);
 	}
 	(void)usable;
 out:

@@ -65,6 +65,98 @@ static void put(struct ck *k, uint64_t off, const void *src, size_t len)
 	k->ops->persist(k->base + off, len);
 }
 
+/* heap_rec_fn keeping the highest sequence number. */
+static int max_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
+		   void *arg)
+{
+	uint64_t *m = arg;
+
+	(void)lane;
+	(void)pos;
+	*m = MAX(*m, rh->seq);
+	return 0;
+}
+
+/* heap_undo_fn that does nothing (the walk reports the txid). */
+static int no_undo(const struct heap_undo_hdr *u, const uint8_t *d, void *arg)
+{
+	(void)u;
+	(void)d;
+	(void)arg;
+	return 0;
+}
+
+/* The highest sequence number or transaction id in any lane's log. */
+static uint64_t max_log_seq(struct ck *k)
+{
+	uint64_t m = 0, tail, txid;
+
+	for (unsigned i = 0; i < HEAP_NLANES; i++) {
+		xmem__heap_ring_walk(k->base, i, k->hd->epoch, 0, max_rec, &m,
+				     &tail);
+		xmem__heap_undo_walk(k->base, k->size, k->hd, i, 0, no_undo,
+				     NULL, &txid);
+		m = MAX(m, MAX(tail, txid));
+	}
+	return m;
+}
+
+/* Writes both checkpoint copies with C = c (repair). */
+static void put_ckpt(struct ck *k, unsigned which, uint64_t c)
+{
+	struct heap_ckpt ck;
+
+	xmem__heap_ckpt_make(&ck, c, k->hd->epoch);
+	if (which & 1)
+		put(k, HEAP_CKPT_OFF, &ck, sizeof(ck));
+	if (which & 2)
+		put(k, HEAP_CKPT_B_OFF, &ck, sizeof(ck));
+}
+
+/*
+ * Checks the two checkpoint copies; *c gets C. One damaged copy is
+ * rewritten from the other on repair. With both damaged the logs cannot
+ * be read (which records are live is unknown): repair sets C to the
+ * highest sequence number in the logs, retiring every record without
+ * replay. Returns -1 if C is unknown.
+ */
+static int check_ckpt(struct ck *k, uint64_t *c)
+{
+	static const uint64_t off[2] = { HEAP_CKPT_OFF, HEAP_CKPT_B_OFF };
+	unsigned bad;
+
+	if (!xmem__heap_ckpt_read(k->base, k->hd->epoch, c, &bad)) {
+		for (unsigned i = 0; i < 2; i++) {
+			if (!(bad & (1u << i)))
+				continue;
+			if (k->repair)
+				put_ckpt(k, 1u << i, *c);
+			report(k, i ? "checkpoint (copy B)" : "checkpoint",
+			       off[i], k->repair, 0,
+			       "checksum mismatch (damaged, or torn by a "
+			       "crash); the other copy holds C=%llu%s",
+			       (unsigned long long)*c,
+			       k->repair ? "; rewritten from it" : "");
+		}
+		return 0;
+	}
+	if (!k->repair) {
+		report(k, "checkpoint", HEAP_CKPT_OFF, 0, 1,
+		       "both copies (offsets %u and %u) are damaged: which "
+		       "log records are live is unknown",
+		       HEAP_CKPT_OFF, HEAP_CKPT_B_OFF);
+		return -1;
+	}
+	*c = max_log_seq(k);
+	put_ckpt(k, 3, *c);
+	report(k, "checkpoint", HEAP_CKPT_OFF, 1, 0,
+	       "both copies (offsets %u and %u) were damaged; rebuilt with "
+	       "C=%llu, the highest sequence number in the logs: pending "
+	       "records are retired without replay",
+	       HEAP_CKPT_OFF, HEAP_CKPT_B_OFF, (unsigned long long)*c);
+	return 0;
+}
+
 /* Checks both header copies; restores a damaged one from the other.
  * Returns 0 if a usable header is at offset 0 afterwards. */
 static int check_headers(struct ck *k)
@@ -127,7 +219,8 @@ static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
 struct ring_ck {
 	struct ck *k;
 	unsigned *pending;
-	uint32_t end; /* ring offset after the last intact record */
+	uint32_t end;  /* ring offset after the last intact record */
+	int bad_entry; /* an intact record has a malformed entry */
 };
 
 /* heap_rec_fn: validates a pending record's entries. */
@@ -137,9 +230,11 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 	struct ring_ck *r = arg;
 
 	r->end = pos;
-	if (xmem__heap_redo_apply(r->k->base, r->k->size, (uint8_t *)(rh + 1),
-				  rh->nbytes, 1))
+	if (xmem__heap_redo_apply(r->k->base, r->k->size, r->k->hd,
+				  (uint8_t *)(rh + 1), rh->nbytes, 1)) {
+		r->bad_entry = 1;
 		return XMEM_E_CORRUPT;
+	}
 	r->end = pos + 64 + (uint32_t)align_up(rh->nbytes, 64);
 	(*r->pending)++;
 	if (rh->kind != HEAP_REC_OP && rh->txid)
@@ -154,7 +249,7 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 		       unsigned *pending)
 {
 	uint64_t roff = HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
-	struct ring_ck r = { k, pending, 0 };
+	struct ring_ck r = { k, pending, 0, 0 };
 	char st[64];
 	int rc;
 
@@ -169,9 +264,12 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 		put(k, roff + r.end, &zero, 4);
 	}
 	report(k, st, roff + r.end, k->repair, 0,
-	       "record seq %llu at ring offset %u: entries damaged "
-	       "(checksum or bounds) and later records follow it%s",
+	       "record seq %llu at ring offset %u: %s%s",
 	       (unsigned long long)rh->seq, r.end,
+	       r.bad_entry ? "an entry is malformed or writes outside what "
+			     "its kind may change"
+			   : "entries damaged (checksum) and later records "
+			     "follow it",
 	       k->repair ? "; record discarded (its operation and the "
 			   "lane's later records are lost)"
 			 : "");
@@ -372,11 +470,11 @@ int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
 		goto out;
 	memcpy(&hd, base, sizeof(hd));
 	k.hd = &hd;
-	c = le64(((struct heap_ckpt *)(base + HEAP_CKPT_OFF))->seq);
-	for (unsigned i = 0; i < HEAP_NLANES; i++) {
-		check_ring(&k, i, c, &pending);
-		check_undo(&k, i, c, &pending);
-	}
+	if (!check_ckpt(&k, &c))
+		for (unsigned i = 0; i < HEAP_NLANES; i++) {
+			check_ring(&k, i, c, &pending);
+			check_undo(&k, i, c, &pending);
+		}
 	if (pending && k.repair) {
 		struct xmem_heap *h;
 		if (!xmem__heap_open_mem(base, size, ops, 0, &h)) {

@@ -12,6 +12,9 @@
 #define HEAP_NCLASSES 24
 #define HEAP_BUSY_PENDING UINT64_MAX
 #define HEAP_TARGETS_MAX 64 /* lines ranges kept per lane for a checkpoint */
+/* user words a lane's ring records can name: every such entry takes at
+ * least 16 bytes of the ring */
+#define HEAP_UWORDS_MAX (HEAP_RING_SIZE / 16u)
 
 /* Volatile state of one run, created on the run's first use. */
 struct heap_run {
@@ -102,6 +105,19 @@ struct heap_lane {
 	size_t rlen, rcap;
 	struct heap_range *pend; /* lines the record will touch */
 	size_t npend, cappend;
+	/* user words (CSET/USET targets) of the records in the ring since
+	 * it was last reset: appended by the owner before the record takes
+	 * its seq, read by any lane's flushed commit (count acquire) */
+	struct heap_uword {
+		uint64_t off, seq; /* seq UINT64_MAX until the record has one */
+	} * uwords;		   /* HEAP_UWORDS_MAX entries */
+	_Atomic uint32_t nuwords;
+	/* frees committed but not yet retired by a checkpoint: their space
+	 * is reused only once C >= seq (no live entry may target it) */
+	struct heap_defer {
+		uint64_t off, seq;
+	} * defer;
+	size_t ndefer, hdefer, capdefer; /* count, first live, capacity */
 	struct heap_tx tx;
 };
 
@@ -133,6 +149,7 @@ struct xmem_heap {
 	_Atomic uint64_t nckpt;
 	_Atomic unsigned lane_rr;
 	uint64_t recovered;
+	struct heap_uword *uwords_all; /* the lanes' uwords, one block */
 	struct heap_lane lanes[HEAP_NLANES];
 };
 
@@ -179,8 +196,20 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need);
 int xmem__heap_recover(struct xmem_heap *h);
 /* Walks a record's entries; used by recovery, check and repair. */
-int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
+int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
+			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int check_only);
+/* Adds USET entries for the words live records wrote that `in` says the
+ * caller rewrote outside the records. */
+int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
+			 int (*in)(uint64_t off, void *arg), void *arg);
+/* The checkpoint copies: reads C (bit 0/1 of *bad: copy A/B damaged;
+ * XMEM_E_CORRUPT if both are); writes C into both, fencing each. */
+int xmem__heap_ckpt_read(const uint8_t *base, uint32_t epoch, uint64_t *c,
+			 unsigned *bad);
+void xmem__heap_ckpt_write(struct xmem_heap *h, struct heap_lane *l,
+			   uint64_t c);
+void xmem__heap_ckpt_make(struct heap_ckpt *ck, uint64_t c, uint32_t epoch);
 
 /* heap_alloc.c */
 int xmem__heap_alloc_init(struct xmem_heap *h);
@@ -195,6 +224,9 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 			int *extent_out);
 void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
+int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
+			  uint64_t off);
+void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
 		      uint32_t *type, uint32_t *cls);
 int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,

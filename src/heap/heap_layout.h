@@ -7,8 +7,9 @@
  *
  *   0        header, primary copy          (struct heap_header, 256 B)
  *   2048     header, backup copy
- *   4096     checkpoint line               (struct heap_ckpt, 64 B)
+ *   4096     checkpoint line, copy A       (struct heap_ckpt, 64 B)
  *   4160     root line                     (struct heap_root, 64 B)
+ *   4224     checkpoint line, copy B
  *   8192     lanes: HEAP_NLANES x HEAP_LANE_SIZE
  *              each: redo ring (HEAP_RING_SIZE) then undo area
  *   meta_off chunk metadata: nchunks x HEAP_META_SIZE
@@ -48,7 +49,7 @@
  * Records are retired in bulk by a checkpoint, which flushes the applied
  * lines of every lane's last record (read under a per-lane seqlock, so a
  * list being rewritten is read again), fences, stores the checkpoint
- * sequence number C (heap_ckpt.seq) and fences again; a lane reuses its
+ * sequence number C in both heap_ckpt copies, one fence each; a lane reuses its
  * ring from offset 0 only after C covers all its records. Every record
  * has a sequence number from one heap-wide counter, taken while the
  * resources it changes are held, so conflicting records are ordered by
@@ -59,6 +60,17 @@
  * the words an operation publishes in user memory (the destination of an
  * atomic alloc/free, the new contents of a small transaction) are CSET
  * entries, applied only where the word still holds its old value.
+ * Entries may target only what their kind owns: SET, OR, ANDN and ZERO
+ * the chunk metadata zone, CSET the data area or the root word, USET the
+ * data area. Recovery refuses a record with any other target.
+ * A user word a live record wrote may later be rewritten outside the
+ * records: by a transaction whose dirty data is flushed rather than
+ * carried in its COMMIT record. Replaying the old entry would then undo
+ * that write, so such a COMMIT record carries a USET entry with the new
+ * value for every word of its snapshots that a live record wrote (each
+ * lane keeps the list of user words its ring's records wrote). Freed
+ * space is reused only once a checkpoint retired the free's record, so
+ * no live entry ever targets the memory of a new object.
  *
  * Transactions snapshot ranges into the lane's undo area (entries with the
  * transaction's id and a checksum, made durable before add_range returns:
@@ -78,7 +90,7 @@
  * Fences per operation: atomic alloc or free 1 (2 when the object is
  * zeroed, constructed or copied first); transaction: 1 per add_range of
  * new bytes, commit 1 (2 with new objects or large snapshots), abort 2;
- * plus 2 per checkpoint (about one per 400 small records per lane).
+ * plus 3 per checkpoint (about one per 400 small records per lane).
  *
  * Recovery (on open), in O(lanes x (live ring records + undo entries)),
  * independent of the number of objects:
@@ -91,8 +103,8 @@
  *      holds the old value), and roll back each transaction that has
  *      undo entries but neither COMMIT nor ABORT record (restoring its
  *      snapshots, latest first);
- *   3. fence, store C = the highest sequence seen (torn records included),
- *      fence.
+ *   3. fence, store C = the highest sequence seen (torn records included)
+ *      in copy A, fence, in copy B, fence.
  * A crash during recovery repeats it with the same result.
  * Open then reads no chunk header: headers are read lazily, in growing
  * stretches, when allocation needs free chunks or runs (O(chunks) over
@@ -108,12 +120,13 @@
 #include <stdint.h>
 
 #define HEAP_MAGIC "XMEMHEAP"
-#define HEAP_VERSION 1u
+#define HEAP_VERSION 2u
 
 #define HEAP_HDR_OFF 0u
 #define HEAP_HDR_BACKUP_OFF 2048u
 #define HEAP_CKPT_OFF 4096u
 #define HEAP_ROOT_OFF 4160u
+#define HEAP_CKPT_B_OFF 4224u
 #define HEAP_LANES_OFF 8192u
 
 #define HEAP_NLANES 32u
@@ -163,12 +176,23 @@ _Static_assert(sizeof(struct heap_header) == 256, "heap_header size");
 _Static_assert(offsetof(struct heap_header, csum) == 12, "csum offset");
 _Static_assert(offsetof(struct heap_header, nchunks) == 96, "nchunks off");
 
-/* The checkpoint line: records with seq <= C are retired. */
+/*
+ * The checkpoint: records with seq <= C are retired. Two copies, each
+ * written and fenced in turn (A then B), so a crash tears at most one;
+ * the valid copy with the higher seq is C. A copy that fails its
+ * checksum while the other is intact is a torn update (or damage that
+ * the other copy covers: once both were written they hold the same C);
+ * both damaged makes the heap refuse to open.
+ */
+#define HEAP_CKPT_MAGIC 0x54504b43u /* "CKPT" */
 struct heap_ckpt {
 	uint64_t seq;
-	uint8_t reserved[56];
+	uint32_t magic; /* HEAP_CKPT_MAGIC */
+	uint32_t csum;	/* crc32c of seq, magic and the heap's epoch */
+	uint8_t reserved[48];
 };
 _Static_assert(sizeof(struct heap_ckpt) == 64, "heap_ckpt size");
+_Static_assert(offsetof(struct heap_ckpt, csum) == 12, "heap_ckpt csum");
 
 /* The root line: the root object's reference (published by a record). */
 struct heap_root {
@@ -234,6 +258,8 @@ enum heap_redo_op {
 	HEAP_REDO_ANDN = 3, /* 8-byte word &= ~value */
 	HEAP_REDO_CSET = 4, /* 8-byte word = value where it still holds old */
 	HEAP_REDO_ZERO = 5, /* zero `value` bytes */
+	HEAP_REDO_USET = 6, /* user-data word = value (a later direct write
+			       that supersedes earlier CSET/USET entries) */
 };
 #define HEAP_REDO_OFF_MASK ((1ull << 48) - 1)
 

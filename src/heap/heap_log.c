@@ -81,46 +81,65 @@ static size_t ent_size(const uint8_t *p, size_t left)
 	op = w0 >> 56;
 	if (op == HEAP_REDO_CSET)
 		return left >= 24 ? 24 : 0;
-	return op >= HEAP_REDO_SET && op <= HEAP_REDO_ZERO ? 16 : 0;
+	return op >= HEAP_REDO_SET && op <= HEAP_REDO_USET ? 16 : 0;
+}
+
+/* 1 if an entry of kind op may write [off, off+len): allocator entries
+ * only the chunk metadata zone, publishing entries only user data (and
+ * CSET the root word). Logs are untrusted: nothing else is reachable. */
+static int target_ok(const struct heap_header *hd, uint64_t size, unsigned op,
+		     uint64_t off, uint64_t len)
+{
+	if (op == HEAP_REDO_CSET && off == HEAP_ROOT_OFF)
+		return 1;
+	if (op == HEAP_REDO_CSET || op == HEAP_REDO_USET)
+		return off >= hd->data_off && range_fits(off, len, size);
+	return off >= hd->meta_off && range_fits(off, len, hd->data_off);
+}
+
+/* Validates one entry (w: its words); 0 or XMEM_E_CORRUPT. */
+static int ent_valid(const struct heap_header *hd, uint64_t size,
+		     const uint64_t *w)
+{
+	unsigned op = w[0] >> 56, sz = (w[0] >> 48) & 0xff;
+	uint64_t off = w[0] & HEAP_REDO_OFF_MASK;
+
+	if (op == HEAP_REDO_ZERO)
+		return target_ok(hd, size, op, off, w[1]) ? 0 : XMEM_E_CORRUPT;
+	if (op == HEAP_REDO_SET && sz == 2)
+		return !(off & 1) && target_ok(hd, size, op, off, 2)
+			       ? 0
+			       : XMEM_E_CORRUPT;
+	return sz == 8 && !(off & 7) && target_ok(hd, size, op, off, 8)
+		       ? 0
+		       : XMEM_E_CORRUPT;
 }
 
 /*
  * Applies (or with check_only, only validates) redo entries against the
- * heap at base. Every offset is bounds-checked: logs are untrusted.
+ * heap at base. Every target is checked against what its kind may
+ * write: logs are untrusted.
  */
-int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
+int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
+			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int check_only)
 {
 	size_t pos = 0, n;
-	uint64_t w[3], off;
-	unsigned op, sz;
+	uint64_t w[3];
 
 	while (pos < nbytes) {
 		if (!(n = ent_size(ents + pos, nbytes - pos)))
 			return XMEM_E_CORRUPT;
 		memcpy(w, ents + pos, n);
-		op = w[0] >> 56;
-		sz = (w[0] >> 48) & 0xff;
-		off = w[0] & HEAP_REDO_OFF_MASK;
-		if (op == HEAP_REDO_ZERO) {
-			if (!range_fits(off, w[1], size) ||
-			    off < HEAP_LANES_OFF)
-				return XMEM_E_CORRUPT;
-		} else if (op == HEAP_REDO_SET && sz == 2) {
-			if (!range_fits(off, 2, size) || (off & 1))
-				return XMEM_E_CORRUPT;
-		} else if (sz != 8 || !range_fits(off, 8, size) || (off & 7)) {
+		if (ent_valid(hd, size, w))
 			return XMEM_E_CORRUPT;
-		}
-		if (off < HEAP_CKPT_OFF)
-			return XMEM_E_CORRUPT; /* never the header */
 		pos += n;
 		if (check_only)
 			continue;
-		uint8_t *p = base + off;
-		switch (op) {
+		uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
+		switch (w[0] >> 56) {
 		case HEAP_REDO_SET:
-			if (sz == 2)
+			if (((w[0] >> 48) & 0xff) == 2)
 				__atomic_store_n((uint16_t *)p, (uint16_t)w[1],
 						 __ATOMIC_RELAXED);
 			else
@@ -135,7 +154,7 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 			__atomic_fetch_and((uint64_t *)p, ~w[1],
 					   __ATOMIC_RELAXED);
 			break;
-		case HEAP_REDO_CSET: {
+		case HEAP_REDO_CSET:
 			/* the word is the caller's (held or synchronized by
 			 * the application): no locked instruction needed */
 			if (__atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED) ==
@@ -143,13 +162,111 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size, const uint8_t *ents,
 				__atomic_store_n((uint64_t *)p, w[1],
 						 __ATOMIC_RELAXED);
 			break;
-		}
+		case HEAP_REDO_USET:
+			__atomic_store_n((uint64_t *)p, w[1], __ATOMIC_RELAXED);
+			break;
 		case HEAP_REDO_ZERO:
 			memset(p, 0, w[1]);
 			break;
 		}
 	}
 	return 0;
+}
+
+/* Forgets the lane's user words: its ring restarts, every record in it
+ * is retired. */
+static void uwords_reset(struct heap_lane *l)
+{
+	atomic_store_explicit(&l->nuwords, 0, memory_order_release);
+}
+
+/* Appends the user words of the record being built to the lane's list,
+ * before the record takes its seq: a commit that takes a later seq and
+ * reads the list finds them. Returns the list length before. */
+static uint32_t uwords_add(struct heap_lane *l)
+{
+	uint32_t n0 = atomic_load_explicit(&l->nuwords, memory_order_relaxed);
+	uint32_t n = n0;
+
+	for (size_t pos = 0; pos + 16 <= l->rlen;) {
+		uint64_t w0;
+		unsigned op;
+
+		memcpy(&w0, l->rbuf + pos, 8);
+		op = w0 >> 56;
+		if ((op == HEAP_REDO_CSET || op == HEAP_REDO_USET) &&
+		    n < HEAP_UWORDS_MAX) {
+			__atomic_store_n(&l->uwords[n].off,
+					 w0 & HEAP_REDO_OFF_MASK,
+					 __ATOMIC_RELAXED);
+			__atomic_store_n(&l->uwords[n++].seq, UINT64_MAX,
+					 __ATOMIC_RELAXED);
+		}
+		pos += op == HEAP_REDO_CSET ? 24 : 16;
+	}
+	atomic_store_explicit(&l->nuwords, n, memory_order_release);
+	return n0;
+}
+
+/* Gives the words appended from index n0 on their record's seq. */
+static void uwords_seq(struct heap_lane *l, uint32_t n0, uint64_t seq)
+{
+	uint32_t n = atomic_load_explicit(&l->nuwords, memory_order_relaxed);
+
+	for (uint32_t i = n0; i < n; i++)
+		__atomic_store_n(&l->uwords[i].seq, seq, __ATOMIC_RELAXED);
+}
+
+/* Orders offsets. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Adds to the lane's record a USET entry (the word's current value) for
+ * every user word that a live record of any lane wrote and that `in`
+ * reports rewritten outside the records. O(live user words).
+ */
+int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
+			 int (*in)(uint64_t off, void *arg), void *arg)
+{
+	uint64_t *v = NULL, w, val;
+	uint64_t c = atomic_load_explicit(&h->ckpt_seq, memory_order_acquire);
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
+		struct heap_lane *o = &h->lanes[i];
+		uint32_t m =
+			atomic_load_explicit(&o->nuwords, memory_order_acquire);
+
+		for (uint32_t k = 0; k < m && !rc; k++) {
+			w = __atomic_load_n(&o->uwords[k].off,
+					    __ATOMIC_RELAXED);
+			/* a word whose record a checkpoint retired is never
+			 * replayed */
+			if (__atomic_load_n(&o->uwords[k].seq,
+					    __ATOMIC_RELAXED) <= c ||
+			    w < h->hdr.data_off || !in(w, arg))
+				continue;
+			if ((rc = grow((void **)&v, &cap, n + 1, sizeof(*v))))
+				break;
+			v[n++] = w;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t k = 0; k < n && !rc; k++) {
+		if (k && v[k] == v[k - 1])
+			continue;
+		memcpy(&val, h->base + v[k], 8);
+		rc = xmem__heap_rec_add(l, HEAP_REDO_USET, 8, v[k], val, 0);
+	}
+	free(v);
+	return rc;
 }
 
 /* Flushes the lines a record's entries touch. */
@@ -277,6 +394,7 @@ int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l)
 	if ((rc = xmem__heap_checkpoint(h, l, l->last_seq)))
 		return rc;
 	l->ring_pos = 0;
+	uwords_reset(l);
 	return 0;
 }
 
@@ -341,6 +459,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 {
 	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
 	uint64_t seq;
+	uint32_t n0;
 	int rc = 0, big;
 
 	if (reclen > HEAP_RING_SIZE)
@@ -359,8 +478,11 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		if ((rc = xmem__heap_checkpoint(h, l, l->last_seq)))
 			return rc;
 		l->ring_pos = 0;
+		uwords_reset(l);
 	}
+	n0 = uwords_add(l);
 	seq = take_seq(h, l);
+	uwords_seq(l, n0, seq);
 	/* The previous record's applied lines are flushed only now: a
 	 * locked instruction right after a flush would wait for it as a
 	 * fence does, so they ride this record's fence instead. Lines this
@@ -375,7 +497,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	big = keep_targets(l);
 	/* Applied in place without a flush: the lane's next fence or a
 	 * checkpoint makes these lines durable. */
-	xmem__heap_redo_apply(h->base, h->size, l->rbuf, l->rlen, 0);
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen, 0);
 	if (big) {
 		flush_pend(h, l->pend, l->npend);
 		/* too many ranges to keep: durable now instead */
@@ -396,7 +518,6 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need)
 {
-	struct heap_ckpt *ck = (struct heap_ckpt *)(h->base + HEAP_CKPT_OFF);
 	uint64_t hi, b;
 
 	pthread_mutex_lock(&h->ckpt_lock);
@@ -421,13 +542,71 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 	 * before C says they are. */
 	xmem__heap_fence(h, self);
 	if (hi > atomic_load(&h->ckpt_seq)) {
-		__atomic_store_n(&ck->seq, le64(hi), __ATOMIC_RELAXED);
-		xmem__heap_flush(h, &ck->seq, 8);
-		/* C must be durable before a lane's ring is reused. */
-		xmem__heap_fence(h, self);
+		xmem__heap_ckpt_write(h, self, hi);
 		atomic_store(&h->ckpt_seq, hi);
 	}
 	atomic_fetch_add(&h->nckpt, 1);
 	pthread_mutex_unlock(&h->ckpt_lock);
 	return 0;
+}
+
+/* Fills a checkpoint copy holding C. */
+void xmem__heap_ckpt_make(struct heap_ckpt *ck, uint64_t c, uint32_t epoch)
+{
+	memset(ck, 0, sizeof(*ck));
+	ck->seq = le64(c);
+	ck->magic = le32(HEAP_CKPT_MAGIC);
+	ck->csum = xmem__crc32c(xmem__crc32c(0, ck, 12), &epoch, 4);
+}
+
+/* 1 if the checkpoint copy at p is intact. */
+static int ckpt_ok(const uint8_t *p, uint32_t epoch)
+{
+	struct heap_ckpt ck;
+
+	memcpy(&ck, p, sizeof(ck));
+	return le32(ck.magic) == HEAP_CKPT_MAGIC &&
+	       xmem__crc32c(xmem__crc32c(0, &ck, 12), &epoch, 4) == ck.csum;
+}
+
+/*
+ * Reads C: the higher seq of the intact copies. *bad gets bit 0 (copy A)
+ * and bit 1 (copy B) for damaged copies; both damaged is XMEM_E_CORRUPT.
+ */
+int xmem__heap_ckpt_read(const uint8_t *base, uint32_t epoch, uint64_t *c,
+			 unsigned *bad)
+{
+	const struct heap_ckpt *a = (const void *)(base + HEAP_CKPT_OFF);
+	const struct heap_ckpt *b = (const void *)(base + HEAP_CKPT_B_OFF);
+	int av = ckpt_ok(base + HEAP_CKPT_OFF, epoch);
+	int bv = ckpt_ok(base + HEAP_CKPT_B_OFF, epoch);
+
+	*bad = (av ? 0u : 1u) | (bv ? 0u : 2u);
+	if (!av && !bv)
+		return xmem__err(XMEM_E_CORRUPT,
+				 "heap: checkpoint at offset %u and its copy "
+				 "at offset %u are both damaged (run 'xmem "
+				 "heap check --repair')",
+				 HEAP_CKPT_OFF, HEAP_CKPT_B_OFF);
+	*c = av && bv ? MAX(le64(a->seq), le64(b->seq))
+	     : av     ? le64(a->seq)
+		      : le64(b->seq);
+	return 0;
+}
+
+/* Writes C into copy A, then copy B: one fence each, so a crash tears at
+ * most one of them and the other holds an old or the new C. */
+void xmem__heap_ckpt_write(struct xmem_heap *h, struct heap_lane *l, uint64_t c)
+{
+	struct heap_ckpt ck;
+
+	xmem__heap_ckpt_make(&ck, c, h->hdr.epoch);
+	memcpy(h->base + HEAP_CKPT_OFF, &ck, 16);
+	xmem__heap_flush(h, h->base + HEAP_CKPT_OFF, 16);
+	/* copy A must be durable before copy B changes */
+	xmem__heap_fence(h, l);
+	memcpy(h->base + HEAP_CKPT_B_OFF, &ck, 16);
+	xmem__heap_flush(h, h->base + HEAP_CKPT_B_OFF, 16);
+	/* C must be durable before a lane's ring is reused */
+	xmem__heap_fence(h, l);
 }

@@ -317,10 +317,15 @@ static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
 	size_t pos = 0;
 	int rc;
 
-	if ((rc = xmem__heap_redo_apply(h->base, h->size, e, rh->nbytes, 1)))
-		return xmem__err(rc, "heap: redo record seq %llu is malformed",
+	if ((rc = xmem__heap_redo_apply(h->base, h->size, &h->hdr, e,
+					rh->nbytes, 1)))
+		return xmem__err(rc,
+				 "heap: redo record seq %llu has an entry "
+				 "that is malformed or writes outside what "
+				 "its kind may change (run 'xmem heap check "
+				 "--repair')",
 				 (unsigned long long)rh->seq);
-	xmem__heap_redo_apply(h->base, h->size, e, rh->nbytes, 0);
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, rh->nbytes, 0);
 	while (pos < rh->nbytes) {
 		uint64_t w[2];
 		unsigned op;
@@ -343,11 +348,13 @@ static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
  */
 int xmem__heap_recover(struct xmem_heap *h)
 {
-	struct heap_ckpt *ck = (struct heap_ckpt *)(h->base + HEAP_CKPT_OFF);
-	uint64_t c = le64(ck->seq);
 	struct collect col;
-	int rc = 0;
+	uint64_t c;
+	unsigned bad;
+	int rc;
 
+	if ((rc = xmem__heap_ckpt_read(h->base, h->hdr.epoch, &c, &bad)))
+		return rc;
 	memset(&col, 0, sizeof(col));
 	col.maxseq = c;
 	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {
@@ -394,13 +401,11 @@ int xmem__heap_recover(struct xmem_heap *h)
 	free(col.a);
 	if (rc)
 		return rc;
-	if (col.maxseq > c) {
-		/* Everything replayed must be durable before C retires it. */
+	if (col.maxseq > c || bad) {
+		/* Everything replayed must be durable before C retires it
+		 * (a copy torn by a crash is rewritten here too). */
 		xmem__heap_fence(h, &h->lanes[0]);
-		ck->seq = le64(col.maxseq);
-		xmem__heap_flush(h, &ck->seq, 8);
-		/* C must be durable before the rings are written again. */
-		xmem__heap_fence(h, &h->lanes[0]);
+		xmem__heap_ckpt_write(h, &h->lanes[0], col.maxseq);
 	}
 	atomic_store(&h->ckpt_seq, col.maxseq);
 	atomic_store(&h->next_seq, col.maxseq + 1);

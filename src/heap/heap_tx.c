@@ -312,8 +312,9 @@ static int add_small(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 
 		if (j < 0)
 			return xmem__err(-ENOMEM, "heap: add_range: no memory");
+		/* the line's mask is set once its bytes are snapshotted
+		 * (mark_small): a failed snapshot leaves them unmarked */
 		need = want & ~tx->lmasks[j];
-		tx->lmasks[j] |= want;
 		for (unsigned b = 0; b < 64; b++) {
 			if (need & (1ull << b)) {
 				if (seglen && seg + seglen == line * 64 + b) {
@@ -332,6 +333,34 @@ static int add_small(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	if (seglen && (rc = snap_take(h, l, seg, seglen)))
 		return rc;
 	*wrote |= seglen != 0;
+	return 0;
+}
+
+/* Marks the bytes of [off, end) snapshotted (after add_small took
+ * them; its line_slot calls made every slot present). */
+static void mark_small(struct heap_tx *tx, uint64_t off, uint64_t end)
+{
+	for (uint64_t line = off / 64; line * 64 < end; line++) {
+		long j = line_slot(tx, line, 0);
+
+		if (j >= 0)
+			tx->lmasks[j] |= line_mask(line, off, end);
+	}
+}
+
+/* 1 if the transaction snapshotted (and so may have rewritten) any
+ * byte of the word at off (8-byte aligned). */
+static int tx_wrote(uint64_t off, void *arg)
+{
+	struct heap_tx *tx = arg;
+	long j = line_slot(tx, off / 64, 0);
+
+	if (j >= 0 && (tx->lmasks[j] & (0xffull << (off % 64))))
+		return 1;
+	for (size_t i = 0; i < tx->nbigs; i++)
+		if (off + 8 > tx->bigs[i].off &&
+		    off < tx->bigs[i].off + tx->bigs[i].len)
+			return 1;
 	return 0;
 }
 
@@ -368,8 +397,15 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	if (big_covers(tx, off, end))
 		return 0;
 	if (len <= SNAP_SMALL) {
-		if ((rc = add_small(h, l, off, end, &wrote)))
+		rc = add_small(h, l, off, end, &wrote);
+		/* The snapshot must be durable before the range is
+		 * modified (also the part taken before a failure). */
+		if (wrote)
+			xmem__heap_fence(h, l);
+		if (rc)
 			return rc;
+		mark_small(tx, off, end);
+		return 0;
 	} else {
 		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
 				sizeof(*tx->bigs))) ||
@@ -570,6 +606,11 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	/* Data the record does not carry must be durable before it. */
 	if (flush_data || tx->nobjs)
 		xmem__heap_fence(h, l);
+	/* the flushed data is the newest value of each word it holds:
+	 * words that live records wrote get it in USET entries, else
+	 * recovery would replay those records over it */
+	if (flush_data && (rc = xmem__heap_supersede(h, l, tx_wrote, tx)))
+		return rc;
 	for (size_t i = 0; i < tx->nobjs; i++)
 		if ((rc = xmem__heap_rec_alloc(h, l, tx->objs[i].off,
 					       tx->objs[i].cls,
@@ -602,12 +643,22 @@ XMEM_EXPORT int xmem_tx_commit(struct xmem_heap *h)
 		tx_leave(h, l);
 		return 0;
 	}
-	if ((rc = tx_publish(h, l))) {
+	rc = tx_publish(h, l);
+	if (rc == XMEM_E_NOSPACE && tx->txid > 1) {
+		/* USET entries for words of records older than the
+		 * transaction may overflow the log: retire those records
+		 * (a checkpoint up to the tx) and build the record again */
+		xmem__heap_rec_reset(l);
+		if (!xmem__heap_checkpoint(h, l, tx->txid - 1))
+			rc = tx_publish(h, l);
+	}
+	if (rc) {
 		xmem__heap_rec_reset(l);
 		return rc; /* still in the transaction: the caller aborts */
 	}
+	/* freed space is reused once a checkpoint retires the record */
 	for (size_t i = 0; i < tx->nfrees; i++)
-		xmem__heap_release_free(h, tx->frees[i]);
+		xmem__heap_defer_free(h, l, tx->frees[i]);
 	tx->nobjs = tx->nfrees = 0;
 	tx_leave(h, l);
 	return 0;

@@ -220,6 +220,68 @@ static int s_alloc_reclaim(struct xmem_heap *h, struct root *r)
 				    NULL);
 }
 
+/* A reference published by an atomic alloc (its record still live),
+ * then cleared by a transaction whose snapshot is too large to ride in
+ * the COMMIT record (its data is flushed instead), which frees the
+ * object: recovery must not replay the publication over the clear. */
+static int s_pub(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[0], 64, 3, 0, ctor_pat,
+			       (void *)(uintptr_t)0x3c);
+}
+
+static int s_tx_unpub_big(struct xmem_heap *h, struct root *r)
+{
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, r, sizeof(*r))) ||
+	    (rc = xmem_tx_free(h, r->slot[0]))) {
+		xmem_tx_abort(h);
+		return rc;
+	}
+	r->slot[0] = 0;
+	memset(r->blob, 0x42, sizeof(r->blob));
+	return xmem_tx_commit(h);
+}
+
+/* Space freed while a record that wrote into it is live: an object Y
+ * published into a field of X, both freed by a transaction that leaves
+ * the field as it is, then a new zeroed object Z. Z must not take X's
+ * place before the publication is retired, or recovery writes Y's
+ * reference into Z. */
+static int s_alloc_x(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[0], 64, 3, XMEM_F_HEAP_ZERO, NULL,
+			       NULL);
+}
+
+static int s_alloc_into_x(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid *x = xmem_heap_ptr(h, r->slot[0]);
+
+	return xmem_heap_alloc(h, &x[1], 64, 3, 0, ctor_pat,
+			       (void *)(uintptr_t)0x11);
+}
+
+static int s_tx_free_xy(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid *x = xmem_heap_ptr(h, r->slot[0]);
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, &r->slot[0], 8)) ||
+	    (rc = xmem_tx_free(h, x[1])) ||
+	    (rc = xmem_tx_free(h, r->slot[0]))) {
+		xmem_tx_abort(h);
+		return rc;
+	}
+	r->slot[0] = 0;
+	return xmem_tx_commit(h);
+}
+
 static const struct kind kinds[] = {
 	{ "atomic alloc and free",
 	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
@@ -233,6 +295,10 @@ static const struct kind kinds[] = {
 	  { s_free_2, s_free_5, s_free_6, s_free_8, s_free_9, s_free_11,
 	    s_free_13, s_free_14, s_alloc_reclaim },
 	  9 },
+	{ "publish then large tx clears", { s_pub, s_tx_unpub_big }, 2 },
+	{ "free then reuse",
+	  { s_alloc_x, s_alloc_into_x, s_tx_free_xy, s_alloc_x },
+	  4 },
 };
 
 /* --- state ---------------------------------------------------------- */

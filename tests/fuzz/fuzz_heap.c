@@ -7,10 +7,11 @@
  * two lanes and a live transaction's undo log. Each input patches it:
  *
  *   byte 0: flags; bit 0 re-checksums both header copies, bit 1 the
- *           chunk headers of chunks 0-3, bit 2 every record of lanes 0-1
- *           (so the fuzzer gets past the checksums)
+ *           chunk headers of chunks 0-3, bit 2 every record of lanes 0-1,
+ *           bit 3 both checkpoint copies (so the fuzzer gets past the
+ *           checksums)
  *   then patches: { u8 area, u16 offset (LE), u8 len, len bytes }
- *   areas: 0 header, 1 backup header, 2 checkpoint and root lines,
+ *   areas: 0 header, 1 backup header, 2 checkpoint copies and root line,
  *          3 lane 0 ring, 4 lane 0 undo, 5 lane 1 ring, 6-9 chunk 0-3
  *          metadata, 10 chunk 0 data
  *
@@ -73,7 +74,7 @@ static void area(unsigned a, const struct heap_header *hd, uint64_t *off,
 	static const uint64_t fixed[][2] = {
 		{ HEAP_HDR_OFF, 256 },
 		{ HEAP_HDR_BACKUP_OFF, 256 },
-		{ HEAP_CKPT_OFF, 128 },
+		{ HEAP_CKPT_OFF, 192 },
 		{ HEAP_LANES_OFF, 8192 },
 		{ HEAP_LANES_OFF + HEAP_RING_SIZE, 8192 },
 		{ HEAP_LANES_OFF + HEAP_LANE_SIZE, 8192 },
@@ -132,6 +133,13 @@ static void fixups(unsigned flags, const struct heap_header *hd)
 		fix_ring(0);
 		fix_ring(1);
 	}
+	if (flags & 8)
+		for (int i = 0; i < 2; i++) {
+			struct heap_ckpt *ck =
+				(void *)(img +
+					 (i ? HEAP_CKPT_B_OFF : HEAP_CKPT_OFF));
+			xmem__heap_ckpt_make(ck, ck->seq, hd->epoch);
+		}
 }
 
 static int iter_fn(xmem_oid oid, uint64_t size, uint32_t type, void *arg)

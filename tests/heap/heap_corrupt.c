@@ -9,7 +9,11 @@
  *   - an extent header rewritten valid but overlapping a run,
  *   - a committed redo record damaged with a later record after it,
  *   - a snapshot entry of a live transaction damaged,
- *   - the primary heap header damaged.
+ *   - the primary heap header damaged,
+ *   - one checkpoint copy damaged (the other is used), both damaged,
+ *   - crafted redo records whose entries target what their kind may not
+ *     write (the checkpoint line, allocator metadata through a
+ *     publishing entry, the heap header): recovery refuses them.
  */
 #include <string.h>
 #include <sys/wait.h>
@@ -166,6 +170,38 @@ static void open_tx(struct xmem_heap *h, struct root *r)
 	/* exits inside the transaction */
 }
 
+/* The checkpoint C in copy A (raw). */
+static uint64_t ckpt_a(void)
+{
+	uint64_t c;
+
+	memcpy(&c, base + HEAP_CKPT_OFF, 8);
+	return c;
+}
+
+/* Writes a valid OP record with one entry at lane 0's ring start. */
+static void craft_record(unsigned op, unsigned sz, uint64_t off, uint64_t v)
+{
+	struct heap_rec_hdr rh;
+	uint64_t e[4] = { (uint64_t)op << 56 | (uint64_t)sz << 48 | off, v, 0,
+			  0 };
+	uint32_t n = op == HEAP_REDO_CSET ? 24 : 16;
+
+	memset(&rh, 0, sizeof(rh));
+	rh.magic = HEAP_REC_MAGIC;
+	rh.kind = HEAP_REC_OP;
+	rh.epoch = hdr()->epoch;
+	rh.nbytes = n;
+	rh.seq = ckpt_a() + 1;
+	rh.pcsum = xmem__crc32c(0, e, n);
+	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh));
+	memcpy(base + HEAP_LANES_OFF, &rh, sizeof(rh));
+	memset(base + HEAP_LANES_OFF + 64, 0, 64);
+	memcpy(base + HEAP_LANES_OFF + 64, e, n);
+	/* no valid record after it */
+	memset(base + HEAP_LANES_OFF + 128, 0, 64);
+}
+
 int main(void)
 {
 	struct xmem_heap *h;
@@ -258,6 +294,59 @@ int main(void)
 	xmem_heap_close(&h);
 	base[40] ^= 0xff;
 	expect("primary header damaged", "heap header (primary)", 1);
+
+	/* 8. one checkpoint copy damaged: a high bit of C flipped would
+	 * retire every live record; the copy is rejected, B is used */
+	r = fresh(&h);
+	xmem_heap_close(&h);
+	in_child(two_frees);
+	base[HEAP_CKPT_OFF + 5] ^= 0x01;
+	expect("checkpoint copy damaged", "checkpoint", 0);
+	CHECK(ckpt_a() < (1ull << 32));
+	CHECK(!memcmp(base + HEAP_CKPT_OFF, base + HEAP_CKPT_B_OFF, 16));
+
+	/* 9. both copies damaged: open refuses, repair rebuilds C */
+	r = fresh(&h);
+	xmem_heap_close(&h);
+	in_child(two_frees);
+	base[HEAP_CKPT_OFF + 1] ^= 0x20;
+	base[HEAP_CKPT_B_OFF + 12] ^= 0x04;
+	expect("both checkpoint copies damaged", "checkpoint", 1);
+
+	/* 10. crafted records: each entry is valid in form but targets
+	 * what its kind may not write */
+	{
+		static const struct {
+			const char *what;
+			unsigned op, sz;
+			int meta; /* offset: 0 absolute, 1 chunk 0 bitmap */
+			uint64_t off;
+		} bad[] = {
+			{ "SET into the checkpoint", HEAP_REDO_SET, 8, 0,
+			  HEAP_CKPT_OFF },
+			{ "SET into lane 1's ring", HEAP_REDO_SET, 8, 0,
+			  HEAP_LANES_OFF + HEAP_LANE_SIZE },
+			{ "CSET into a run bitmap", HEAP_REDO_CSET, 8, 1,
+			  HEAP_META_BITMAP },
+			{ "USET into a chunk header", HEAP_REDO_USET, 8, 1, 0 },
+			{ "ZERO over the root line", HEAP_REDO_ZERO, 0, 0,
+			  HEAP_ROOT_OFF },
+			{ "OR past the metadata", HEAP_REDO_OR, 8, 2, 0 },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			uint64_t off = bad[i].off;
+
+			r = fresh(&h);
+			xmem_heap_close(&h);
+			if (bad[i].meta == 1)
+				off += meta(0);
+			if (bad[i].meta == 2)
+				off = hdr()->data_off + 64;
+			craft_record(bad[i].op, bad[i].sz, off,
+				     bad[i].op == HEAP_REDO_ZERO ? 64 : ~0ull);
+			expect(bad[i].what, "redo log", 1);
+		}
+	}
 
 	xmem_map_delete(&map);
 	xmem_device_close(&dev);

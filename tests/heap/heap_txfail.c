@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_txfail - a transaction call that fails leaves the transaction as
+ * it was: an add_range whose snapshot could not be written (the undo log
+ * cannot grow in a full heap) has not marked its bytes snapshotted, so a
+ * retry snapshots them again (or fails again) instead of returning 0 and
+ * letting the caller modify bytes that an abort would not restore.
+ */
+#include <string.h>
+
+#include <xmem.h>
+#include "test.h"
+
+#define SIZE (16ull << 20)
+#define PIECE 1024u
+#define NPIECE 48u
+
+struct root {
+	uint8_t data[NPIECE * PIECE];
+	xmem_oid fill[64];
+};
+
+int main(void)
+{
+	struct xmem_device *dev;
+	struct xmem_map *map;
+	struct xmem_heap *h;
+	struct root *r;
+	char path[256];
+	xmem_oid ro;
+	unsigned i, nfill = 0;
+	int rc = 0;
+
+	test_path(path, sizeof(path), "heap-txfail");
+	unlink(path);
+	REQUIRE_OK(xmem_device_open(&dev, path, SIZE, XMEM_F_CREATE));
+	REQUIRE_OK(xmem_device_map(dev, 0, SIZE, 0, 0, &map));
+	REQUIRE_OK(xmem_heap_create_map(map, 0, &h));
+	REQUIRE_OK(xmem_heap_root(h, sizeof(struct root), 1, &ro));
+	r = xmem_heap_ptr(h, ro);
+	memset(r->data, 0x5a, sizeof(r->data));
+	xmem_heap_persist(h, r->data, sizeof(r->data));
+	/* no free chunk left: the undo log cannot grow past its lane area */
+	while (nfill < 64 && xmem_heap_alloc(h, &r->fill[nfill], 256u << 10, 2,
+					     0, NULL, NULL) == 0)
+		nfill++;
+	REQUIRE(nfill > 0 && nfill < 64);
+
+	REQUIRE_OK(xmem_tx_begin(h));
+	for (i = 0; i < NPIECE; i++)
+		if ((rc = xmem_tx_add_range(h, r->data + i * PIECE, PIECE)))
+			break;
+	printf("add_range %u failed: %s\n", i, xmem_errormsg());
+	CHECK(rc == XMEM_E_NOSPACE && i < NPIECE);
+	/* the retry must not pretend the bytes are snapshotted */
+	CHECK(xmem_tx_add_range(h, r->data + i * PIECE, PIECE) != 0);
+	CHECK(xmem_tx_add_range(h, r->data + i * PIECE + 8, 8) != 0);
+	/* bytes snapshotted before the failure are restored by abort */
+	memset(r->data, 0x11, (size_t)i * PIECE);
+	xmem_tx_abort(h);
+	for (unsigned k = 0; k < i * PIECE; k++)
+		if (r->data[k] != 0x5a) {
+			fprintf(stderr, "byte %u not restored\n", k);
+			CHECK(0);
+			break;
+		}
+
+	/* space again: the same snapshots succeed */
+	for (unsigned k = 0; k < nfill; k++)
+		REQUIRE_OK(xmem_heap_free(h, &r->fill[k]));
+	REQUIRE_OK(xmem_heap_checkpoint(h));
+	REQUIRE_OK(xmem_tx_begin(h));
+	for (i = 0; i < NPIECE; i++)
+		CHECK_OK(xmem_tx_add_range(h, r->data + i * PIECE, PIECE));
+	memset(r->data, 0x22, sizeof(r->data));
+	xmem_tx_abort(h);
+	CHECK(r->data[0] == 0x5a && r->data[sizeof(r->data) - 1] == 0x5a);
+
+	xmem_heap_close(&h);
+	xmem_map_delete(&map);
+	xmem_device_close(&dev);
+	unlink(path);
+	return test_result();
+}
