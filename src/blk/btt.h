@@ -61,6 +61,7 @@ struct xmem_blk {
 	uint8_t *base; /* namespace start */
 	uint64_t len;
 	const struct xmem_persist_ops *ops;
+	int nt; /* cache-line granularity: small non-temporal stores */
 	unsigned flags;
 	uint64_t btt_off;
 	uint32_t lbasize, int_lbasize;

@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "blk/btt.h"
+#include "blk/btt_nt.h"
 #include "core/error.h"
+#include "persist/crashsim.h"
 #include "core/util.h"
 
 static uint32_t lane_next;
@@ -292,38 +294,76 @@ static int batch_entries(struct xmem_blk *b, struct btt_arena *ar,
 	return 0;
 }
 
-/* The three ordering points of a batch: (data, lba/old_map), then
- * (new_map, seq), then the map entries. */
+/* One 8-byte half of a flog entry (nt: a non-temporal store, else a
+ * store and a flush); durable at the caller's next drain. */
+static void half_store(const struct xmem_persist_ops *ops, int nt, void *dst,
+		       const void *src)
+{
+	uint64_t v;
+
+	memcpy(&v, src, 8);
+	if (nt) {
+		xmem__btt_nt_store64(dst, v);
+		return;
+	}
+	memcpy(dst, &v, 8);
+	ops->flush(dst, 8);
+}
+
+/* Publishes a map entry (readers load it concurrently: one atomic store
+ * either way); durable at the caller's next drain. */
+static void map_store(const struct xmem_persist_ops *ops, int nt, uint32_t *dst,
+		      uint32_t v)
+{
+	if (nt) {
+		xmem__btt_nt_store32(dst, v);
+		return;
+	}
+	__atomic_store_n(dst, v, __ATOMIC_RELEASE);
+	ops->flush(dst, sizeof(uint32_t));
+}
+
+/* Non-temporal small stores when the mapping has cache-line granularity
+ * and the crash simulator (which sees only the persist operations) is
+ * off; the ordering points are the same either way. */
+static int nt_use(const struct xmem_blk *b)
+{
+	return b->nt && !__atomic_load_n(&xmem__crashsim_on, __ATOMIC_RELAXED);
+}
+
+/*
+ * The three ordering points of a batch, the fewest a sector write can have
+ * with 8-byte failure atomicity: (data, each entry's lba/old_map half),
+ * then (new_map, seq), then the map entries. Each is one drain; what it
+ * waits for is written with non-temporal stores where it can be (the data
+ * by the ops' memcpy, the 8- and 4-byte stores by nt_use()), so no line is
+ * written back by a flush on this path.
+ */
 static void batch_commit(struct xmem_blk *b, struct btt_arena *ar,
 			 struct wsec *w, uint32_t m)
 {
 	const struct xmem_persist_ops *ops = b->ops;
+	int nt = nt_use(b);
 
-	for (uint32_t j = 0; j < m; j++) {
-		memcpy(w[j].dst, &w[j].ent, 8);
-		ops->flush(w[j].dst, 8);
-	}
+	for (uint32_t j = 0; j < m; j++)
+		half_store(ops, nt, w[j].dst, &w[j].ent);
 	/* The data blocks and each entry's (lba, old_map) half are durable
 	 * before new_map and seq make the entries their lanes' newest: a
 	 * torn entry is never taken as the newest. */
 	ops->drain();
-	for (uint32_t j = 0; j < m; j++) {
-		memcpy((uint8_t *)w[j].dst + 8, (const uint8_t *)&w[j].ent + 8,
-		       8);
-		ops->flush((uint8_t *)w[j].dst + 8, 8);
-	}
+	for (uint32_t j = 0; j < m; j++)
+		half_store(ops, nt, (uint8_t *)w[j].dst + 8,
+			   (const uint8_t *)&w[j].ent + 8);
 	/* The flog entries are durable before the map points at new_map. */
 	ops->drain();
-	for (uint32_t j = 0; j < m; j++) {
-		__atomic_store_n(&ar->map[w[j].premap],
-				 le32(BTT_MAP_NORMAL | w[j].fr->block),
-				 __ATOMIC_RELEASE);
-		ops->flush(&ar->map[w[j].premap], sizeof(uint32_t));
-	}
-	/* The map entries are durable before the locks let another writer
-	 * of these sectors read them (its flog entry will name our block
-	 * as the old one, which recovery must find in the map), and before
-	 * the write is acknowledged. */
+	for (uint32_t j = 0; j < m; j++)
+		map_store(ops, nt, &ar->map[w[j].premap],
+			  le32(BTT_MAP_NORMAL | w[j].fr->block));
+	/* The map entries are durable (and, non-temporal ones, visible)
+	 * before the locks let another writer of these sectors read them
+	 * (its flog entry will name our block as the old one, which
+	 * recovery must find in the map), and before the write is
+	 * acknowledged. */
 	ops->drain();
 }
 
@@ -341,13 +381,11 @@ static int batch_write(struct xmem_blk *b, struct btt_arena *ar,
 	unsigned nlk;
 	int rc;
 
-	/* The map entries and flog groups are used after the data copy
-	 * (and written back, so likely evicted, by earlier writes): start
-	 * their cache misses now, to overlap the copy. */
-	for (uint32_t j = 0; j < m; j++) {
-		__builtin_prefetch(&ar->map[p0 + j], 1);
-		__builtin_prefetch(&ar->flog[lanes[j]], 1);
-	}
+	/* The map entries are read after the data copy (and may have been
+	 * evicted by earlier non-temporal stores): start their cache misses
+	 * now, to overlap the copy. The flog groups are only written. */
+	for (uint32_t j = 0; j < m; j++)
+		__builtin_prefetch(&ar->map[p0 + j], 0);
 	/* A single sector takes its lock first: a locked instruction waits
 	 * for every earlier store and flush, and here none of this write's
 	 * are pending yet, so its data copy and first flog half drain
@@ -456,11 +494,10 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 		lock_drop(lk);
 		return bad_block(b, ar, premap, block);
 	}
-	__atomic_store_n(&ar->map[premap], le32(flags | block),
-			 __ATOMIC_RELEASE);
+	map_store(b->ops, nt_use(b), &ar->map[premap], le32(flags | block));
 	/* The new flags are durable before another writer of this sector
 	 * can read them, and before the call returns. */
-	b->ops->persist(&ar->map[premap], sizeof(uint32_t));
+	b->ops->drain();
 	lock_drop(lk);
 	return 0;
 }

@@ -12,8 +12,11 @@
  *
  * Cost per arena: O(nfree log nfree) for the lanes, plus one pass over the
  * map, O(ext_nlba): each entry is tested against a filter of the free
- * blocks that fits in L1 (a few KiB), so the pass runs at memory speed
- * (bench_blk prints the open time at two sizes).
+ * blocks that fits in L1 (a few KiB), so the pass runs at memory speed.
+ * Measured by bench_blk (read-only open and close of a BTT with 4 KiB
+ * sectors on /dev/shm, AMD EPYC): 0.78 ms at 2 GiB (523512 sectors),
+ * 6.3 ms at 16 GiB (4189948 sectors), 1.5 ns per sector at both sizes;
+ * a full 512 GiB arena would take about 0.2 s.
  */
 #include <errno.h>
 #include <inttypes.h>
