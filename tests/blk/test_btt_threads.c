@@ -4,7 +4,8 @@
  * once. Blocks are recycled constantly (each write frees one), so a reader
  * that could see a reused block would read a sector of another LBA or a
  * half-written one; every read must be a whole sector written for its own
- * LBA. Bounded by an iteration count.
+ * LBA. Bounded by an iteration count. Run with byte granularity (plain
+ * stores) and with cache-line granularity (the non-temporal write path).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -84,10 +85,11 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-int main(void)
+/* One run on a fresh BTT with the operations of granularity g. */
+static void run(enum xmem_granularity g)
 {
 	uint8_t *ns = aligned_alloc(4096, NS);
-	const struct xmem_persist_ops *ops = xmem_persist_ops(XMEM_GRAN_BYTE);
+	const struct xmem_persist_ops *ops = xmem_persist_ops(g);
 	pthread_t t[WRITERS + READERS];
 	unsigned np = 0;
 
@@ -112,5 +114,11 @@ int main(void)
 	CHECK_OK(xmem_blk_check_mem(ns, NS, NULL, NULL, &np));
 	CHECK(np == 0);
 	free(ns);
+}
+
+int main(void)
+{
+	run(XMEM_GRAN_BYTE);
+	run(XMEM_GRAN_CACHELINE);
 	return test_result();
 }
