@@ -148,6 +148,55 @@ static void p_down(struct ph *p)
 	pmemobj_close(p->pop);
 }
 
+/* --- the cost of one fence ------------------------------------------ */
+
+/* ns per fence on the heap's mapping (median of 5 runs of 20000): a
+ * store to a line, its write-back and a fence ("clwb"), and 128 bytes of
+ * non-temporal stores and a fence ("nt"): the two shapes of xmem's
+ * fences. */
+static double fence_ns(struct xh *x, int nt)
+{
+	const struct xmem_persist_ops *ops = xmem_map_ops(x->m);
+	_Alignas(64) uint8_t buf[128] = { 0 };
+	uint8_t *p = (uint8_t *)&x->r->slot[0];
+	double v[5];
+
+	for (int r = 0; r < 5; r++) {
+		double t = now();
+
+		for (int i = 0; i < 20000; i++) {
+			if (nt) {
+				buf[0] = (uint8_t)i;
+				ops->memcpy(p, buf, sizeof(buf),
+					    XMEM_F_MEM_NONTEMPORAL |
+						    XMEM_F_MEM_NODRAIN);
+			} else {
+				p[0] = (uint8_t)i;
+				ops->flush(p, 1);
+			}
+			ops->drain();
+		}
+		v[r] = (now() - t) / 20000 * 1e9;
+	}
+	memset(p, 0, sizeof(buf));
+	ops->persist(p, sizeof(buf));
+	return median(v, 5);
+}
+
+static double fence_cost; /* ns, the cheaper of the two shapes */
+
+/* The fence floor of a row: xmem's fences per unit at fence_cost
+ * against libpmemobj's time per unit, i.e. the best ratio xmem could
+ * reach if everything but its fences took no time. */
+static void floor_line(double fences_per_unit, double pm_units_per_s)
+{
+	double fl = fences_per_unit * fence_cost, pns = 1e9 / pm_units_per_s;
+
+	printf("%-34s %12.0fns %12.0fns %8.2fx %8s  fence floor: %.2f fences "
+	       "x %.0f ns vs libpmemobj's time\n",
+	       "  floor", fl, pns, pns / fl, "-", fences_per_unit, fence_cost);
+}
+
 /* --- rows: small operations ---------------------------------------- */
 
 static double x_atomic(struct xh *x, uint64_t n)
@@ -346,6 +395,11 @@ static void small_rows(void)
 	p_up(&p, POOL_SIZE, 1);
 	x_atomic(&x, 1000); /* warm up both */
 	p_atomic(&p, 1000);
+	double fc = fence_ns(&x, 0), fn = fence_ns(&x, 1);
+	fence_cost = fc < fn ? fc : fn;
+	printf("%-34s %12.0fns %12.0fns %9s %8s  one fence: write-back of "
+	       "a line / 128 B non-temporal\n",
+	       "fence cost (xmem mapping)", fc, fn, "-", "-");
 	for (int r = 0; r < reps; r++) {
 		f = x_fences(&x);
 		xa[r] = x_atomic(&x, nops);
@@ -368,9 +422,12 @@ static void small_rows(void)
 	}
 	row("atomic alloc+free 64 B (pairs/s)", xa, pa, reps, fa,
 	    "fences per alloc or free");
+	floor_line(2 * fa, median(pa, reps));
 	row("tx alloc 64 B (tx/s)", xt, pt, reps, ft, "fences per tx");
+	floor_line(ft, median(pt, reps));
 	row("tx 8 B snapshot + store (tx/s)", x8, p8, reps, f8,
 	    "fences per tx");
+	floor_line(f8, median(p8, reps));
 	double sx = median(x2, reps) / median(x1, reps);
 	double sp = median(p2, reps) / median(p1, reps);
 	row("2 threads alloc+free (pairs/s)", x2, p2, reps, f2,

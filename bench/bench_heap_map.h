@@ -303,6 +303,7 @@ static void map_rows(void)
 	snprintf(name, sizeof(name), "hashmap %llu inserts (ops/s)",
 		 (unsigned long long)hm_keys);
 	row(name, xi, pi, n, fi, "fences per insert (grows included)");
+	floor_line(fi, median(pi, n));
 	snprintf(name, sizeof(name), "hashmap %llu lookups (ops/s)",
 		 (unsigned long long)hm_keys);
 	row(name, xl, pl, n, 0, "");

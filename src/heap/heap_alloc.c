@@ -281,8 +281,6 @@ static void pool_del(struct xmem_heap *h, unsigned cls, int32_t c)
 		}
 }
 
-static int defer_retire(struct xmem_heap *h, struct heap_lane *l);
-
 #define RECLAIM_MAX 512 /* runs returned to free chunks per record */
 
 /*
@@ -354,7 +352,7 @@ int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,
 	if (l)
 		xmem__heap_release_due(h, l);
 	rc = xmem__heap_extent_reserve(h, n, first);
-	if (rc == XMEM_E_NOSPACE && l && defer_retire(h, l))
+	if (rc == XMEM_E_NOSPACE && l && xmem__heap_defer_retire(h, l))
 		rc = xmem__heap_extent_reserve(h, n, first);
 	if (rc != XMEM_E_NOSPACE || !l || reclaim_runs(h, l) <= 0)
 		return rc;
@@ -574,22 +572,6 @@ static int reserve_once(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 	return 0;
 }
 
-/* Retires the lane's deferred frees with a checkpoint (when the heap is
- * full). Only frees below the lane's open transaction can be retired.
- * Returns 1 if some space came back. */
-static int defer_retire(struct xmem_heap *h, struct heap_lane *l)
-{
-	size_t i = l->ndefer;
-	uint64_t lim = l->tx.txid ? l->tx.txid : UINT64_MAX;
-
-	while (i > l->hdefer && l->defer[i - 1].seq >= lim)
-		i--;
-	if (i == l->hdefer || xmem__heap_checkpoint(h, l, l->defer[i - 1].seq))
-		return 0;
-	xmem__heap_release_due(h, l);
-	return 1;
-}
-
 /*
  * Reserves space for an object of `size` bytes (volatile only; a record
  * makes it allocated). *cls gets the class, or UINT32_MAX for an extent.
@@ -602,7 +584,7 @@ int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 
 	xmem__heap_release_due(h, l);
 	rc = reserve_once(h, l, size, off, cls);
-	if (rc == XMEM_E_NOSPACE && defer_retire(h, l))
+	if (rc == XMEM_E_NOSPACE && xmem__heap_defer_retire(h, l))
 		rc = reserve_once(h, l, size, off, cls);
 	return rc;
 }
@@ -823,39 +805,4 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
 	if (atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64))) &
 	    (1ull << (slot % 64)))
 		atomic_fetch_add(&r->nfree, 1);
-}
-
-/* Queues a committed free (the lane's last record) until a checkpoint
- * retires that record; without memory the space stays unused until the
- * heap is opened again. */
-int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
-			  uint64_t off)
-{
-	(void)h;
-	if (l->hdefer && l->hdefer * 2 >= l->ndefer) {
-		memmove(l->defer, l->defer + l->hdefer,
-			(l->ndefer - l->hdefer) * sizeof(*l->defer));
-		l->ndefer -= l->hdefer;
-		l->hdefer = 0;
-	}
-	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
-			   sizeof(*l->defer)))
-		return -ENOMEM;
-	l->defer[l->ndefer].off = off;
-	l->defer[l->ndefer++].seq = l->last_seq;
-	return 0;
-}
-
-/* Releases the lane's deferred frees that a checkpoint has retired. */
-void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l)
-{
-	uint64_t c;
-
-	if (l->hdefer == l->ndefer)
-		return;
-	c = atomic_load_explicit(&h->ckpt_seq, memory_order_acquire);
-	while (l->hdefer < l->ndefer && l->defer[l->hdefer].seq <= c)
-		xmem__heap_release_free(h, l->defer[l->hdefer++].off);
-	if (l->hdefer == l->ndefer)
-		l->hdefer = l->ndefer = 0;
 }

@@ -211,7 +211,7 @@ void xmem__heap_ckpt_write(struct xmem_heap *h, struct heap_lane *l,
 			   uint64_t c);
 void xmem__heap_ckpt_make(struct heap_ckpt *ck, uint64_t c, uint32_t epoch);
 
-/* heap_alloc.c */
+/* heap_alloc.c, heap_defer.c */
 int xmem__heap_alloc_init(struct xmem_heap *h);
 int xmem__heap_scan_all(struct xmem_heap *h);
 void xmem__heap_alloc_fresh(struct xmem_heap *h);
@@ -227,6 +227,7 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
 int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
 			  uint64_t off);
 void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l);
+int xmem__heap_defer_retire(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_lookup(const struct xmem_heap *h, uint64_t off, uint64_t *size,
 		      uint32_t *type, uint32_t *cls);
 int xmem__heap_chunks_reserve(struct xmem_heap *h, struct heap_lane *l,
