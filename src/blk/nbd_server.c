@@ -36,7 +36,14 @@ struct conn_slot {
 	 * over: the limit covers the whole handshake, not each recv, so a
 	 * client sending a byte at a time cannot hold a slot. */
 	uint64_t deadline;
+	/* What one recv brought beyond what was asked: request headers and
+	 * small payloads arrive several per recv (only the connection's
+	 * reader thread touches these) */
+	uint8_t *rbuf;
+	size_t rpos, rlen;
 };
+
+#define RBUF_SIZE 65536u /* reads at least this large bypass rbuf */
 
 struct xmem_nbd_server {
 	struct nbd_limits lim;
@@ -214,12 +221,9 @@ XMEM_EXPORT uint16_t xmem_nbd_server_port(const struct xmem_nbd_server *s)
 	return s->port;
 }
 
-/* recv() retried on EINTR. Every caller wants all len bytes, so the
- * kernel waits for them (one call per payload, not one per chunk the
- * client's writes arrive in); a timeout or shutdown still returns early. */
-static ssize_t sock_read(void *ctx, void *buf, size_t len)
+/* One recv() retried on EINTR, within the handshake's deadline. */
+static ssize_t sock_recv(struct conn_slot *cs, void *buf, size_t len, int flags)
 {
-	struct conn_slot *cs = ctx;
 	ssize_t n;
 
 	do {
@@ -241,8 +245,37 @@ static ssize_t sock_read(void *ctx, void *buf, size_t len)
 			setsockopt(cs->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
 				   sizeof(tv));
 		}
-		n = recv(cs->fd, buf, len, MSG_WAITALL);
+		n = recv(cs->fd, buf, len, flags);
 	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/*
+ * Reads for the connection code, which always wants all len bytes. Small
+ * reads are served from rbuf, refilled by one recv() of whatever has
+ * arrived (a 4 KiB write's header and payload, and often the next
+ * requests, in one system call). Large ones bypass it: the kernel waits
+ * for all their bytes (MSG_WAITALL: one call per payload, not one per
+ * chunk the client's writes arrive in). A timeout or shutdown still
+ * returns early.
+ */
+static ssize_t sock_read(void *ctx, void *buf, size_t len)
+{
+	struct conn_slot *cs = ctx;
+	ssize_t n;
+
+	if (cs->rpos == cs->rlen) {
+		if (len >= RBUF_SIZE / 2 || !cs->rbuf)
+			return sock_recv(cs, buf, len, MSG_WAITALL);
+		n = sock_recv(cs, cs->rbuf, RBUF_SIZE, 0);
+		if (n <= 0)
+			return n;
+		cs->rpos = 0;
+		cs->rlen = (size_t)n;
+	}
+	n = (ssize_t)MIN(len, cs->rlen - cs->rpos);
+	memcpy(buf, cs->rbuf + cs->rpos, (size_t)n);
+	cs->rpos += (size_t)n;
 	return n;
 }
 
@@ -295,8 +328,11 @@ static void *conn_thread(void *arg)
 	 * drain the one before (the kernel caps this at its wmem_max). */
 	setsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	setsockopt(cs->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	cs->rbuf = malloc(RBUF_SIZE); /* without it, every read is a recv */
 	rc = xmem__nbd_conn_run(&io, s->exps, s->nexps, &s->lim, conn_entered,
 				cs);
+	free(cs->rbuf);
+	cs->rbuf = NULL;
 	if (s->lim.verbose)
 		fprintf(stderr, "xmem nbd: connection %d %s\n", cs->fd,
 			rc < 0 ? "dropped" : "closed");
