@@ -18,8 +18,7 @@
 #include "core/error.h"
 #include "core/util.h"
 
-#define NBD_QUEUE_MAX 128u    /* requests queued per connection */
-#define NBD_INLINE_MAX 65536u /* bytes: run in the reader, not queued */
+#define NBD_QUEUE_MAX 128u /* requests queued per connection */
 #define NBD_HDR_ROOM                                                           \
 	64u /* buffer bytes before read data, for the reply header */
 
@@ -352,7 +351,7 @@ static void *worker(void *arg)
 }
 
 /* Queues a request, waiting while the connection is over its limits.
- * A small one (up to NBD_INLINE_MAX bytes) runs at once in the reader:
+ * A small one (up to lim->inline_max bytes) runs at once in the reader:
  * its BTT work is a few microseconds, less than handing it to a worker
  * and waking that worker would cost; large ones go to the workers, so
  * that their copies overlap the reading of the next requests. */
@@ -361,7 +360,7 @@ static void enqueue(struct nbd_conn *c, struct nbd_req *r)
 	int payload = r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE;
 
 	r->qb = payload && !r->err ? r->len : 0;
-	if (!c->lim->workers || r->len <= NBD_INLINE_MAX) {
+	if (!c->lim->workers || r->len <= c->lim->inline_max) {
 		execute(c, r);
 		buf_put(c, r->data, r->cap);
 		free(r);

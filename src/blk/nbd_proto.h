@@ -137,6 +137,8 @@ struct nbd_limits {
 	unsigned workers;      /* 0: requests run inline in the reader */
 	uint32_t max_request;  /* payload bytes */
 	uint64_t max_inflight; /* payload bytes queued per connection */
+	uint32_t inline_max;   /* requests of up to this many bytes run in the
+				* reader, not queued (workers > 0) */
 	int verbose;
 };
 

@@ -3,12 +3,12 @@
  * fuzz_nbd.c - the NBD server's handshake and request parser. The input is
  * everything a client sends on one connection (greeting reply, options,
  * requests with payloads); the server side runs exactly as for a socket,
- * against two small BTT exports (one read-only): once with requests
- * executed inline by the reader, and once queued to two worker threads
- * (the server's path: queue limits, concurrent execution, replies under
- * the send lock). Replies are discarded, so thread timing changes nothing
- * the target checks. It must never crash, hang, or touch bytes outside an
- * export.
+ * against two small BTT exports (one read-only): with requests executed
+ * inline by the reader, queued to two worker threads (queue limits,
+ * concurrent execution, replies under the send lock), and both mixed as
+ * the server does (small ones inline, large ones queued). Replies are
+ * discarded, so thread timing changes nothing the target checks. It must never
+ * crash, hang, or touch bytes outside an export.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,18 +78,24 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct nbd_limits lim[2] = {
+	/* inline, every request queued to two workers, and the server's
+	 * mix (small requests inline, large ones queued) */
+	static const struct nbd_limits lim[3] = {
 		{ .workers = 0,
 		  .max_request = 1u << 20,
 		  .max_inflight = 2u << 20 },
 		{ .workers = 2,
 		  .max_request = 1u << 20,
 		  .max_inflight = 2u << 20 },
+		{ .workers = 2,
+		  .max_request = 1u << 20,
+		  .max_inflight = 2u << 20,
+		  .inline_max = 4096 },
 	};
 
 	if (!exps[0].blk)
 		setup();
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		struct input in = { data, size };
 		struct nbd_io io = { in_read, out_write, &in };
 

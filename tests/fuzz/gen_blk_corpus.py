@@ -43,6 +43,20 @@ nbd = {
     "bad-flags": struct.pack(">I", 0xFF),
     "oversize-option": struct.pack(">I", 3) + opt(6, b"\0" * 5000) + opt(3),
     "huge-write": struct.pack(">I", 3) + go("a") + req(1, 0, 0x7FFFFFFF, 1),
+    # one info type listed 2000 times (answered once), then GO
+    "info-repeat": struct.pack(">I", 3) + go("a", 6, (2,) * 2000)
+    + go("a", reqs=(1, 1, 2, 2, 9)) + req(0, 0, 4096, 1) + DISC,
+    # DF without structured replies, and on a write with them
+    "df-flags": struct.pack(">I", 3) + go("a") + req(0, 0, 4096, 1, 4)
+    + req(6, 0, 4096, 2, 2) + req(1, 0, 512, 3, 2, b"z" * 512) + DISC,
+    "df-structured": struct.pack(">I", 3) + opt(8) + go("a")
+    + req(0, 0, 4096, 1, 4) + req(1, 0, 4096, 2, 4, b"q" * 4096)
+    + req(3, 0, 0, 3, 4) + DISC,
+    # large requests (queued to workers), partial sectors among them
+    "large-mixed": struct.pack(">I", 3) + opt(8) + go("a")
+    + req(1, 0, 200000, 1, 1, b"L" * 200000) + req(0, 100, 150000, 2)
+    + req(1, 4000, 100, 3, 0, b"s" * 100) + req(6, 8000, 90000, 4)
+    + req(0, 0, 300000, 5) + DISC,
 }
 
 
