@@ -165,13 +165,16 @@ int xmem_blk_check_raw(const char *path, uint64_t offset, uint64_t len,
 		       xmem_blk_check_fn fn, void *arg, unsigned *nproblems);
 
 /*
- * Restores info blocks from their good copies, the only repair that needs
- * no guess: a damaged first info block from the first arena's backup (if
- * that is valid and where format put it), and a backup that differs from
- * its valid info block from that block. Map, flog and data are never
- * changed. Returns 0 when every info block is then valid (*nrepaired
- * counts the blocks rewritten), XMEM_E_NOREGION when there is nothing to
- * restore from, XMEM_E_CORRUPT when an info block stays invalid.
+ * The repairs that need no guess (open and check never repair): info
+ * blocks restored from their good copies (a damaged first info block from
+ * the first arena's backup, if that is valid and where format put it; a
+ * backup that differs from its valid info block from that block), and a
+ * lane whose free block is also owned by a sector or another lane given a
+ * block that nothing owns (a new flog entry; an unfinished write of that
+ * lane is dropped). Map and data are never changed. Returns 0 when every
+ * info block is then valid (*nrepaired counts the info blocks and lanes
+ * rewritten), XMEM_E_NOREGION when there is nothing to restore from,
+ * XMEM_E_CORRUPT when something stays invalid. O(arenas + nlba).
  */
 int xmem_blk_repair_mem(void *addr, uint64_t len,
 			const struct xmem_persist_ops *ops,

@@ -365,7 +365,8 @@ static void check_cb(const struct xmem_blk_problem *p, void *arg)
 	}
 }
 
-/* --repair: restores info blocks from their good copies first. */
+/* --repair: restores info blocks from their good copies and gives lanes
+ * whose free block is owned elsewhere an unowned one, first. */
 static int blk_repair(const struct blk_args *a)
 {
 	struct target t = { 0 };
@@ -393,7 +394,8 @@ static int blk_repair(const struct blk_args *a)
 	if (rc)
 		return cli_fail(rc, "repair");
 	if (!cli.json)
-		printf("repaired %u info block%s\n", n, n == 1 ? "" : "s");
+		printf("repaired %u structure%s (info blocks, lanes)\n", n,
+		       n == 1 ? "" : "s");
 	return 0;
 }
 
