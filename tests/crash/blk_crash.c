@@ -3,8 +3,9 @@
  * blk_crash - a crash at every fence of BTT sector writes (one sector,
  * twenty in one call (two batches), one sector rewritten until the flog
  * sequence wraps, both sector sizes), of write-zeroes and error marking,
- * and of format, each also with torn write-back of the lines flushed since
- * the previous fence. After each crash:
+ * of format, and of the repair of a lane whose free block a sector owns,
+ * each also with torn write-back of the lines flushed since the previous
+ * fence. After each crash:
  *   - `check` on the durable image is clean (pending flog updates count);
  *   - after open (which runs recovery) every sector reads entirely old or
  *     entirely new (the sectors of one multi-sector call are batched, one
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <xmem.h>
 
+#include "blk/btt.h"
 #include "crashtest.h"
 #include "test.h"
 
@@ -42,6 +44,7 @@ struct scenario {
 	struct sector s[MAXS];
 	unsigned ns;
 	int ordered; /* sectors become new in order (one call) */
+	int repair;  /* base_setup damages lane 7; the operation repairs */
 };
 
 static char dev_path[256], img_path[256], work_path[256];
@@ -156,6 +159,7 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 5, 1, { 1, 2 }, 2 } },
 	  1,
+	  0,
 	  0 },
 	{ "blk write 1 sector 4K",
 	  4096,
@@ -163,6 +167,7 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 5, 1, { 1, 2 }, 2 } },
 	  1,
+	  0,
 	  0 },
 	/* sectors 10..29, filled in by main() */
 	{ "blk write 20 sectors (batches of 16, 4)",
@@ -171,6 +176,7 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 0 } },
 	  20,
+	  0,
 	  0 },
 	{ "blk rewrite until the flog seq wraps",
 	  512,
@@ -178,6 +184,7 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 20, 1, { 1, 2, 3, 4, 5 }, 5 } },
 	  1,
+	  0,
 	  0 },
 	{ "blk one sector from three lanes",
 	  512,
@@ -185,6 +192,7 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 40, 1, { 1, 2, 3, 4 }, 4 } },
 	  1,
+	  0,
 	  0 },
 	{ "blk write-zeroes and set-error",
 	  512,
@@ -192,8 +200,21 @@ static struct scenario scenarios[] = {
 	  0,
 	  { { 30, 1, { 1, V_ZERO }, 2 }, { 31, 1, { 1, V_ERR }, 2 } },
 	  2,
+	  1,
+	  0 },
+	{ "blk format", 512, NULL, 1, { { 5, 1, { 1, V_ZERO }, 2 } }, 1, 0, 0 },
+	{ "blk repair of a lane",
+	  512,
+	  NULL,
+	  0,
+	  /* 0 and 7: sectors a torn or misordered flog entry of lane 7
+	   * would move (its stale half, or the lba repair writes) */
+	  { { 5, 1, { 1 }, 1 },
+	    { 0, V_ZERO, { V_ZERO }, 1 },
+	    { 7, V_ZERO, { V_ZERO }, 1 } },
+	  3,
+	  0,
 	  1 },
-	{ "blk format", 512, NULL, 1, { { 5, 1, { 1, V_ZERO }, 2 } }, 1, 0 },
 };
 
 static struct scenario *cur;
@@ -206,6 +227,8 @@ static int child_op(void *arg)
 	int rc;
 
 	(void)arg;
+	if (cur->repair)
+		return xmem_blk_repair_raw(dev_path, 0, 0, NULL);
 	if (cur->format)
 		return xmem_blk_format_raw(dev_path, 0, 0,
 					   &(struct xmem_blk_format_opts){
@@ -283,6 +306,14 @@ static int verify(const char *image, uint64_t n, void *arg)
 	(void)arg;
 	REQUIRE(xmem__crashsim_copy_file(image, work_path) == 0);
 	rc = xmem_blk_check_raw(work_path, 0, 0, NULL, NULL, &np);
+	if (cur->repair && rc == XMEM_E_CORRUPT && np == 2) {
+		/* the damage as it was (the repair's entry not yet the
+		 * lane's newest): repairing again fixes it */
+		rc = xmem_blk_repair_raw(work_path, 0, 0, NULL);
+		if (rc == 0)
+			rc = xmem_blk_check_raw(work_path, 0, 0, NULL, NULL,
+						&np);
+	}
 	if (rc == XMEM_E_NOREGION && cur->format)
 		return 0; /* format cut before its commit: no BTT at all */
 	if (rc) {
@@ -309,6 +340,41 @@ static int verify(const char *image, uint64_t n, void *arg)
 	return bad;
 }
 
+/* Makes lane `lane`'s newest flog entry claim the block of sector lba
+ * (a v1.1 BTT at 4 KiB): two owners, which open refuses. */
+static void lane_damage(uint64_t lba, uint32_t lane)
+{
+	struct xmem_device *dev;
+	struct xmem_map *m;
+	struct btt_info *ib;
+	struct btt_flog_ent *e0, *e1, *e;
+	uint8_t *ns;
+	uint32_t blk;
+	int nw = 0;
+
+	REQUIRE_OK(xmem_device_open(&dev, dev_path, 0, 0));
+	REQUIRE_OK(xmem_device_map(dev, 0, DEV_SIZE, 0, 0, &m));
+	ns = xmem_map_addr(m);
+	ib = (struct btt_info *)(ns + 4096);
+	blk = ((uint32_t *)(ns + 4096 + ib->mapoff))[lba] & BTT_MAP_LBA_MASK;
+	e0 = &((struct btt_flog_group *)(ns + 4096 + ib->logoff))[lane].ent[0];
+	e1 = e0 + 1;
+	REQUIRE(xmem__btt_flog_newest(e0, e1, &nw) == 0);
+	e = nw ? e1 : e0;
+	/* the lane's own free block, which the repair gives back, holds
+	 * stale data, as free blocks do: a sector it ended up in by
+	 * mistake would read it */
+	memset(ns + 4096 + ib->dataoff +
+		       (uint64_t)(e->old_map & BTT_MAP_LBA_MASK) *
+			       ib->internal_lbasize,
+	       0xee, ib->internal_lbasize);
+	e->old_map = blk;
+	e->new_map = blk;
+	xmem_persist(e, sizeof(*e));
+	xmem_map_delete(&m);
+	xmem_device_close(&dev);
+}
+
 /* Formats the device and writes the base versions. */
 static void base_setup(const struct scenario *sc)
 {
@@ -319,8 +385,12 @@ static void base_setup(const struct scenario *sc)
 		&(struct xmem_blk_format_opts){ .lbasize = sc->lbasize }));
 	REQUIRE_OK(xmem_blk_open_raw(dev_path, 0, 0, 0, &b));
 	for (unsigned i = 0; i < sc->ns; i++)
-		REQUIRE_OK(write_ver(b, sc->s[i].lba, sc->s[i].base_ver));
+		if (sc->s[i].base_ver != V_ZERO) /* else left as formatted */
+			REQUIRE_OK(
+				write_ver(b, sc->s[i].lba, sc->s[i].base_ver));
 	xmem_blk_close(&b);
+	if (sc->repair)
+		lane_damage(sc->s[0].lba, 7);
 }
 
 int main(void)
