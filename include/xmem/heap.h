@@ -32,6 +32,11 @@
  * window (until the next checkpoint), may be redone by recovery; use a
  * transaction, or call xmem_heap_checkpoint() first, when that matters.
  *
+ * Freed space is reused once a checkpoint has retired the free's log
+ * record (checkpoints run as lane logs fill, when the heap runs out of
+ * space, and at xmem_heap_checkpoint()): until then a live record may
+ * still name the old object's memory.
+ *
  * Costs (fences): an atomic alloc or free is one fence (two when the new
  * object is zeroed, constructed or copied); a transaction costs one per
  * add_range of new bytes and one at commit (two with new objects or

@@ -16,9 +16,11 @@
 #include "heap/heap_internal.h"
 #include "heap/heap_recover.h"
 
-/* Validates the record header at `pos` of a ring; returns its length or 0. */
-static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
-			uint64_t prev_seq, const struct heap_rec_hdr **out)
+/* Validates the record at `pos` of a ring (its entries too unless
+ * hdr_only); returns its length or 0. */
+static size_t rec_check(const uint8_t *ring, uint32_t pos, uint32_t epoch,
+			uint64_t prev_seq, int hdr_only,
+			const struct heap_rec_hdr **out)
 {
 	const struct heap_rec_hdr *rh = (const void *)(ring + pos);
 	size_t len;
@@ -34,13 +36,29 @@ static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
 	if (rh->seq <= prev_seq || len > HEAP_RING_SIZE - pos ||
 	    rh->kind < HEAP_REC_OP || rh->kind > HEAP_REC_ABORT)
 		return 0;
-	if (xmem__crc32c(0, rh + 1, rh->nbytes) != rh->pcsum)
+	if (!hdr_only && xmem__crc32c(0, rh + 1, rh->nbytes) != rh->pcsum)
 		return 0;
 	*out = rh;
 	return len;
 }
 
-/* Calls fn for each valid record of lane `lane` with seq > C. */
+/* Validates a record header and its entries. */
+static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
+			uint64_t prev_seq, const struct heap_rec_hdr **out)
+{
+	return rec_check(ring, pos, epoch, prev_seq, 0, out);
+}
+
+/*
+ * Calls fn for each valid record of lane `lane` with seq > C. A lane's
+ * ring holds the records written since it last restarted at offset 0,
+ * in increasing seq; a checkpoint may retire the first of them while
+ * the lane goes on appending (it ran while the lane had a record or a
+ * transaction in flight), so retired records (seq <= C, their headers
+ * intact) are stepped over, not taken for the end. The ring ends at the
+ * first record that is invalid or not newer than the one before it
+ * (what is left of an earlier pass).
+ */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 			 uint64_t c, heap_rec_fn fn, void *arg,
 			 uint64_t *tail_seq)
@@ -48,13 +66,20 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 	const uint8_t *ring =
 		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
 	const struct heap_rec_hdr *rh;
-	uint64_t prev = c;
+	uint64_t prev = 0;
 	uint32_t pos = 0;
 	size_t len;
 	int rc;
 
 	if (tail_seq)
 		*tail_seq = 0;
+	/* retired records: only their headers are needed to step over */
+	while ((len = rec_check(ring, pos, epoch, prev, 1, &rh)) &&
+	       rh->seq <= c) {
+		prev = rh->seq;
+		pos += (uint32_t)len;
+	}
+	prev = MAX(prev, c);
 	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
 		if ((rc = fn(rh, lane, pos, arg)))
 			return rc;

@@ -10,12 +10,16 @@
  * state after every step on a scratch copy; after a crash at fence N the
  * image is opened (running recovery), must check clean, must hold no
  * dangling reference, and its state must equal the state at one step
- * boundary: every step happened entirely or not at all. The heap is
- * opened and closed inside the operation, so recovery of the previous
- * state and the closing checkpoint are cut at every fence too.
+ * boundary: every step happened entirely or not at all. It must also be
+ * durable: a crash at a fence after a step returned (the fence counts at
+ * each step's return are taken in the counting run) must leave that
+ * step's state or a later one. The heap is opened and closed inside the
+ * operation, so recovery of the previous state and the closing
+ * checkpoint are cut at every fence too.
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <xmem.h>
 
@@ -49,6 +53,9 @@ struct kind {
 };
 
 static char dev_path[256], img_path[256], scratch_path[256];
+/* fences completed when step i returned (shared with the children) */
+static uint64_t *step_fences;
+static int any_final; /* any step boundary, also for a completed run */
 static const struct kind *cur;
 static struct state states[MAXSTEP + 1];
 static int nstates;
@@ -282,6 +289,21 @@ static int s_tx_free_xy(struct xmem_heap *h, struct root *r)
 	return xmem_tx_commit(h);
 }
 
+/* An explicit checkpoint between operations of one lane: it retires
+ * the lane's first records while the lane goes on appending after them;
+ * recovery must still find the later ones. */
+static int s_ckpt(struct xmem_heap *h, struct root *r)
+{
+	(void)r;
+	return xmem_heap_checkpoint(h);
+}
+
+static int s_alloc_1(struct xmem_heap *h, struct root *r)
+{
+	return xmem_heap_alloc(h, &r->slot[1], 64, 3, 0, ctor_pat,
+			       (void *)(uintptr_t)0x21);
+}
+
 static const struct kind kinds[] = {
 	{ "atomic alloc and free",
 	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
@@ -296,6 +318,9 @@ static const struct kind kinds[] = {
 	    s_free_13, s_free_14, s_alloc_reclaim },
 	  9 },
 	{ "publish then large tx clears", { s_pub, s_tx_unpub_big }, 2 },
+	{ "checkpoint between operations",
+	  { s_alloc_ctor, s_ckpt, s_alloc_1, s_free_2, s_tx_small },
+	  5 },
 	{ "free then reuse",
 	  { s_alloc_x, s_alloc_into_x, s_tx_free_xy, s_alloc_x },
 	  4 },
@@ -397,11 +422,24 @@ static int op(void *arg)
 	(void)arg;
 	if ((rc = heap_up(dev_path, &x, 0)))
 		return rc;
-	for (int i = 0; i < cur->nsteps; i++)
+	for (int i = 0; i < cur->nsteps; i++) {
 		if ((rc = cur->steps[i](x.h, x.r)))
 			return rc;
+		step_fences[i] = xmem_crashsim_fences();
+	}
 	heap_down(&x);
 	return 0;
+}
+
+/* The first state a crash at fence n may leave: every step that had
+ * returned before fence n began is durable. */
+static int durable_from(uint64_t n)
+{
+	int k = 0;
+
+	while (n && !any_final && k < cur->nsteps && step_fences[k] < n)
+		k++;
+	return k;
 }
 
 static void problem_fn(const struct xmem_check_problem *p, void *arg)
@@ -412,7 +450,6 @@ static void problem_fn(const struct xmem_check_problem *p, void *arg)
 }
 
 static unsigned hits[MAXSTEP + 1];
-static int any_final;
 
 /* Judges a crash image: recovery, clean check, a step-boundary state,
  * and a heap that keeps working. */
@@ -442,6 +479,13 @@ static int verify(const char *img, uint64_t n, void *arg)
 			match = i;
 	if (n == 0 && !any_final && match != nstates - 1)
 		match = -1; /* the completed run must hold the final state */
+	if (match >= 0 && match < durable_from(n)) {
+		fprintf(stderr,
+			"fence %llu: state of step %d, but step %d had "
+			"returned\n",
+			(unsigned long long)n, match, durable_from(n));
+		match = -1;
+	}
 	/* the allocator must still work and stay consistent */
 	if (match >= 0 &&
 	    (xmem_heap_alloc(x.h, &x.r->slot[15], 200, 2, 0, NULL, NULL) ||
@@ -520,6 +564,7 @@ static int torn_seeds(void)
 
 static int run_kind(const struct kind *k, struct crashtest_result *res)
 {
+	memset(step_fences, 0xff, MAXSTEP * sizeof(*step_fences));
 	struct crashtest ct = { .name = k->name,
 				.device_path = dev_path,
 				.image_path = img_path,
@@ -546,7 +591,7 @@ static int noop_kind_step(struct xmem_heap *h, struct root *r)
  * only). Returns the fences counted, or 0 after a crash. */
 static uint64_t tx_under_sim(uint64_t at)
 {
-	struct xmem_crashsim_opts o = { dev_path, img_path, at, 0 };
+	struct xmem_crashsim_opts o = { dev_path, img_path, at, 0, 0 };
 	int pfd[2], status;
 	uint64_t f = 0;
 	pid_t pid;
@@ -617,6 +662,10 @@ int main(void)
 
 	if (!getenv("XMEM_FORCE_GRANULARITY"))
 		setenv("XMEM_FORCE_GRANULARITY", "cacheline", 1);
+	step_fences =
+		mmap(NULL, MAXSTEP * sizeof(*step_fences),
+		     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(step_fences != MAP_FAILED);
 	test_path(dev_path, sizeof(dev_path), "heap-crash-dev");
 	test_path(img_path, sizeof(img_path), "heap-crash-img");
 	test_path(scratch_path, sizeof(scratch_path), "heap-crash-scratch");
