@@ -11,6 +11,17 @@
  * (untimed), so no run pays page faults and reads copy written data. Each
  * thread draws the same LBA sequence for both libraries.
  *
+ * The floor column is the least work of the same operations on a plain
+ * mapping (see floor_op), and max = floor/libpmemblk the highest ratio any
+ * BTT could reach. For reads that bound is what it is because a 4 KiB
+ * read from memory larger than the caches is one dependent map load and
+ * a copy limited by memory latency and bandwidth (no copy routine or
+ * prefetching beat glibc's memcpy by more than a few percent here), and
+ * libpmemblk's read costs only a little more than that: on this machine
+ * max is about 1.3x with one thread and 2x with two (where libpmemblk's
+ * lane locks contend), so a read ratio of 2x is not reachable with one
+ * thread by any BTT.
+ *
  * Usage: bench_blk [POOL_MIB [OPS_PER_RUN [ROUNDS]]]   (256, 200000, 5)
  */
 #include <errno.h>
