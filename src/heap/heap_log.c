@@ -52,9 +52,10 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 	uint64_t w[3];
 	int rc;
 
-	if ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1)) ||
-	    (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
-		       sizeof(*l->pend))))
+	if ((l->rlen + n > l->rcap || l->npend >= l->cappend) &&
+	    ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1)) ||
+	     (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
+			sizeof(*l->pend)))))
 		return rc;
 	w[0] = (uint64_t)op << 56 | (uint64_t)size << 48 | off;
 	w[1] = value;
