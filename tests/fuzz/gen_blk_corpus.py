@@ -83,6 +83,16 @@ btt = {
     "map-dup": b"\x02" + patch(3, 4, 0) + patch(3, 7, 0xC0),
     "backup": b"\x00" + patch(1, 100, 1),
     "short-namespace": b"\x30",
+    # lane 2's free block is 5, which sector 5 owns
+    "flog-free-mapped": b"\x00"
+    + b"".join(patch(2, 128 + o, v) for o, v in
+               ((4, 5), (5, 0), (6, 0), (7, 0), (8, 5), (9, 0), (10, 0),
+                (11, 0))),
+    # lanes 3 and 4 both claim block 9
+    "flog-free-twice": b"\x02"
+    + b"".join(patch(2, 64 * g + o, v) for g in (3, 4) for o, v in
+               ((4, 9), (5, 0), (6, 0), (7, 0), (8, 9), (9, 0), (10, 0),
+                (11, 0))),
 }
 
 for name, corpus in (("nbd", nbd), ("btt", btt)):
