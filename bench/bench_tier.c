@@ -166,10 +166,28 @@ static void shuffle(uint32_t *perm, uint32_t n, uint64_t *s)
 	}
 }
 
+/* The engine's counters at one instant. */
+struct snap {
+	double t;
+	uint64_t engine, fault, sample, move; /* CPU ns */
+	uint64_t prom, dem, samples;
+};
+
+static void snap_take(struct xmem_tier *t, struct snap *s)
+{
+	s->t = now_s();
+	s->engine = atomic_load(&t->c.engine_cpu_ns);
+	s->fault = atomic_load(&t->c.fault_cpu_ns);
+	s->sample = atomic_load(&t->c.sample_cpu_ns);
+	s->move = atomic_load(&t->c.move_cpu_ns);
+	s->prom = atomic_load(&t->c.promotions);
+	s->dem = atomic_load(&t->c.demotions);
+	s->samples = atomic_load(&t->c.samples);
+}
+
 struct window {
 	uint64_t n, xmem, oracle, stat;
-	uint64_t cpu_ns; /* engine CPU at the window's end */
-	double end;	 /* its end time */
+	struct snap end; /* the engine's counters at the window's end */
 };
 
 /* Runs the workload for secs, filling windows of win seconds. */
@@ -202,8 +220,7 @@ static void run_phase(struct xmem_tier *t, const struct alias *z,
 			w[k].stat += u < budget_units;
 		}
 		if (now_s() >= tw) {
-			w[k].cpu_ns = atomic_load(&t->c.engine_cpu_ns);
-			w[k].end = now_s();
+			snap_take(t, &w[k].end);
 			k++;
 			tw += win;
 			if (now_s() - t0 > secs + win)
@@ -218,13 +235,69 @@ static double ratio(uint64_t a, uint64_t b)
 	return b ? (double)a / b : 0;
 }
 
+/* One row of the engine-cost table: what the engine did from a to b. */
+static void cost_row(const char *name, const struct snap *a,
+		     const struct snap *b)
+{
+	double wall = b->t - a->t, pct = wall > 0 ? 100 / wall / 1e9 : 0;
+
+	printf("%-26s %6.1f %7.2f%% %7.2f%% %7.2f%% %7.2f%% %6llu %8.0f\n",
+	       name, wall, (b->engine - a->engine) * pct,
+	       (b->fault - a->fault) * pct, (b->sample - a->sample) * pct,
+	       (b->move - a->move) * pct,
+	       (unsigned long long)(b->prom - a->prom),
+	       wall > 0 ? (b->samples - a->samples) / wall : 0);
+}
+
+/* The engine's CPU in its busiest window of a phase (% of one core). */
+static double worst_window(const struct snap *prev, const struct window *w,
+			   int nw)
+{
+	double worst = 0;
+
+	for (int k = 0; k < nw; k++) {
+		const struct snap *a = k ? &w[k - 1].end : prev;
+		double wall = w[k].end.t - a->t;
+		double c = wall > 0 ? (w[k].end.engine - a->engine) / wall / 1e7
+				    : 0;
+
+		worst = c > worst ? c : worst;
+	}
+	return worst;
+}
+
 /* Placement quality: steady state, then the hot set moves. */
 static uint32_t opt_samples, opt_sample_bytes;
+
+/* Prints the per-phase cost of the engine, with what counts as its CPU. */
+static void print_costs(const struct snap *fill0, const struct snap *fill1,
+			const struct window *w1, int nw1,
+			const struct window *w2, int nw2)
+{
+	printf("\nengine CPU (%% of one core; all the engine's threads)\n");
+	printf("%-26s %6s %8s %8s %8s %8s %6s %8s\n", "phase", "s", "engine",
+	       "fault", "sampling", "moving", "promo", "samples/s");
+	cost_row("first touch (fill)", fill0, fill1);
+	cost_row("phase 1, converging", fill1, &w1[nw1 / 2 - 1].end);
+	cost_row("phase 1, steady state", &w1[nw1 / 2 - 1].end,
+		 &w1[nw1 - 1].end);
+	cost_row("phase 2, hot set moved", &w1[nw1 - 1].end, &w2[nw2 - 1].end);
+	printf("%-26s %6s %7.2f%% (phase 1) %7.2f%% (phase 2)\n",
+	       "busiest 0.5 s window", "", worst_window(fill1, w1, nw1),
+	       worst_window(&w1[nw1 - 1].end, w2, nw2));
+	printf("  engine = the fault thread (first touches, faults on moving\n"
+	       "  units) + the policy thread (sampling, decisions, and every\n"
+	       "  migration: fence, copy, remap), by their thread CPU clocks.\n"
+	       "  Not in it: the program's own page faults, which its threads\n"
+	       "  take in the kernel: hinting faults (cost per fault below),\n"
+	       "  refaults of a unit's pages after it moved, and the first\n"
+	       "  use of pages (allocation and zeroing) by the program.\n");
+}
 
 static int quality(uint64_t size, uint64_t budget, double steady, double after)
 {
 	struct xmem_tier_config cfg;
-	struct xmem_tier_stats s0, s1;
+	struct xmem_tier_stats s1;
 	struct xmem_tier *t;
 	struct alias z;
 	uint64_t seed = 88172645463325252ull, unit = 2 * MiB;
@@ -233,9 +306,8 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	int nw1 = (int)(steady / 0.5), nw2 = (int)(after / 0.5);
 	struct window *w1 = calloc(nw1, sizeof(*w1)),
 		      *w2 = calloc(nw2, sizeof(*w2));
-	struct window ss = { 0 }, st1 = { 0 };
-	double tstart, cpu_s, wall, fcpu, pcpu;
-	uint64_t f0, p0;
+	struct window ss = { 0 };
+	struct snap fill0, fill1;
 	int rc;
 
 	xmem_tier_config_init(&cfg);
@@ -253,23 +325,11 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	zipf_init(&z, n, 0.99);
 	shuffle(perm, n, &seed);
 	/* First touch: a sequential fill, as a program initialising. */
+	snap_take(t, &fill0);
 	for (uint64_t off = 0; off < size; off += 4096)
 		((char *)xmem_tier_addr(t))[off] = 1;
-	xmem_tier_stats(t, &s0);
-	f0 = atomic_load(&t->c.fault_cpu_ns);
-	p0 = atomic_load(&t->c.policy_cpu_ns);
-	uint64_t sc0 = atomic_load(&t->c.sample_cpu_ns);
-	uint64_t mc0 = atomic_load(&t->c.move_cpu_ns);
-	tstart = now_s();
+	snap_take(t, &fill1);
 	run_phase(t, &z, perm, bu, steady, 0.5, w1, nw1, &seed);
-	xmem_tier_stats(t, &s1);
-	uint64_t samples1 = s1.samples - s0.samples;
-	wall = now_s() - tstart;
-	cpu_s = (s1.engine_cpu_ns - s0.engine_cpu_ns) / 1e9;
-	fcpu = (atomic_load(&t->c.fault_cpu_ns) - f0) / 1e9;
-	pcpu = (atomic_load(&t->c.policy_cpu_ns) - p0) / 1e9;
-	double scpu = (atomic_load(&t->c.sample_cpu_ns) - sc0) / 1e9;
-	double mcpu = (atomic_load(&t->c.move_cpu_ns) - mc0) / 1e9;
 	/* steady state: the last half of phase 1 (the first half includes
 	 * the convergence from the sequential first touch) */
 	for (int k = nw1 / 2; k < nw1; k++) {
@@ -306,8 +366,6 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 		printf(" %.2f", r);
 		if (rec < 0 && r >= target)
 			rec = (k + 1) * 0.5;
-		st1.n += w2[k].n;
-		st1.oracle += w2[k].oracle;
 	}
 	printf("\n\n");
 	xmem_tier_stats(t, &s1);
@@ -321,20 +379,13 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 	else
 		printf("%-34s %10s\n", "recovery to 90% of steady (s)",
 		       "> window");
-	printf("%-34s %9.2f%%\n", "engine CPU, phase 1 (one core)",
-	       100 * cpu_s / wall);
-	printf("%-34s %9.2f%%\n", "engine CPU, steady state",
-	       100 * (w1[nw1 - 1].cpu_ns - w1[nw1 / 2 - 1].cpu_ns) / 1e9 /
-		       (w1[nw1 - 1].end - w1[nw1 / 2 - 1].end));
-	printf("%-34s %9.2f%%\n", "engine CPU, phase 2 (recovery)",
-	       100 * (w2[nw2 - 1].cpu_ns - w1[nw1 - 1].cpu_ns) / 1e9 /
-		       (w2[nw2 - 1].end - w1[nw1 - 1].end));
-	printf("%-34s %9.2f%% %9.2f%%\n", "  fault thread / policy thread",
-	       100 * fcpu / wall, 100 * pcpu / wall);
-	printf("%-34s %9.2f%% %9.2f%%\n", "  of which sampling / migrating",
-	       100 * scpu / wall, 100 * mcpu / wall);
-	printf("%-34s %10.1f\n", "engine us per sample (phase 1)",
-	       samples1 ? scpu * 1e6 / (double)samples1 : 0);
+	print_costs(&fill0, &fill1, w1, nw1, w2, nw2);
+	printf("\n%-34s %10.1f\n", "engine us per sample (phase 1)",
+	       w1[nw1 - 1].end.samples > fill1.samples
+		       ? (w1[nw1 - 1].end.sample - fill1.sample) / 1e3 /
+				 (double)(w1[nw1 - 1].end.samples -
+					  fill1.samples)
+		       : 0);
 	printf("%-34s %10.2f\n", "sample window at end (ms)",
 	       atomic_load(&t->win_ns) / 1e6);
 	printf("%-34s %10.1f\n", "accesses (M/s), phase 1",
@@ -470,7 +521,8 @@ static int costs(void)
 			pthread_rwlock_rdlock(&t->fork_lock);
 			xmem__tier_sample_arm(t, i);
 			pthread_rwlock_unlock(&t->fork_lock);
-			off = atomic_load(&t->u[i].sample_off);
+			off = atomic_load(&t->u[i].sample_off) +
+			      t->u[i].sample_page * 4096u;
 			t0 = now_s();
 			((volatile char *)b)[i * unit + off] += 1;
 			hint[nh++] = now_s() - t0;

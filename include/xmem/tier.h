@@ -77,15 +77,20 @@ struct xmem_tier_config {
 	int numa_node; /* with XMEM_F_TIER_NUMA: the device's node */
 	/* Hotness sampling; 0 keeps the default. */
 	uint32_t sample_per_sec;   /* hinting-fault samples per second */
-	uint32_t sample_bytes;	   /* bytes protected per sample (pages) */
-	uint32_t sample_window_ms; /* how long a sample stays armed */
-	uint32_t max_samples;	   /* samples armed at once (VMA bound) */
+	uint32_t sample_bytes;	   /* bytes a sample spans: one probe
+				    * page per 64 KiB of it is zapped */
+	uint32_t sample_window_ms; /* first window (then adapted) */
+	uint32_t max_samples;	   /* samples armed at once */
 	/* Policy; 0 keeps the default. */
 	uint32_t migrate_per_sec;  /* migration rate limit, units/s */
 	uint32_t min_residency_ms; /* a unit stays this long after a move */
 	uint32_t tick_ms;	   /* policy period */
-	const char *name;	   /* shown by `xmem tier top` */
-	unsigned flags;		   /* XMEM_F_TIER_* */
+	/* The engine's CPU limit, percent of one core (default 8): moves
+	 * wait and sampling slows to keep all its threads under it on
+	 * average (first touches are never held back). */
+	uint32_t cpu_percent;
+	const char *name; /* shown by `xmem tier top` */
+	unsigned flags;	  /* XMEM_F_TIER_* */
 };
 
 /* Publish live statistics in shared memory for `xmem tier top`. */

@@ -154,7 +154,7 @@ static void slot_put(struct xmem_tier *t, uint32_t slot, int keep)
 	}
 	/* The pages must be gone before the budget is returned. Punching
 	 * also empties the slot's alias page tables. */
-	atomic_fetch_and(&t->u[slot].alias, (uint16_t)~A_DRAM);
+	atomic_fetch_and(&t->u[slot].alias, (uint16_t) ~(A_DRAM | A_DRAM_MEM));
 	fallocate(t->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		  (off_t)slot * (off_t)t->unit, (off_t)t->unit);
 	xmem__tier_budget_put(t);
@@ -202,7 +202,8 @@ void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where,
 		slot_put(t, t->u[i].slot, !free_device);
 	} else if (where == XMEM_TIER_DEVICE) {
 		if (free_device && t->own_devfd) {
-			atomic_fetch_and(&t->u[i].alias, (uint16_t)~A_DEV);
+			atomic_fetch_and(&t->u[i].alias,
+					 (uint16_t) ~(A_DEV | A_DEV_MEM));
 			fallocate(t->devfd,
 				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				  (off_t)(t->devoff + i * t->unit),
@@ -291,31 +292,70 @@ static void alias_fill(struct xmem_tier *t, _Atomic uint16_t *a, uint16_t bit,
 {
 	if (atomic_load_explicit(a, memory_order_relaxed) & bit)
 		return;
+	/* populating allocates every missing page too: bit << 2 is the
+	 * matching A_*_MEM bit */
 	if (xmem__tier_madvise(p, t->unit, advice) == 0)
-		atomic_fetch_or_explicit(a, bit, memory_order_relaxed);
+		atomic_fetch_or_explicit(a, (uint16_t)(bit | bit << 2),
+					 memory_order_relaxed);
+}
+
+/*
+ * Writes a unit into memory that may have no pages yet, with pwrite(2):
+ * the kernel allocates each missing page and copies into it, without
+ * zeroing it first (populating the alias would allocate and zero it, then
+ * the copy would write it again: about 1.7x the time). 0 or -errno.
+ */
+static int copy_alloc(struct xmem_tier *t, int fd, uint64_t foff,
+		      const char *src)
+{
+	uint64_t done = 0;
+
+	while (done < t->unit) {
+		ssize_t r = pwrite(fd, src + done, t->unit - done,
+				   (off_t)(foff + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (uint64_t)r;
+	}
+	return 0;
 }
 
 /*
  * Copies claimed unit i from one alias to the other (the source is
- * stable); the DRAM side is the unit's slot. Non-temporal stores: the
- * destination is not read soon by this CPU, so they skip reading it into
- * the cache first (both tiers are volatile memory: no flush).
+ * stable); the DRAM side is the unit's slot. Into allocated memory, with
+ * non-temporal stores through the aliases: the destination is not read
+ * soon by this CPU, so they skip reading it into the cache first (both
+ * tiers are volatile memory: no flush). Into memory used for the first
+ * time, with copy_alloc().
  */
 static void copy_unit(struct xmem_tier *t, uint64_t i, unsigned from)
 {
 	uint32_t slot = t->u[i].slot;
 	char *d = t->dram + (uint64_t)slot * t->unit;
 	char *v = t->dev + i * t->unit;
-	char *src = from == XMEM_TIER_DRAM ? d : v;
-	char *dst = from == XMEM_TIER_DRAM ? v : d;
-	_Atomic uint16_t *da = &t->u[slot].alias, *va = &t->u[i].alias;
+	int to_dev = from == XMEM_TIER_DRAM;
+	char *src = to_dev ? d : v, *dst = to_dev ? v : d;
+	_Atomic uint16_t *sa = to_dev ? &t->u[slot].alias : &t->u[i].alias;
+	_Atomic uint16_t *da = to_dev ? &t->u[i].alias : &t->u[slot].alias;
+	uint16_t dbit = to_dev ? A_DEV : A_DRAM;
+	uint16_t dmem = to_dev ? A_DEV_MEM : A_DRAM_MEM;
 
-	alias_fill(t, from == XMEM_TIER_DRAM ? da : va,
-		   from == XMEM_TIER_DRAM ? A_DRAM : A_DEV, src,
-		   MADV_POPULATE_READ);
-	alias_fill(t, from == XMEM_TIER_DRAM ? va : da,
-		   from == XMEM_TIER_DRAM ? A_DEV : A_DRAM, dst,
-		   MADV_POPULATE_WRITE);
+	alias_fill(t, sa, to_dev ? A_DRAM : A_DEV, src, MADV_POPULATE_READ);
+	if (!(atomic_load_explicit(da, memory_order_relaxed) & dmem)) {
+		uint64_t foff = to_dev ? t->devoff + i * t->unit
+				       : (uint64_t)slot * t->unit;
+
+		if (copy_alloc(t, to_dev ? t->devfd : t->memfd, foff, src) ==
+		    0) {
+			atomic_fetch_or_explicit(da, dmem,
+						 memory_order_relaxed);
+			return;
+		}
+	}
+	alias_fill(t, da, dbit, dst, MADV_POPULATE_WRITE);
 	xmem_memcpy(dst, src, t->unit,
 		    XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NOFLUSH);
 	/* Non-temporal stores are weakly ordered: they are visible to

@@ -66,15 +66,17 @@ static void fill_defaults(struct xmem_tier_config *c)
 		c->sample_bytes =
 			(uint32_t)align_up(c->sample_bytes, 64 * 1024);
 	if (!c->sample_window_ms)
-		c->sample_window_ms = 1;
+		c->sample_window_ms = 16; /* one probe page per 64 KiB */
 	if (!c->max_samples)
-		c->max_samples = 64;
+		c->max_samples = 256;
 	if (!c->migrate_per_sec)
 		c->migrate_per_sec = 512;
 	if (!c->min_residency_ms)
 		c->min_residency_ms = 500;
 	if (!c->tick_ms)
 		c->tick_ms = 20;
+	if (!c->cpu_percent)
+		c->cpu_percent = 8;
 }
 
 /* Checks the VMA bound (see tier_internal.h) against vm.max_map_count. */
@@ -114,6 +116,17 @@ static int open_uffd(void)
 		return xmem__err(-e, "tier: UFFDIO_API: %s", strerror(e));
 	}
 	return fd;
+}
+
+/* A pidfd of this process for process_madvise() (batched zaps), or -1:
+ * then every range is zapped with its own madvise. */
+static int open_pidfd(void)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, getpid(), 0);
+#else
+	return -1;
+#endif
 }
 
 /* Maps a window of `len` bytes at an address aligned to `align`. */
@@ -215,8 +228,10 @@ static int setup_memory(struct xmem_tier *t)
 	return 0;
 }
 
-/* Starts a thread with every signal blocked (signals are the program's). */
-static int start_thread(pthread_t *thr, void *(*fn)(void *), void *arg)
+/* Starts a thread with every signal blocked (signals are the program's),
+ * named so that top and perf show the engine's threads apart. */
+static int start_thread(pthread_t *thr, void *(*fn)(void *), void *arg,
+			const char *name)
 {
 	sigset_t all, old;
 	int rc;
@@ -225,6 +240,8 @@ static int start_thread(pthread_t *thr, void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(thr, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0)
+		pthread_setname_np(*thr, name);
 	return -rc;
 }
 
@@ -270,6 +287,7 @@ XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 	fill_defaults(&t->cfg);
 	t->memfd = t->devfd = t->uffd = t->stopfd = -1;
 	t->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	t->pidfd = open_pidfd();
 	rc = check_config(&t->cfg);
 	if (rc < 0)
 		goto fail;
@@ -324,12 +342,14 @@ XMEM_EXPORT int xmem_tier_new(const struct xmem_tier_config *cfg,
 	}
 	if (t->cfg.flags & XMEM_F_TIER_PUBLISH)
 		xmem__tier_pub_open(t);
-	rc = start_thread(&t->fault_thr, xmem__tier_fault_main, t);
+	rc = start_thread(&t->fault_thr, xmem__tier_fault_main, t,
+			  "xmem-tierfault");
 	if (rc < 0)
 		goto fail;
 	t->have_fault_thr = 1;
 	if (!(t->cfg.flags & XMEM_F_TIER_NO_POLICY)) {
-		rc = start_thread(&t->policy_thr, xmem__tier_policy_main, t);
+		rc = start_thread(&t->policy_thr, xmem__tier_policy_main, t,
+				  "xmem-tierpolicy");
 		if (rc < 0)
 			goto fail;
 		t->have_policy_thr = 1;
@@ -409,6 +429,8 @@ XMEM_EXPORT void xmem_tier_delete(struct xmem_tier **tp)
 		close(t->stopfd);
 	if (t->pagemap_fd >= 0)
 		close(t->pagemap_fd);
+	if (t->pidfd >= 0)
+		close(t->pidfd);
 	free(t->u);
 	free(t->warm);
 	free(t->q);

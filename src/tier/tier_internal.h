@@ -58,10 +58,10 @@
  * needs userfaultfd MINOR faults, so the device memory must be shmem or
  * hugetlbfs; device DAX is served by the NUMA-node backend (numa.c).
  *
- * Hotness: sampled hinting faults (sample.c): the page-table entries of a
- * piece of a unit are zapped, the program's next accesses re-fault them
- * (the kernel resolves those, nobody waits for the engine), and at the end
- * of the window pagemap tells which parts were touched.
+ * Hotness: sampled hinting faults (sample.c): the page-table entries of
+ * probe pages of a unit are zapped, the program's next accesses re-fault
+ * them (the kernel resolves those, nobody waits for the engine), and at
+ * the end of the window pagemap tells which probes were touched.
  *
  * The DRAM budget is a counter of the group, reserved (compare-and-swap,
  * never above the budget) before a DRAM slot without pages is used, and
@@ -75,6 +75,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <xmem/tier.h>
 
@@ -88,6 +89,11 @@
  * hint: the copy faults correctly without it, only slower). */
 #define A_DEV 0x1u  /* dev alias of this unit */
 #define A_DRAM 0x2u /* dram alias of the DRAM slot with this index */
+/* ... and the memory behind them is allocated (every page exists): a
+ * copy into memory without these bits writes with pwrite(2), which
+ * allocates the pages without zeroing them first. */
+#define A_DEV_MEM 0x4u	/* A_DEV << 2 */
+#define A_DRAM_MEM 0x8u /* A_DRAM << 2 */
 
 struct tier_unit {
 	_Atomic uint32_t st;
@@ -98,9 +104,13 @@ struct tier_unit {
 				      * DRAM; read and written under the claim */
 	_Atomic uint32_t sample_off; /* offset of the armed sample */
 	uint32_t sample_mask; /* its blocks that are judged; under claim */
+	uint8_t sample_page;  /* the probed page of each block; under claim */
 	_Atomic uint64_t sample_t0; /* ns when the sample was armed */
 	_Atomic uint64_t moved_ns;  /* last move, ns */
 	_Atomic float heat;	    /* log2 of the estimated accesses/s */
+	_Atomic uint8_t known;	    /* heat was measured (sampled once) */
+	uint32_t filled;	    /* blocks (of 64 KiB, sample.c) known to
+				     * hold data; under the claim */
 	float ev, ex, ew;	    /* decayed blocks touched, blocks sampled,
 				     * block-seconds of exposure; under the claim */
 };
@@ -142,6 +152,7 @@ struct xmem_tier {
 	int uffd;
 	int stopfd;	/* eventfd: stop the engine threads */
 	int pagemap_fd; /* /proc/self/pagemap, for samples */
+	int pidfd;	/* this process, for batched zaps (process_madvise) */
 	int numa;	/* NUMA-node backend */
 	struct tier_unit *u;
 	struct xmem_tier_group *group;
@@ -202,7 +213,10 @@ void xmem__tier_release(struct xmem_tier *t, uint64_t i, unsigned where,
 			int free_device);
 
 /* sample.c */
+int xmem__tier_zap(struct xmem_tier *t, const struct iovec *iov, int n);
 int xmem__tier_sample_arm(struct xmem_tier *t, uint64_t i);
+int xmem__tier_sample_arm_batch(struct xmem_tier *t, const uint32_t *units,
+				int n, uint32_t *armed);
 void xmem__tier_sample_collect(struct xmem_tier *t, uint64_t i, uint64_t t0);
 void *xmem__tier_fault_main(void *arg);
 

@@ -30,7 +30,13 @@ print("python ok", flush=True)
 		[ -n "$pid" ] && break
 		sleep 0.1
 	done
-	list=$("$XMEM" tier list "$pid" 2>&1)
+	# The statistics are published ten times a second: look until both
+	# tiers show up (python sleeps 3 s after its fill).
+	for i in $(seq 1 20); do
+		list=$("$XMEM" tier list "$pid" 2>&1)
+		echo "$list" | grep -q '"device_bytes": *[1-9]' && break
+		sleep 0.1
+	done
 	wait $job || { echo "FAIL: python3 under xmem tier run"; cat "$out"; exit 1; }
 	grep -q "python ok" "$out" || { echo "FAIL: python3 output"; exit 1; }
 	echo "$list"
