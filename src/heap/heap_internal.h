@@ -60,6 +60,7 @@ struct heap_tx {
 	uint64_t txid;		 /* 0 until the first snapshot */
 	struct heap_snap *snaps; /* in snapshot order */
 	size_t nsnaps, capsnaps;
+	uint64_t copied; /* bytes of the snapshots' DRAM copies */
 	/* bytes snapshotted so far: per cache line a 64-bit mask (ranges
 	 * up to 4 KiB), and the list of larger ranges */
 	uint64_t *lkeys, *lmasks;

@@ -55,6 +55,7 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 				HEAP_CHUNK_SHIFT,
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
+	tx->copied = 0;
 	if (tx->lcount) {
 		if (tx->lcap > 4096) {
 			free(tx->lkeys);
@@ -283,8 +284,13 @@ static int snap_push(struct heap_tx *tx, uint64_t off, uint64_t len,
 	sn->off = off;
 	sn->len = len;
 	sn->copy = NULL;
-	if (len <= SNAP_COPY_MAX && (sn->copy = malloc(len)))
+	/* copies serve only a commit whose dirty data rides in the record
+	 * (HEAP_INLINE_MAX bytes in all): past that none is kept */
+	if (len <= SNAP_COPY_MAX && tx->copied + len <= HEAP_INLINE_MAX &&
+	    (sn->copy = malloc(len))) {
 		memcpy(sn->copy, src, len);
+		tx->copied += len;
+	}
 	return 0;
 }
 
@@ -315,19 +321,22 @@ static int add_small(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 		/* the line's mask is set once its bytes are snapshotted
 		 * (mark_small): a failed snapshot leaves them unmarked */
 		need = want & ~tx->lmasks[j];
-		for (unsigned b = 0; b < 64; b++) {
-			if (need & (1ull << b)) {
-				if (seglen && seg + seglen == line * 64 + b) {
-					seglen++;
-					continue;
-				}
-				if (seglen &&
-				    (rc = snap_take(h, l, seg, seglen)))
-					return rc;
-				*wrote |= seglen != 0;
-				seg = line * 64 + b;
-				seglen = 1;
+		while (need) { /* each run of bytes to take */
+			unsigned b = (unsigned)__builtin_ctzll(need);
+			uint64_t rest = ~need >> b; /* zero bits: the run */
+			unsigned n =
+				rest ? (unsigned)__builtin_ctzll(rest) : 64 - b;
+
+			need &= n + b >= 64 ? 0 : ~0ull << (n + b);
+			if (seglen && seg + seglen == line * 64 + b) {
+				seglen += n;
+				continue;
 			}
+			if (seglen && (rc = snap_take(h, l, seg, seglen)))
+				return rc;
+			*wrote |= seglen != 0;
+			seg = line * 64 + b;
+			seglen = n;
 		}
 	}
 	if (seglen && (rc = snap_take(h, l, seg, seglen)))

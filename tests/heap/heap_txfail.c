@@ -5,7 +5,10 @@
  * cannot grow in a full heap) has not marked its bytes snapshotted, so a
  * retry snapshots them again (or fails again) instead of returning 0 and
  * letting the caller modify bytes that an abort would not restore.
+ * Also: random overlapping snapshots (merged at byte granularity) are
+ * all restored by an abort and all kept by a commit.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <xmem.h>
@@ -19,6 +22,49 @@ struct root {
 	uint8_t data[NPIECE * PIECE];
 	xmem_oid fill[64];
 };
+
+/* Random overlapping add_ranges with stores inside each, then abort
+ * (nothing may change) or commit (every store kept). */
+static void merge_rounds(struct xmem_heap *h, uint8_t *d, size_t size)
+{
+	uint8_t *want = malloc(size), *orig = malloc(size);
+	uint64_t rnd = 0x9e3779b97f4a7c15ull;
+
+	REQUIRE(want && orig);
+	for (int round = 0; round < 400; round++) {
+		int commit = round & 1;
+
+		memcpy(orig, d, size);
+		memcpy(want, d, size);
+		REQUIRE_OK(xmem_tx_begin(h));
+		for (int k = 0; k < 12; k++) {
+			rnd = rnd * 6364136223846793005ull +
+			      1442695040888963407ull;
+			size_t off = (rnd >> 20) % (size - 300);
+			size_t len = 1 + (rnd >> 40) % 300;
+
+			REQUIRE_OK(xmem_tx_add_range(h, d + off, len));
+			for (size_t b = 0; b < len; b += 1 + (rnd >> 58)) {
+				d[off + b] ^= (uint8_t)(round + k + 1);
+				want[off + b] = d[off + b];
+			}
+		}
+		if (commit) {
+			CHECK_OK(xmem_tx_commit(h));
+		} else {
+			xmem_tx_abort(h);
+			memcpy(want, orig, size);
+		}
+		if (memcmp(d, want, size)) {
+			fprintf(stderr, "round %d (%s): bytes differ\n", round,
+				commit ? "commit" : "abort");
+			CHECK(0);
+			break;
+		}
+	}
+	free(want);
+	free(orig);
+}
 
 int main(void)
 {
@@ -75,6 +121,8 @@ int main(void)
 	memset(r->data, 0x22, sizeof(r->data));
 	xmem_tx_abort(h);
 	CHECK(r->data[0] == 0x5a && r->data[sizeof(r->data) - 1] == 0x5a);
+
+	merge_rounds(h, r->data, 8192);
 
 	xmem_heap_close(&h);
 	xmem_map_delete(&map);
