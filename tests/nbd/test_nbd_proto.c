@@ -28,6 +28,8 @@ struct bytes {
 
 static void put(struct bytes *b, const void *d, size_t n)
 {
+	if (!n)
+		return;
 	pthread_mutex_lock(&b->lock);
 	if (b->len + n > b->cap) {
 		b->cap = (b->len + n) * 2;
