@@ -170,7 +170,7 @@ static void shuffle(uint32_t *perm, uint32_t n, uint64_t *s)
 struct snap {
 	double t;
 	uint64_t engine, fault, sample, move; /* CPU ns */
-	uint64_t prom, dem, samples;
+	uint64_t prom, dem, samples, first_touch;
 };
 
 static void snap_take(struct xmem_tier *t, struct snap *s)
@@ -183,6 +183,7 @@ static void snap_take(struct xmem_tier *t, struct snap *s)
 	s->prom = atomic_load(&t->c.promotions);
 	s->dem = atomic_load(&t->c.demotions);
 	s->samples = atomic_load(&t->c.samples);
+	s->first_touch = atomic_load(&t->c.first_touch);
 }
 
 struct window {
@@ -285,6 +286,18 @@ static void print_costs(const struct snap *fill0, const struct snap *fill1,
 	printf("%-26s %6s %7.2f%% (phase 1) %7.2f%% (phase 2)\n",
 	       "busiest 0.5 s window", "", worst_window(fill1, w1, nw1),
 	       worst_window(&w1[nw1 - 1].end, w2, nw2));
+	printf("%-34s %10.1f\n", "engine CPU per first touch (us)",
+	       fill1->first_touch > fill0->first_touch
+		       ? (fill1->fault - fill0->fault) / 1e3 /
+				 (double)(fill1->first_touch -
+					  fill0->first_touch)
+		       : 0);
+	const struct snap *a = &w1[nw1 - 1].end, *b = &w2[nw2 - 1].end;
+	printf("%-34s %10.1f\n", "engine CPU per move, phase 2 (us)",
+	       b->prom + b->dem > a->prom + a->dem
+		       ? (b->move - a->move) / 1e3 /
+				 (double)(b->prom + b->dem - a->prom - a->dem)
+		       : 0);
 	printf("  engine = the fault thread (first touches, faults on moving\n"
 	       "  units) + the policy thread (sampling, decisions, and every\n"
 	       "  migration: fence, copy, remap), by their thread CPU clocks.\n"

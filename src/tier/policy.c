@@ -14,8 +14,8 @@
  *   - ping-pong is damped four ways: a unit stays min_residency_ms after
  *     a move; a unit never sampled is neither promoted nor demoted; a
  *     swap needs the hot unit to be SWAP_MARGIN log2 steps (5.7x) hotter
- *     than the cold one; and that margin grows by half a step with every
- *     recent move of either unit.
+ *     than the cold one; and that margin grows by MOVE_DAMP steps with
+ *     every recent move of either unit.
  * Each rebalance is O(nunits of the group) for the scan plus O(n k) to keep
  * the k best candidates it may move; rebalances that move nothing back
  * off to one in IDLE_MAX ticks. Measured in bench_tier (2048 units): the
@@ -36,6 +36,7 @@
 
 #define MAX_PER_TICK 64
 #define SWAP_MARGIN 2.5f
+#define MOVE_DAMP 1.0f /* margin added per recent move of a unit */
 
 /*
  * When the next rebalance is due. A rebalance that moved nothing doubles
@@ -129,10 +130,10 @@ static void scan(struct xmem_tier *t, uint64_t now, struct cand *hot, int *nh,
 			continue;
 		x.heat = eff_heat(t, i);
 		if (w == XMEM_TIER_DEVICE && want_hot) {
-			x.heat -= 0.5f * t->u[i].moves;
+			x.heat -= MOVE_DAMP * t->u[i].moves;
 			keep_best(hot, nh, k, x, 1);
 		} else if (w == XMEM_TIER_DRAM) {
-			x.heat += 0.5f * t->u[i].moves;
+			x.heat += MOVE_DAMP * t->u[i].moves;
 			keep_best(cold, nc, k, x, 0);
 		}
 	}
@@ -279,7 +280,7 @@ static void sleep_until(struct xmem_tier *t, uint64_t until)
  * slowed to fit. The bucket holds at most BURST_NS (a burst of moves
  * after a quiet spell) and forgets debts beyond DEBT_MAX_NS.
  */
-#define BURST_NS 20000000ll
+#define BURST_NS 10000000ll
 #define SAMPLE_DEBT_NS 20000000ll
 #define DEBT_MAX_NS 100000000ll
 
@@ -318,20 +319,35 @@ static void account(struct xmem_tier *t, uint64_t *cpu)
 }
 
 /*
- * What the sampling rate follows (samples_due): after a rebalance that
- * moved several units at once (a hot set that moved, or a first fill
- * being sorted out), sampling runs at the full sample_per_sec for
+ * What the sampling rate follows (samples_due): once BOOST_MOVES units
+ * moved within a second (a hot set that moved, or a first fill being
+ * sorted out; the swaps that noise lets through in a steady state come
+ * a few a second), sampling runs at the full sample_per_sec for
  * BOOST_NS, to find the rest; otherwise, and while moves wait for the
  * CPU budget (the candidates are known, the moves are what is missing),
  * at half of it.
  */
 #define BOOST_NS 3000000000ull
-#define BOOST_MOVES 4
+#define BOOST_MOVES 32
 
 struct pace {
 	uint64_t boost_until; /* ns */
+	uint64_t sec_start;   /* the current second of move counting */
+	int sec_moves;	      /* units moved in it */
 	int starved;	      /* the last due rebalance lacked CPU budget */
 };
+
+/* Counts moves per second and starts a boost when they are many. */
+static void pace_moves(struct pace *pc, uint64_t now, int moved)
+{
+	if (now - pc->sec_start >= 1000000000ull) {
+		pc->sec_start = now;
+		pc->sec_moves = 0;
+	}
+	pc->sec_moves += moved;
+	if (pc->sec_moves >= BOOST_MOVES)
+		pc->boost_until = now + BOOST_NS;
+}
 
 /* One policy period: migrations (if `rebal` and the budget has credit),
  * statistics. Returns the number of units moved. */
@@ -351,8 +367,7 @@ static int tick(struct xmem_tier *t, uint64_t now, double dt,
 			moved = rebalance(t, (int)*move_credit, now, b->credit,
 					  &spent);
 		pc->starved = b->credit <= 0 || spent;
-		if (moved >= BOOST_MOVES)
-			pc->boost_until = now + BOOST_NS;
+		pace_moves(pc, now, moved);
 	}
 	*move_credit -= moved;
 	atomic_fetch_add(&t->c.move_cpu_ns, xmem__tier_thread_cpu_ns() - c);
@@ -426,7 +441,7 @@ void *xmem__tier_policy_main(void *arg)
 	uint64_t tick_ns = (uint64_t)t->cfg.tick_ms * 1000000ull;
 	uint64_t last_tick = now, last_arm = now, last_rebal = now;
 	struct fill_watch fw = { 0, now, 0 };
-	struct pace pc = { now + BOOST_NS, 0 };
+	struct pace pc = { now + BOOST_NS, now, 0, 0 };
 	uint64_t wait = tick_ns; /* between rebalances, see IDLE_MAX */
 	double sample_credit = 0, move_credit = 0;
 	struct cpu_budget b = { 0, now, atomic_load(&t->c.engine_cpu_ns) };

@@ -4,8 +4,10 @@
  * memory segment (layout in pub_layout.h) for `xmem tier top`. Updated by
  * the policy thread once per tick: O(nunits).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,38 @@ struct tier_pub {
 
 static _Atomic unsigned pub_seq;
 
+/*
+ * Removes the segments of processes that are gone: a process that ends
+ * with _exit(2) (forked workers often do) runs no destructor, so its
+ * segments outlive it. The pid is in the name; a process that exists
+ * (or that we may not signal) keeps its segments. O(entries of
+ * /dev/shm), once per tier created with XMEM_F_TIER_PUBLISH.
+ */
+static void sweep_stale(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	size_t plen = strlen(TIER_PUB_PREFIX);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char name[300], *end;
+		long pid;
+
+		if (strncmp(e->d_name, TIER_PUB_PREFIX, plen))
+			continue;
+		pid = strtol(e->d_name + plen, &end, 10);
+		if (pid <= 0 || *end != '.')
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(name, sizeof(name), "/%s", e->d_name);
+		shm_unlink(name);
+	}
+	closedir(d);
+}
+
 /* Creates the segment; failure only disables publishing. */
 int xmem__tier_pub_open(struct xmem_tier *t)
 {
@@ -31,6 +65,7 @@ int xmem__tier_pub_open(struct xmem_tier *t)
 
 	if (!p)
 		return -ENOMEM;
+	sweep_stale();
 	snprintf(p->name, sizeof(p->name), "/" TIER_PUB_PREFIX "%d.%u",
 		 (int)getpid(), atomic_fetch_add(&pub_seq, 1));
 	p->len = sizeof(struct tier_pub_hdr) + t->nunits;

@@ -39,7 +39,9 @@
  *   3. copy source -> destination through the engine's aliases (the source
  *      is stable now), with non-temporal stores and a fence after them;
  *      each alias's page tables are filled once (MADV_POPULATE_*) and
- *      then kept, since refilling costs as much as the copy;
+ *      then kept, since refilling costs as much as the copy; the first
+ *      copy into memory never used before is a pwrite(2) into its file,
+ *      which allocates the pages without zeroing them first;
  *   4. MAP_FIXED the destination over the unit (a fresh VMA, unregistered:
  *      accesses from now on go to the copy), then UFFDIO_WAKE: sleepers
  *      retry and find the new mapping;
@@ -49,7 +51,8 @@
  * for a 2 MiB unit here: the zap ~0.06-0.12 ms if all 512 pages were
  * mapped (~0.2 us each; nothing if none were), the copy ~0.1 ms, the
  * remap ~5 us; the first move into memory never used before also
- * allocates and zeroes it (up to ~1 ms). Readers wait too: userfaultfd
+ * allocates it (~1 ms here, where fresh memory is slow to hand out).
+ * Readers wait too, for the same span: userfaultfd
  * write-protect would let them run during the copy, but it needs a second
  * mechanism per backing; this one is the same for DRAM and device. Threads
  * touching other units never wait: there is no lock on the access path,
@@ -62,6 +65,16 @@
  * probe pages of a unit are zapped, the program's next accesses re-fault
  * them (the kernel resolves those, nobody waits for the engine), and at
  * the end of the window pagemap tells which probes were touched.
+ *
+ * The engine's CPU (what xmem_tier_stats() reports as engine_cpu_ns) is
+ * the thread CPU time of its two threads: the fault thread (first
+ * touches, faults on moving units) and the policy thread (sampling,
+ * decisions and every move: fence, copy, remap). The program's own page
+ * faults are not in it: hinting faults, refaults of a unit's pages after
+ * a move, and the first use of pages it touches, which its threads take
+ * in the kernel as they would without the engine (bench_tier prints the
+ * cost of a hinting fault). The policy keeps the engine's CPU at
+ * cfg.cpu_percent of one core on average (policy.c).
  *
  * The DRAM budget is a counter of the group, reserved (compare-and-swap,
  * never above the budget) before a DRAM slot without pages is used, and

@@ -2,10 +2,14 @@
 /*
  * top.c - live statistics: a tier created with XMEM_F_TIER_PUBLISH is
  * seen by `xmem tier list` and `xmem tier top --once` from another
- * process, with its bytes in each tier; the segment goes away with it.
+ * process, with its bytes in each tier; the segment goes away with it,
+ * and the segment of a child that ends with _exit (no destructor runs)
+ * is removed by the next tier that publishes.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,46 @@ static const char *run(const char *cmd)
 	out[n] = 0;
 	pclose(f);
 	return out;
+}
+
+/* Does a segment of process pid exist? */
+static int has_segment(pid_t pid)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	char pfx[64];
+	int found = 0;
+
+	snprintf(pfx, sizeof(pfx), "xmem-tier.%d.", (int)pid);
+	while (d && (e = readdir(d)))
+		found |= !strncmp(e->d_name, pfx, strlen(pfx));
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A child publishes a tier and ends with _exit: its segment stays until
+ * the next tier that publishes sweeps it. */
+static void child_exit_segment(struct xmem_tier_config *cfg)
+{
+	struct xmem_tier *t;
+	int st = 0;
+	pid_t pid = fork();
+
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		cfg->name = "child";
+		if (xmem_tier_new(cfg, &t) == 0)
+			_exit(0); /* no destructor, no delete */
+		_exit(1);
+	}
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(has_segment(pid));
+	cfg->name = "sweeper";
+	REQUIRE_OK(xmem_tier_new(cfg, &t));
+	CHECK(!has_segment(pid));
+	xmem_tier_delete(&t);
 }
 
 int main(void)
@@ -79,5 +123,6 @@ int main(void)
 		 (int)getpid());
 	out = run(cmd);
 	CHECK(strstr(out, "top-test") == NULL);
+	child_exit_segment(&cfg);
 	return test_result();
 }
