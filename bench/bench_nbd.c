@@ -18,7 +18,8 @@
  * timed run pays the first-touch page faults of a sparse image.
  *
  * The xmem server runs with cache-line granularity forced (as on real
- * persistent memory: clwb + sfence per ordering point) unless
+ * persistent memory: data and metadata written back, by non-temporal
+ * stores, before each ordering point's sfence) unless
  * XMEM_FORCE_GRANULARITY is already set; on a plain file it would otherwise
  * msync at every ordering point. qemu-nbd runs with its defaults
  * (writeback cache, data durable only at FLUSH).

@@ -16,8 +16,8 @@
 #include "blk/btt.h"
 #include "blk/btt_nt.h"
 #include "core/error.h"
-#include "persist/crashsim.h"
 #include "core/util.h"
+#include "persist/crashsim.h"
 
 static uint32_t lane_next;
 static __thread uint32_t lane_hint = UINT32_MAX;
