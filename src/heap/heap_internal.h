@@ -60,11 +60,13 @@ struct heap_tx {
 	uint64_t txid;		 /* 0 until the first snapshot */
 	struct heap_snap *snaps; /* in snapshot order */
 	size_t nsnaps, capsnaps;
-	uint64_t copied; /* bytes of the snapshots' DRAM copies */
+	uint64_t copied; /* bytes of the snapshots' DRAM copies, in cbuf */
+	uint8_t cbuf[HEAP_INLINE_MAX];
 	/* bytes snapshotted so far: per cache line a 64-bit mask (ranges
 	 * up to 4 KiB), and the list of larger ranges */
 	uint64_t *lkeys, *lmasks;
 	size_t lcap, lcount;
+	uint32_t lused[32]; /* slots of the first 32 lines (quick reset) */
 	struct heap_range *bigs;
 	size_t nbigs, capbigs;
 	struct heap_txobj *objs;

@@ -21,8 +21,6 @@
 /* Frees a transaction's vectors. */
 void xmem__heap_tx_fini(struct heap_tx *tx)
 {
-	for (size_t i = 0; i < tx->nsnaps; i++)
-		free(tx->snaps[i].copy);
 	free(tx->snaps);
 	free(tx->objs);
 	free(tx->frees);
@@ -46,8 +44,6 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 {
 	struct heap_tx *tx = &l->tx;
 
-	for (size_t i = 0; i < tx->nsnaps; i++)
-		free(tx->snaps[i].copy);
 	for (size_t i = 0; i < tx->nxsegs; i++)
 		xmem__heap_extent_unreserve(
 			h,
@@ -56,7 +52,12 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
 	tx->copied = 0;
-	if (tx->lcount) {
+	if (tx->lcount <= ARRAY_SIZE(tx->lused)) {
+		/* a small transaction: clear just its slots */
+		for (size_t i = 0; i < tx->lcount; i++)
+			tx->lkeys[tx->lused[i]] = 0;
+		tx->lcount = 0;
+	} else {
 		if (tx->lcap > 4096) {
 			free(tx->lkeys);
 			free(tx->lmasks);
@@ -159,6 +160,8 @@ static long line_slot(struct heap_tx *tx, uint64_t line, int add)
 			return -1;
 		tx->lkeys[j] = key;
 		tx->lmasks[j] = 0;
+		if (tx->lcount < ARRAY_SIZE(tx->lused)) /* before any growth */
+			tx->lused[tx->lcount] = (uint32_t)j;
 		tx->lcount++;
 	}
 	return (long)j;
@@ -286,8 +289,8 @@ static int snap_push(struct heap_tx *tx, uint64_t off, uint64_t len,
 	sn->copy = NULL;
 	/* copies serve only a commit whose dirty data rides in the record
 	 * (HEAP_INLINE_MAX bytes in all): past that none is kept */
-	if (len <= SNAP_COPY_MAX && tx->copied + len <= HEAP_INLINE_MAX &&
-	    (sn->copy = malloc(len))) {
+	if (len <= SNAP_COPY_MAX && tx->copied + len <= HEAP_INLINE_MAX) {
+		sn->copy = tx->cbuf + tx->copied;
 		memcpy(sn->copy, src, len);
 		tx->copied += len;
 	}
