@@ -185,16 +185,19 @@ static double fence_ns(struct xh *x, int nt)
 
 static double fence_cost; /* ns, the cheaper of the two shapes */
 
-/* The fence floor of a row: xmem's fences per unit at fence_cost
- * against libpmemobj's time per unit, i.e. the best ratio xmem could
- * reach if everything but its fences took no time. */
+/* A row's fence estimate: xmem's fences per unit at fence_cost against
+ * libpmemobj's time per unit, i.e. about the best ratio xmem could reach
+ * if everything but its fences took no time (fence_cost is measured back
+ * to back; inside an operation other work overlaps a fence's wait, so
+ * this is an estimate, not a strict bound). */
 static void floor_line(double fences_per_unit, double pm_units_per_s)
 {
 	double fl = fences_per_unit * fence_cost, pns = 1e9 / pm_units_per_s;
 
-	printf("%-34s %12.0fns %12.0fns %8.2fx %8s  fence floor: %.2f fences "
-	       "x %.0f ns vs libpmemobj's time\n",
-	       "  floor", fl, pns, pns / fl, "-", fences_per_unit, fence_cost);
+	printf("%-34s %12.0fns %12.0fns %8.2fx %8s  xmem as fences only: %.2f "
+	       "x %.0f ns, vs libpmemobj's time\n",
+	       "  fence estimate", fl, pns, pns / fl, "-", fences_per_unit,
+	       fence_cost);
 }
 
 /* --- rows: small operations ---------------------------------------- */
