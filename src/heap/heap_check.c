@@ -243,6 +243,25 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 	return 0;
 }
 
+/* Discards (repair) the ring record at `end` and every later one that
+ * is newer than C: the lane's log is cut there. */
+static void discard_from(struct ck *k, uint64_t roff, uint32_t end, uint64_t c)
+{
+	uint32_t zero = 0;
+
+	put(k, roff + end, &zero, 4);
+	for (uint32_t p = end + 64; p + 64 <= HEAP_RING_SIZE; p += 64) {
+		struct heap_rec_hdr *rh = (void *)(k->base + roff + p);
+
+		if (le32(rh->magic) == HEAP_REC_MAGIC &&
+		    rh->epoch == k->hd->epoch && rh->seq > c &&
+		    xmem__csum_struct(rh, sizeof(*rh),
+				      offsetof(struct heap_rec_hdr, hcsum)) ==
+			    rh->hcsum)
+			put(k, roff + p, &zero, 4);
+	}
+}
+
 /* Checks a lane's ring: records above C must be intact; a damaged one
  * (not the torn tail) is reported and, with repair, discarded. */
 static void check_ring(struct ck *k, unsigned lane, uint64_t c,
@@ -258,18 +277,18 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	if (!rc)
 		return;
 	snprintf(st, sizeof(st), "lane %u redo log", lane);
+	if (!r.bad_entry)
+		r.end = xmem__heap_ring_end(k->base, lane, k->hd->epoch, c);
 	struct heap_rec_hdr *rh = (void *)(k->base + roff + r.end);
-	if (k->repair) {
-		uint32_t zero = 0;
-		put(k, roff + r.end, &zero, 4);
-	}
+	uint64_t seq = rh->seq;
+	if (k->repair)
+		discard_from(k, roff, r.end, c);
 	report(k, st, roff + r.end, k->repair, 0,
 	       "record seq %llu at ring offset %u: %s%s",
-	       (unsigned long long)rh->seq, r.end,
+	       (unsigned long long)seq, r.end,
 	       r.bad_entry ? "an entry is malformed or writes outside what "
 			     "its kind may change"
-			   : "entries damaged (checksum) and later records "
-			     "follow it",
+			   : "damaged (checksum), and live records follow it",
 	       k->repair ? "; record discarded (its operation and the "
 			   "lane's later records are lost)"
 			 : "");

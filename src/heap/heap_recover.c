@@ -49,6 +49,52 @@ static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
 	return rec_check(ring, pos, epoch, prev_seq, 0, out);
 }
 
+/* Offset where the walk of a lane's ring ends (see ring_walk). */
+uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
+			     uint64_t c)
+{
+	const uint8_t *ring =
+		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
+	const struct heap_rec_hdr *rh;
+	uint64_t prev = 0;
+	uint32_t pos = 0;
+	size_t len;
+
+	while ((len = rec_check(ring, pos, epoch, prev, 1, &rh)) &&
+	       rh->seq <= c) {
+		prev = rh->seq;
+		pos += (uint32_t)len;
+	}
+	prev = MAX(prev, c);
+	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
+		prev = rh->seq;
+		pos += (uint32_t)len;
+	}
+	return pos;
+}
+
+/* Records past a ring's end are left from earlier passes, all retired
+ * (a lane restarts its ring only once C covers it): a valid record newer
+ * than C there means the walk was cut by damage (say, a retired
+ * record's header), not by a crash. O(ring size / 64). */
+static int live_past_end(const uint8_t *ring, unsigned lane, uint32_t end,
+			 uint32_t epoch, uint64_t c)
+{
+	const struct heap_rec_hdr *rh;
+
+	for (uint32_t p = end + 64; p + 64 <= HEAP_RING_SIZE; p += 64)
+		if (rec_valid(ring, p, epoch, c, &rh))
+			return xmem__err(XMEM_E_CORRUPT,
+					 "heap: lane %u redo log is cut at "
+					 "ring offset %u by damage: record seq "
+					 "%llu at offset %u is live but "
+					 "unreachable (run 'xmem heap check "
+					 "--repair')",
+					 lane, end, (unsigned long long)rh->seq,
+					 p);
+	return 0;
+}
+
 /*
  * Calls fn for each valid record of lane `lane` with seq > C. A lane's
  * ring holds the records written since it last restarted at offset 0,
@@ -111,7 +157,7 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 					 lane, (unsigned long long)rh->seq,
 					 pos);
 	}
-	return 0;
+	return live_past_end(ring, lane, pos, epoch, c);
 }
 
 /* Validates one undo entry header of segment [seg, seg+seglen). */

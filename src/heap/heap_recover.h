@@ -16,6 +16,10 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 			 uint64_t c, heap_rec_fn fn, void *arg,
 			 uint64_t *tail_seq);
 
+/* Ring offset where that walk ends (the first record not taken). */
+uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
+			     uint64_t c);
+
 /* Calls fn for each snapshot of the lane's last transaction (id > c). */
 int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
 			 const struct heap_header *hd, unsigned lane,

@@ -13,7 +13,9 @@
  *   - one checkpoint copy damaged (the other is used), both damaged,
  *   - crafted redo records whose entries target what their kind may not
  *     write (the checkpoint line, allocator metadata through a
- *     publishing entry, the heap header): recovery refuses them.
+ *     publishing entry, the heap header): recovery refuses them,
+ *   - a retired record's header damaged with a live record after it
+ *     (the ring walk would end early): refused, not skipped.
  */
 #include <string.h>
 #include <sys/wait.h>
@@ -158,6 +160,14 @@ static void in_child(void (*fn)(struct xmem_heap *h, struct root *r))
 static void two_frees(struct xmem_heap *h, struct root *r)
 {
 	xmem_heap_free(h, &r->small[0]);
+	xmem_heap_free(h, &r->small[1]);
+}
+
+/* A record, a checkpoint retiring it, a live record after it. */
+static void free_ckpt_free(struct xmem_heap *h, struct root *r)
+{
+	xmem_heap_free(h, &r->small[0]);
+	xmem_heap_checkpoint(h);
 	xmem_heap_free(h, &r->small[1]);
 }
 
@@ -347,6 +357,18 @@ int main(void)
 			expect(bad[i].what, "redo log", 1);
 		}
 	}
+
+	/* 11. a retired record's header damaged: the live record after it
+	 * must not be skipped silently */
+	r = fresh(&h);
+	xmem_heap_close(&h);
+	in_child(free_ckpt_free);
+	{
+		struct heap_rec_hdr *rh = (void *)(base + HEAP_LANES_OFF);
+		REQUIRE(rh->magic == HEAP_REC_MAGIC && rh->seq <= ckpt_a());
+		base[HEAP_LANES_OFF + 40] ^= 0x08; /* reserved byte */
+	}
+	expect("retired record header damaged", "redo log", 1);
 
 	xmem_map_delete(&map);
 	xmem_device_close(&dev);
