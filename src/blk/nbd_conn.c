@@ -351,10 +351,10 @@ static void *worker(void *arg)
 }
 
 /* Queues a request, waiting while the connection is over its limits.
- * A small one (up to lim->inline_max bytes) runs at once in the reader:
- * its BTT work is a few microseconds, less than handing it to a worker
- * and waking that worker would cost; large ones go to the workers, so
- * that their copies overlap the reading of the next requests. */
+ * One of up to lim->inline_max bytes runs at once in the reader, which
+ * has its payload in cache and saves a worker hand-off and wake-up;
+ * larger ones go to the workers, so that their copies overlap the
+ * reading of the next requests. */
 static void enqueue(struct nbd_conn *c, struct nbd_req *r)
 {
 	int payload = r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE;
