@@ -365,6 +365,9 @@ static int quality(uint64_t size, uint64_t budget, double steady, double after)
 			       atomic_load(&t->u[u].moves));
 		}
 	}
+	if (getenv("BENCH_TIER_DEBUG"))
+		printf("DRAM samples empty: recent %.2f, long run %.2f\n",
+		       t->dram_cold, t->dram_cold_avg);
 	printf("phase 1 (%.0f s, hit ratio per 0.5 s):", steady);
 	for (int k = 0; k < nw1; k++)
 		printf(" %.2f", ratio(w1[k].xmem, w1[k].n));

@@ -85,9 +85,10 @@ struct xmem_tier_config {
 	uint32_t migrate_per_sec;  /* migration rate limit, units/s */
 	uint32_t min_residency_ms; /* a unit stays this long after a move */
 	uint32_t tick_ms;	   /* policy period */
-	/* The engine's CPU limit, percent of one core (default 8): moves
-	 * wait and sampling slows to keep all its threads under it on
-	 * average (first touches are never held back). */
+	/* This tier's engine CPU limit, percent of one core (default 8):
+	 * its moves wait and its sampling slows to keep its threads under
+	 * it on average (first touches are never held back; explicit
+	 * xmem_tier_migrate() runs on the caller's CPU). */
 	uint32_t cpu_percent;
 	const char *name; /* shown by `xmem tier top` */
 	unsigned flags;	  /* XMEM_F_TIER_* */

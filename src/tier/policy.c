@@ -320,13 +320,18 @@ static void account(struct xmem_tier *t, uint64_t *cpu)
 
 /*
  * What the sampling rate follows (samples_due): once BOOST_MOVES units
- * moved within a second (a hot set that moved, or a first fill being
- * sorted out; the swaps that noise lets through in a steady state come
- * a few a second), sampling runs at the full sample_per_sec for
- * BOOST_NS, to find the rest; otherwise, and while moves wait for the
- * CPU budget (the candidates are known, the moves are what is missing),
- * at half of it.
+ * moved within a second, or the recent samples of DRAM units that found
+ * none of their probes touched are more than SURPRISE of them and 2.5x
+ * their long-run share (a hot set that moved, or a first fill being
+ * sorted out: in a steady state DRAM holds the hottest units and few of
+ * their samples come back empty, while the swaps that noise lets through
+ * come a few a second),
+ * sampling runs at the full sample_per_sec for BOOST_NS, to find the
+ * rest; otherwise at half of it; and at a quarter while moves wait for
+ * the CPU budget (the candidates are known, the moves are what is
+ * missing).
  */
+#define SURPRISE 0.4f
 #define BOOST_NS 3000000000ull
 #define BOOST_MOVES 32
 
@@ -408,14 +413,16 @@ static int filling(struct xmem_tier *t, struct fill_watch *f, uint64_t now)
  */
 static int samples_due(struct xmem_tier *t, uint64_t now, uint64_t dt_ns,
 		       double *credit, struct fill_watch *f,
-		       const struct cpu_budget *b, const struct pace *pc)
+		       const struct cpu_budget *b, struct pace *pc)
 {
 	double rate = t->cfg.sample_per_sec;
 	int n;
 
-	if (filling(t, f, now))
+	if (t->dram_cold > SURPRISE && t->dram_cold > 2.5f * t->dram_cold_avg)
+		pc->boost_until = now + BOOST_NS;
+	if (filling(t, f, now) || pc->starved)
 		rate /= 4;
-	else if (now >= pc->boost_until || pc->starved)
+	else if (now >= pc->boost_until)
 		rate /= 2;
 	if (b->credit < -SAMPLE_DEBT_NS)
 		return 0;

@@ -337,6 +337,10 @@ void xmem__tier_sample_collect(struct xmem_tier *t, uint64_t i, uint64_t t0)
 	}
 	k = touched_blocks(t, i, &n);
 	heat_update(t, i, k, n, xmem__tier_now_ns() - t0);
+	if ((old & U_WHERE) == XMEM_TIER_DRAM) { /* policy.c's surprise */
+		t->dram_cold += ((k == 0) - t->dram_cold) / 16;
+		t->dram_cold_avg += ((k == 0) - t->dram_cold_avg) / 256;
+	}
 	adapt_window(t, k, n);
 	atomic_fetch_sub(&t->armed, 1);
 	atomic_fetch_add(&t->c.hint_faults, (uint64_t)k);

@@ -192,9 +192,12 @@ struct xmem_tier {
 	uint32_t cursor;       /* sampling cursor */
 	struct tier_sample *q; /* armed samples, max_samples of them */
 	uint64_t qhead, qtail;
-	_Atomic uint64_t win_ns;   /* sample window, adapted (sample.c) */
-	uint64_t adapt_k, adapt_n; /* blocks touched / sampled in DRAM */
-	_Atomic int armed;	   /* samples armed now */
+	_Atomic uint64_t win_ns;	/* sample window, adapted (sample.c) */
+	uint64_t adapt_k, adapt_n;	/* blocks touched / sampled in DRAM */
+	_Atomic int armed;		/* samples armed now */
+	float dram_cold, dram_cold_avg; /* fraction of DRAM samples with
+					 * no probe touched: recent, long
+					 * run (policy thread only) */
 	struct tier_pub *pub;
 	uint64_t pub_ns; /* last publication */
 	int detached;	 /* after fork in a child: plain memory, no engine */

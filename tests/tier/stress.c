@@ -179,6 +179,7 @@ int main(int argc, char **argv)
 	cfg.migrate_per_sec = 100000;
 	cfg.min_residency_ms = 1;
 	cfg.tick_ms = 1;
+	cfg.cpu_percent = 100; /* no CPU budget: move as much as it can */
 	cfg.name = "stress";
 	rc = xmem_tier_new(&cfg, &t);
 	if (rc == -EPERM)
