@@ -16,6 +16,11 @@
  * Phase 1 runs to steady state; in phase 2 the hot set moves (a new
  * permutation) and the hit ratio is tracked every 0.5 s.
  *
+ * The engine's CPU (the thread CPU clocks of its fault and policy
+ * threads) is reported per phase: the first touch (a sequential fill),
+ * phase 1's first half (converging from first-touch placement), its
+ * second half (steady state) and phase 2; and for its busiest 0.5 s.
+ *
  * Also: migration throughput against memcpy in the same run, and the cost
  * of a first-touch fault, a hinting fault and a 2 MiB migration. The
  * memcpy baseline copies the same bytes in the same pieces (2 MiB, cold
@@ -301,10 +306,12 @@ static void print_costs(const struct snap *fill0, const struct snap *fill1,
 	printf("  engine = the fault thread (first touches, faults on moving\n"
 	       "  units) + the policy thread (sampling, decisions, and every\n"
 	       "  migration: fence, copy, remap), by their thread CPU clocks.\n"
-	       "  Not in it: the program's own page faults, which its threads\n"
-	       "  take in the kernel: hinting faults (cost per fault below),\n"
-	       "  refaults of a unit's pages after it moved, and the first\n"
-	       "  use of pages (allocation and zeroing) by the program.\n");
+	       "  In it too: the engine's first copy into memory never used\n"
+	       "  before (its allocation). Not in it: the program's own page\n"
+	       "  faults, which its threads take in the kernel: hinting\n"
+	       "  faults (cost per fault below), refaults of a unit's pages\n"
+	       "  after it moved, and the first use of the pages it touches.\n"
+	       "  The engine holds itself to 8%% of a core (cpu_percent).\n");
 }
 
 static int quality(uint64_t size, uint64_t budget, double steady, double after)
