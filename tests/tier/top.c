@@ -61,13 +61,13 @@ static void child_exit_segment(struct xmem_tier_config *cfg)
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
 		cfg->name = "child";
-		if (xmem_tier_new(cfg, &t) == 0)
+		if (xmem_tier_new(cfg, &t) == 0 && has_segment(getpid()))
 			_exit(0); /* no destructor, no delete */
 		_exit(1);
 	}
+	/* (another process that publishes may sweep it first: also right) */
 	REQUIRE(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	CHECK(has_segment(pid));
 	cfg->name = "sweeper";
 	REQUIRE_OK(xmem_tier_new(cfg, &t));
 	CHECK(!has_segment(pid));
