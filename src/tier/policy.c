@@ -19,7 +19,7 @@
  * Each rebalance is O(nunits of the group) for the scan plus O(n k) to keep
  * the k best candidates it may move; rebalances that move nothing back
  * off to one in IDLE_MAX ticks. Measured in bench_tier (2048 units): the
- * scans take ~0.2% of a core; the engine's CPU goes to sampling (10-60 us
+ * scans take ~0.2% of a core; the engine's CPU goes to sampling (25-70 us
  * per sample, mostly the TLB shootdown of its zap, which waits for every
  * CPU running the program and so grows with the machine's load) and to
  * the moves (0.3-0.5 ms of CPU each; 1-2 ms for the first move into
