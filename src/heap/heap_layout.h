@@ -98,8 +98,10 @@
  *      ring records with seq > C, stepping over retired ones (seq <= C)
  *      at the ring's start: a checkpoint may retire a lane's first
  *      records while it goes on appending (a torn record ends the lane's
- *      ring; an intact one after a damaged one makes the heap refuse to
- *      open) and the undo entries of the lane's last transaction (id > C);
+ *      ring; an intact one after a damaged one, or any record newer than
+ *      C past the ring's end, makes the heap refuse to open: records left
+ *      from earlier passes are all retired) and the undo entries of the
+ *      lane's last transaction (id > C);
  *   2. in sequence order: replay each record's entries (OR/ANDN/SET are
  *      idempotent; CSET words are applied only where the location still
  *      holds the old value), and roll back each transaction that has
