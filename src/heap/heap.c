@@ -286,7 +286,15 @@ int xmem__heap_open_mem(uint8_t *base, uint64_t size,
 		return rc;
 	h->hdr = hd;
 	h->nchunks = hd.nchunks;
-	if ((rc = xmem__heap_recover(h)) || (rc = xmem__heap_alloc_init(h))) {
+	if (flags & HEAP_OPEN_FRESH) {
+		/* just created with a new epoch: no log record is valid, so
+		 * recovery has nothing to read (C = 0) */
+		atomic_store(&h->next_seq, 1);
+	} else if ((rc = xmem__heap_recover(h))) {
+		heap_free(h);
+		return rc;
+	}
+	if ((rc = xmem__heap_alloc_init(h))) {
 		heap_free(h);
 		return rc;
 	}
@@ -304,8 +312,12 @@ XMEM_EXPORT int xmem_heap_create_map(struct xmem_map *m, unsigned flags,
 		return xmem__err(-EINVAL, "heap: NULL argument");
 	rc = xmem__heap_create_mem(xmem_map_addr(m), xmem_map_size(m),
 				   xmem_map_ops(m));
-	if (!rc && !(rc = xmem_heap_open_map(m, flags, hp)))
+	if (!rc && !(rc = xmem__heap_open_mem(xmem_map_addr(m),
+					      xmem_map_size(m), xmem_map_ops(m),
+					      flags | HEAP_OPEN_FRESH, hp))) {
+		(*hp)->map = m;
 		xmem__heap_alloc_fresh(*hp);
+	}
 	return rc;
 }
 

@@ -240,7 +240,8 @@ int xmem__heap_extent_reserve(struct xmem_heap *h, uint64_t nchunks,
 void xmem__heap_extent_unreserve(struct xmem_heap *h, uint64_t first,
 				 uint64_t nchunks);
 
-/* heap.c */
+/* heap.c; open flag (internal): the heap was just created */
+#define HEAP_OPEN_FRESH (1u << 31)
 int xmem__heap_create_mem(uint8_t *base, uint64_t size,
 			  const struct xmem_persist_ops *ops);
 int xmem__heap_open_mem(uint8_t *base, uint64_t size,
