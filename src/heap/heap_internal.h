@@ -60,7 +60,8 @@ struct heap_tx {
 	uint64_t txid;		 /* 0 until the first snapshot */
 	struct heap_snap *snaps; /* in snapshot order */
 	size_t nsnaps, capsnaps;
-	uint64_t copied; /* bytes of the snapshots' DRAM copies, in cbuf */
+	uint64_t slo, shi; /* the span of all snapshots */
+	uint64_t copied;   /* bytes of the snapshots' DRAM copies, in cbuf */
 	uint8_t cbuf[HEAP_INLINE_MAX];
 	/* bytes snapshotted so far: per cache line a 64-bit mask (ranges
 	 * up to 4 KiB), and the list of larger ranges */

@@ -181,41 +181,66 @@ static void uwords_reset(struct heap_lane *l)
 	atomic_store_explicit(&l->nuwords, 0, memory_order_release);
 }
 
-/* Appends the user words of the record being built to the lane's list,
- * before the record takes its seq: a commit that takes a later seq and
- * reads the list finds them. Returns the list length before. */
-static uint32_t uwords_add(struct heap_lane *l)
-{
-	uint32_t n0 = atomic_load_explicit(&l->nuwords, memory_order_relaxed);
-	uint32_t n = n0;
+#define UW_RECENT 8 /* entries a new word is compared with */
+#define UW_REUSE 16 /* entries one record may make live again */
 
+/* The entries a record adds to its lane's list, or makes live again. */
+struct uw_pending {
+	uint32_t n0, nre;
+	uint32_t re[UW_REUSE];
+};
+
+/*
+ * Appends the user words of the record being built to the lane's list,
+ * before the record takes its seq: a commit that takes a later seq and
+ * reads the list finds them. A word one of the last entries already
+ * names (a hot word rewritten record after record) reuses that entry,
+ * made live again (seq UINT64_MAX until the record has one).
+ */
+static void uwords_add(struct heap_lane *l, struct uw_pending *pd)
+{
+	uint32_t n = atomic_load_explicit(&l->nuwords, memory_order_relaxed);
+
+	pd->n0 = n;
+	pd->nre = 0;
 	for (size_t pos = 0; pos + 16 <= l->rlen;) {
-		uint64_t w0;
+		uint64_t w0, off;
 		unsigned op;
 
 		memcpy(&w0, l->rbuf + pos, 8);
 		op = w0 >> 56;
-		if ((op == HEAP_REDO_CSET || op == HEAP_REDO_USET) &&
-		    n < HEAP_UWORDS_MAX) {
-			__atomic_store_n(&l->uwords[n].off,
-					 w0 & HEAP_REDO_OFF_MASK,
+		pos += op == HEAP_REDO_CSET ? 24 : 16;
+		if (op != HEAP_REDO_CSET && op != HEAP_REDO_USET)
+			continue;
+		off = w0 & HEAP_REDO_OFF_MASK;
+		uint32_t k = n, lo = n > UW_RECENT ? n - UW_RECENT : 0;
+		while (k > lo && l->uwords[k - 1].off != off)
+			k--;
+		if (k > lo && pd->nre < UW_REUSE) {
+			__atomic_store_n(&l->uwords[k - 1].seq, UINT64_MAX,
+					 __ATOMIC_SEQ_CST);
+			pd->re[pd->nre++] = k - 1;
+		} else if (n < HEAP_UWORDS_MAX) {
+			__atomic_store_n(&l->uwords[n].off, off,
 					 __ATOMIC_RELAXED);
 			__atomic_store_n(&l->uwords[n++].seq, UINT64_MAX,
 					 __ATOMIC_RELAXED);
 		}
-		pos += op == HEAP_REDO_CSET ? 24 : 16;
 	}
 	atomic_store_explicit(&l->nuwords, n, memory_order_release);
-	return n0;
 }
 
-/* Gives the words appended from index n0 on their record's seq. */
-static void uwords_seq(struct heap_lane *l, uint32_t n0, uint64_t seq)
+/* Gives the entries the record added or reused its seq. */
+static void uwords_seq(struct heap_lane *l, const struct uw_pending *pd,
+		       uint64_t seq)
 {
 	uint32_t n = atomic_load_explicit(&l->nuwords, memory_order_relaxed);
 
-	for (uint32_t i = n0; i < n; i++)
+	for (uint32_t i = pd->n0; i < n; i++)
 		__atomic_store_n(&l->uwords[i].seq, seq, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < pd->nre; i++)
+		__atomic_store_n(&l->uwords[pd->re[i]].seq, seq,
+				 __ATOMIC_RELAXED);
 }
 
 /* Orders offsets. */
@@ -459,8 +484,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid)
 {
 	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
+	struct uw_pending pd;
 	uint64_t seq;
-	uint32_t n0;
 	int rc = 0, big;
 
 	if (reclen > HEAP_RING_SIZE)
@@ -481,9 +506,9 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		l->ring_pos = 0;
 		uwords_reset(l);
 	}
-	n0 = uwords_add(l);
+	uwords_add(l, &pd);
 	seq = take_seq(h, l);
-	uwords_seq(l, n0, seq);
+	uwords_seq(l, &pd, seq);
 	/* The previous record's applied lines are flushed only now: a
 	 * locked instruction right after a flush would wait for it as a
 	 * fence does, so they ride this record's fence instead. Lines this

@@ -287,6 +287,10 @@ static int snap_push(struct heap_tx *tx, uint64_t off, uint64_t len,
 	sn->off = off;
 	sn->len = len;
 	sn->copy = NULL;
+	if (tx->nsnaps == 1 || off < tx->slo)
+		tx->slo = off;
+	if (tx->nsnaps == 1 || off + len > tx->shi)
+		tx->shi = off + len;
 	/* copies serve only a commit whose dirty data rides in the record
 	 * (HEAP_INLINE_MAX bytes in all): past that none is kept */
 	if (len <= SNAP_COPY_MAX && tx->copied + len <= HEAP_INLINE_MAX) {
@@ -365,7 +369,11 @@ static void mark_small(struct heap_tx *tx, uint64_t off, uint64_t end)
 static int tx_wrote(uint64_t off, void *arg)
 {
 	struct heap_tx *tx = arg;
-	long j = line_slot(tx, off / 64, 0);
+	long j;
+
+	if (off + 8 <= tx->slo || off >= tx->shi) /* outside every snapshot */
+		return 0;
+	j = line_slot(tx, off / 64, 0);
 
 	if (j >= 0 && (tx->lmasks[j] & (0xffull << (off % 64))))
 		return 1;

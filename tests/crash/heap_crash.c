@@ -205,6 +205,7 @@ fail:
 	{                                                                      \
 		return xmem_heap_free(h, &r->slot[n]);                         \
 	}
+FREE_STEP(0)
 FREE_STEP(2)
 FREE_STEP(5)
 FREE_STEP(6)
@@ -318,6 +319,9 @@ static const struct kind kinds[] = {
 	    s_free_13, s_free_14, s_alloc_reclaim },
 	  9 },
 	{ "publish then large tx clears", { s_pub, s_tx_unpub_big }, 2 },
+	{ "republish after a checkpoint, large tx clears",
+	  { s_pub, s_ckpt, s_free_0, s_pub, s_tx_unpub_big },
+	  5 },
 	{ "checkpoint between operations",
 	  { s_alloc_ctor, s_ckpt, s_alloc_1, s_free_2, s_tx_small },
 	  5 },
