@@ -49,6 +49,25 @@ static size_t rec_valid(const uint8_t *ring, uint32_t pos, uint32_t epoch,
 	return rec_check(ring, pos, epoch, prev_seq, 0, out);
 }
 
+/* Steps over the retired records (seq <= C) at a ring's start: only
+ * their headers are needed. Sets *pos past them and *prev to the seq a
+ * live record must exceed. */
+static void skip_retired(const uint8_t *ring, uint32_t epoch, uint64_t c,
+			 uint32_t *pos, uint64_t *prev)
+{
+	const struct heap_rec_hdr *rh;
+	size_t len;
+
+	*pos = 0;
+	*prev = 0;
+	while ((len = rec_check(ring, *pos, epoch, *prev, 1, &rh)) &&
+	       rh->seq <= c) {
+		*prev = rh->seq;
+		*pos += (uint32_t)len;
+	}
+	*prev = MAX(*prev, c);
+}
+
 /* Offset where the walk of a lane's ring ends (see ring_walk). */
 uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
 			     uint64_t c)
@@ -60,12 +79,7 @@ uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
 	uint32_t pos = 0;
 	size_t len;
 
-	while ((len = rec_check(ring, pos, epoch, prev, 1, &rh)) &&
-	       rh->seq <= c) {
-		prev = rh->seq;
-		pos += (uint32_t)len;
-	}
-	prev = MAX(prev, c);
+	skip_retired(ring, epoch, c, &pos, &prev);
 	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
 		prev = rh->seq;
 		pos += (uint32_t)len;
@@ -119,13 +133,7 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 
 	if (tail_seq)
 		*tail_seq = 0;
-	/* retired records: only their headers are needed to step over */
-	while ((len = rec_check(ring, pos, epoch, prev, 1, &rh)) &&
-	       rh->seq <= c) {
-		prev = rh->seq;
-		pos += (uint32_t)len;
-	}
-	prev = MAX(prev, c);
+	skip_retired(ring, epoch, c, &pos, &prev);
 	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
 		if ((rc = fn(rh, lane, pos, arg)))
 			return rc;

@@ -68,14 +68,17 @@ static void make_device(void)
 
 static void start(uint64_t crash_at, uint64_t seed)
 {
-	struct xmem_crashsim_opts o = { dev, img, crash_at, seed };
+	struct xmem_crashsim_opts o = { .device_path = dev,
+					.image_path = img,
+					.crash_at = crash_at,
+					.torn_seed = seed };
 
 	REQUIRE_OK(xmem_crashsim_start(&o));
 }
 
 static void test_args(void)
 {
-	struct xmem_crashsim_opts o = { NULL, img, 0, 0 };
+	struct xmem_crashsim_opts o = { .image_path = img };
 
 	CHECK(xmem_crashsim_start(NULL) == -EINVAL);
 	CHECK(xmem_crashsim_start(&o) == -EINVAL);
