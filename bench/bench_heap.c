@@ -13,7 +13,9 @@
  *                                each library: chained buckets, grows 2x
  *                                when count > 10 x buckets (rebuild in one
  *                                transaction), 1,000,000 keys
- *   2 threads atomic alloc+free  aggregate ops/s, and scaling over 1 thread
+ *   2 threads atomic alloc+free  aggregate ops/s of 2 x 2N pairs, and scaling
+ *                                over 4N pairs on 1 thread (N = 100,000 ops,
+ *                                20,000 with -q)
  *   create 1 GiB                 seconds (ratio: xmem time / pmemobj time)
  *   open 1 GiB with 1M objects   seconds, and xmem's open of an empty heap
  * The fences column is xmem's fences per operation (from its counters).
@@ -416,12 +418,14 @@ static void small_rows(void)
 		x8[r] = x_tx8(&x, nops);
 		f8 = (double)(x_fences(&x) - f) / (double)nops;
 		p8[r] = p_tx8(&p, nops);
-		x1[r] = x_atomic(&x, nops / 2);
-		p1[r] = p_atomic(&p, nops / 2);
+		/* scaling: runs long enough (tens of ms per thread) that
+		 * thread start and a new lane's first runs do not weigh */
+		x1[r] = x_atomic(&x, 4 * nops);
+		p1[r] = p_atomic(&p, 4 * nops);
 		f = x_fences(&x);
-		x2[r] = threads2(&x, NULL, nops / 2);
-		f2 = (double)(x_fences(&x) - f) / (double)nops / 2;
-		p2[r] = threads2(NULL, &p, nops / 2);
+		x2[r] = threads2(&x, NULL, 2 * nops);
+		f2 = (double)(x_fences(&x) - f) / (double)nops / 8;
+		p2[r] = threads2(NULL, &p, 2 * nops);
 	}
 	row("atomic alloc+free 64 B (pairs/s)", xa, pa, reps, fa,
 	    "fences per alloc or free");
