@@ -93,7 +93,7 @@ static uint64_t max_log_seq(struct ck *k)
 
 	for (unsigned i = 0; i < HEAP_NLANES; i++) {
 		xmem__heap_ring_walk(k->base, i, k->hd->epoch, 0, max_rec, &m,
-				     &tail);
+				     &tail, NULL);
 		xmem__heap_undo_walk(k->base, k->size, k->hd, i, 0, no_undo,
 				     NULL, &txid);
 		m = MAX(m, MAX(tail, txid));
@@ -219,7 +219,7 @@ static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
 struct ring_ck {
 	struct ck *k;
 	unsigned *pending;
-	uint32_t end;  /* ring offset after the last intact record */
+	uint32_t end;  /* ring offset where the walk stopped */
 	int bad_entry; /* an intact record has a malformed entry */
 };
 
@@ -229,13 +229,12 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 {
 	struct ring_ck *r = arg;
 
-	r->end = pos;
+	(void)pos;
 	if (xmem__heap_redo_apply(r->k->base, r->k->size, r->k->hd,
 				  (uint8_t *)(rh + 1), rh->nbytes, 1)) {
 		r->bad_entry = 1;
 		return XMEM_E_CORRUPT;
 	}
-	r->end = pos + 64 + (uint32_t)align_up(rh->nbytes, 64);
 	(*r->pending)++;
 	if (rh->kind != HEAP_REC_OP && rh->txid)
 		r->k->done_tx[lane] = rh->txid;
@@ -273,12 +272,10 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	int rc;
 
 	rc = xmem__heap_ring_walk(k->base, lane, k->hd->epoch, c, ring_rec, &r,
-				  NULL);
+				  NULL, &r.end);
 	if (!rc)
 		return;
 	snprintf(st, sizeof(st), "lane %u redo log", lane);
-	if (!r.bad_entry)
-		r.end = xmem__heap_ring_end(k->base, lane, k->hd->epoch, c);
 	struct heap_rec_hdr *rh = (void *)(k->base + roff + r.end);
 	uint64_t seq = rh->seq;
 	if (k->repair)

@@ -68,25 +68,6 @@ static void skip_retired(const uint8_t *ring, uint32_t epoch, uint64_t c,
 	*prev = MAX(*prev, c);
 }
 
-/* Offset where the walk of a lane's ring ends (see ring_walk). */
-uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
-			     uint64_t c)
-{
-	const uint8_t *ring =
-		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
-	const struct heap_rec_hdr *rh;
-	uint64_t prev = 0;
-	uint32_t pos = 0;
-	size_t len;
-
-	skip_retired(ring, epoch, c, &pos, &prev);
-	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
-		prev = rh->seq;
-		pos += (uint32_t)len;
-	}
-	return pos;
-}
-
 /* Records past a ring's end are left from earlier passes, all retired
  * (a lane restarts its ring only once C covers it): a valid record newer
  * than C there means the walk was cut by damage (say, a retired
@@ -117,11 +98,13 @@ static int live_past_end(const uint8_t *ring, unsigned lane, uint32_t end,
  * transaction in flight), so retired records (seq <= C, their headers
  * intact) are stepped over, not taken for the end. The ring ends at the
  * first record that is invalid or not newer than the one before it
- * (what is left of an earlier pass).
+ * (what is left of an earlier pass); *endp (when not NULL) gets the ring
+ * offset where the walk stopped: the ring's end, or the record fn
+ * refused.
  */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 			 uint64_t c, heap_rec_fn fn, void *arg,
-			 uint64_t *tail_seq)
+			 uint64_t *tail_seq, uint32_t *endp)
 {
 	const uint8_t *ring =
 		base + HEAP_LANES_OFF + (uint64_t)lane * HEAP_LANE_SIZE;
@@ -129,17 +112,21 @@ int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 	uint64_t prev = 0;
 	uint32_t pos = 0;
 	size_t len;
-	int rc;
+	int rc = 0;
 
 	if (tail_seq)
 		*tail_seq = 0;
 	skip_retired(ring, epoch, c, &pos, &prev);
 	while ((len = rec_valid(ring, pos, epoch, prev, &rh))) {
 		if ((rc = fn(rh, lane, pos, arg)))
-			return rc;
+			break;
 		prev = rh->seq;
 		pos += (uint32_t)len;
 	}
+	if (endp)
+		*endp = pos;
+	if (rc)
+		return rc;
 	/* A torn record can only be the last one: an intact header with
 	 * damaged entries followed by a valid record is damage. */
 	rh = (const void *)(ring + pos);
@@ -440,7 +427,7 @@ int xmem__heap_recover(struct xmem_heap *h)
 		uint64_t tail;
 
 		rc = xmem__heap_ring_walk(h->base, i, h->hdr.epoch, c,
-					  collect_rec, &col, &tail);
+					  collect_rec, &col, &tail, NULL);
 		col.maxseq = MAX(col.maxseq, tail);
 	}
 	for (unsigned i = 0; i < HEAP_NLANES && !rc; i++) {

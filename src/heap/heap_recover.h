@@ -11,14 +11,11 @@ typedef int (*heap_rec_fn)(const struct heap_rec_hdr *rh, unsigned lane,
 typedef int (*heap_undo_fn)(const struct heap_undo_hdr *u, const uint8_t *data,
 			    void *arg);
 
-/* Calls fn for each valid record of a lane's ring with seq > c. */
+/* Calls fn for each valid record of a lane's ring with seq > c; *endp
+ * (optional) gets the ring offset where the walk stopped. */
 int xmem__heap_ring_walk(const uint8_t *base, unsigned lane, uint32_t epoch,
 			 uint64_t c, heap_rec_fn fn, void *arg,
-			 uint64_t *tail_seq);
-
-/* Ring offset where that walk ends (the first record not taken). */
-uint32_t xmem__heap_ring_end(const uint8_t *base, unsigned lane, uint32_t epoch,
-			     uint64_t c);
+			 uint64_t *tail_seq, uint32_t *endp);
 
 /* Calls fn for each snapshot of the lane's last transaction (id > c). */
 int xmem__heap_undo_walk(const uint8_t *base, uint64_t size,
