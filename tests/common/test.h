@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xmem/core.h>
+
 #define T_PASS 0
 #define T_FAIL 1
 #define T_SKIP 77
@@ -40,27 +42,30 @@ static int test_failures;
 		}                                                              \
 	} while (0)
 
+/* Whether an xmem call failed (rc != 0), printing the call and its error
+ * if it did. */
+static inline int test_call_failed(int rc, const char *file, int line,
+				   const char *call)
+{
+	if (rc == 0)
+		return 0;
+	fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", file, line, call,
+		rc, xmem_strerror(rc), xmem_errormsg());
+	return 1;
+}
+
 /* CHECK that an xmem call returned 0, printing its error if not. */
 #define CHECK_OK(call)                                                         \
 	do {                                                                   \
-		int rc_ = (call);                                              \
-		if (rc_ != 0) {                                                \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n",    \
-				__FILE__, __LINE__, #call, rc_,                \
-				xmem_strerror(rc_), xmem_errormsg());          \
+		if (test_call_failed((call), __FILE__, __LINE__, #call))       \
 			test_failures++;                                       \
-		}                                                              \
 	} while (0)
 
+/* REQUIRE that an xmem call returned 0. */
 #define REQUIRE_OK(call)                                                       \
 	do {                                                                   \
-		int rc_ = (call);                                              \
-		if (rc_ != 0) {                                                \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n",    \
-				__FILE__, __LINE__, #call, rc_,                \
-				xmem_strerror(rc_), xmem_errormsg());          \
+		if (test_call_failed((call), __FILE__, __LINE__, #call))       \
 			exit(T_FAIL);                                          \
-		}                                                              \
 	} while (0)
 
 #define SKIP(...)                                                              \
