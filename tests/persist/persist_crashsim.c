@@ -271,10 +271,10 @@ static void test_driver(void)
 	CHECK(r.failures == 3);
 }
 
-/* 64 lines flushed, then the one fence; a crash there, torn by seed. */
-static uint64_t torn_subset(uint64_t seed)
+/* In a child: a simulator that crashes at its first fence (torn by seed,
+ * with flags) runs body; the parent checks that the child crashed. */
+static void crash_in_child(uint64_t seed, unsigned flags, void (*body)(void))
 {
-	uint64_t mask = 0;
 	int st;
 	pid_t pid;
 
@@ -283,16 +283,35 @@ static uint64_t torn_subset(uint64_t seed)
 	pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
-		start(1, seed);
-		for (int k = 0; k < 64; k++)
-			line_fill(map, k, 0x10 + k);
-		line_fill(map, 100, 0x55); /* never flushed */
-		xmem_flush(map, 64 * LINE);
-		xmem_drain();
+		struct xmem_crashsim_opts o = { .device_path = dev,
+						.image_path = img,
+						.crash_at = 1,
+						.torn_seed = seed,
+						.flags = flags };
+
+		REQUIRE_OK(xmem_crashsim_start(&o));
+		body();
 		_exit(0); /* not reached */
 	}
 	REQUIRE(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == XMEM_CRASHSIM_EXIT);
+}
+
+static void flush64_body(void)
+{
+	for (int k = 0; k < 64; k++)
+		line_fill(map, k, 0x10 + k);
+	line_fill(map, 100, 0x55); /* never flushed */
+	xmem_flush(map, 64 * LINE);
+	xmem_drain();
+}
+
+/* 64 lines flushed, then the one fence; a crash there, torn by seed. */
+static uint64_t torn_subset(uint64_t seed)
+{
+	uint64_t mask = 0;
+
+	crash_in_child(seed, 0, flush64_body);
 	for (int k = 0; k < 64; k++) {
 		int v = img_line(img, k);
 
@@ -318,30 +337,22 @@ static void test_torn(void)
 	       __builtin_popcountll(a), __builtin_popcountll(b));
 }
 
+static void unflushed64_body(void)
+{
+	for (int k = 0; k < 64; k++)
+		line_fill(map, 200 + k, 0x60); /* never flushed */
+	line_fill(map, 0, 0x11);
+	xmem_persist(map, LINE);
+}
+
 /* With XMEM_CRASHSIM_F_EVICT a torn crash also writes back some lines
  * that were stored but never flushed; without it, never. Returns how many
  * of 64 such lines reached the image. */
 static int evicted(uint64_t seed, unsigned flags)
 {
-	int st, n = 0;
-	pid_t pid;
+	int n = 0;
 
-	memset(map, OLD, DEVSZ);
-	fflush(NULL);
-	pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0) {
-		struct xmem_crashsim_opts o = { dev, img, 1, seed, flags };
-
-		REQUIRE_OK(xmem_crashsim_start(&o));
-		for (int k = 0; k < 64; k++)
-			line_fill(map, 200 + k, 0x60); /* never flushed */
-		line_fill(map, 0, 0x11);
-		xmem_persist(map, LINE);
-		_exit(0); /* not reached */
-	}
-	REQUIRE(waitpid(pid, &st, 0) == pid);
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == XMEM_CRASHSIM_EXIT);
+	crash_in_child(seed, flags, unflushed64_body);
 	for (int k = 0; k < 64; k++) {
 		int v = img_line(img, 200 + k);
 
