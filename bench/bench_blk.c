@@ -38,7 +38,7 @@
 
 #include <xmem.h>
 
-#include "blk/btt_nt.h"
+#include "persist/nt_store.h"
 
 #define BS 4096
 #define MAXT 2
@@ -108,18 +108,12 @@ static void floor_op(struct run *r, unsigned id, uint64_t lba, uint8_t *buf)
 		return;
 	}
 	xmem_memcpy(r->raw + lba * BS, buf, BS, XMEM_F_MEM_NODRAIN);
-	if (xmem__btt_nt_available()) {
-		xmem__btt_nt_store64((uint64_t *)flog, lba);
-		xmem_drain();
-		xmem__btt_nt_store64((uint64_t *)flog + 1, lba);
-		xmem_drain();
-		xmem__btt_nt_store32(m, (uint32_t)lba);
-		xmem_drain();
-		return;
-	}
-	xmem_memcpy(flog, buf, 8, 0);
-	xmem_memcpy(flog + 8, buf, 8, 0);
-	xmem_memcpy(m, buf, 4, 0);
+	xmem__nt_store64((uint64_t *)flog, lba);
+	xmem_drain();
+	xmem__nt_store64((uint64_t *)flog + 1, lba);
+	xmem_drain();
+	xmem__nt_store32(m, (uint32_t)lba);
+	xmem_drain();
 }
 
 static void *work(void *arg)

@@ -14,10 +14,9 @@
 #include <string.h>
 
 #include "blk/btt.h"
-#include "blk/btt_nt.h"
 #include "core/error.h"
 #include "core/util.h"
-#include "persist/crashsim.h"
+#include "persist/nt_store.h"
 
 static uint32_t lane_next;
 static __thread uint32_t lane_hint = UINT32_MAX;
@@ -303,7 +302,7 @@ static void half_store(const struct xmem_persist_ops *ops, int nt, void *dst,
 
 	memcpy(&v, src, 8);
 	if (nt) {
-		xmem__btt_nt_store64(dst, v);
+		xmem__nt_store64(dst, v);
 		return;
 	}
 	memcpy(dst, &v, 8);
@@ -316,19 +315,11 @@ static void map_store(const struct xmem_persist_ops *ops, int nt, uint32_t *dst,
 		      uint32_t v)
 {
 	if (nt) {
-		xmem__btt_nt_store32(dst, v);
+		xmem__nt_store32(dst, v);
 		return;
 	}
 	__atomic_store_n(dst, v, __ATOMIC_RELEASE);
 	ops->flush(dst, sizeof(uint32_t));
-}
-
-/* Non-temporal small stores when the mapping has cache-line granularity
- * and the crash simulator (which sees only the persist operations) is
- * off; the ordering points are the same either way. */
-static int nt_use(const struct xmem_blk *b)
-{
-	return b->nt && !__atomic_load_n(&xmem__crashsim_on, __ATOMIC_RELAXED);
 }
 
 /*
@@ -336,14 +327,14 @@ static int nt_use(const struct xmem_blk *b)
  * with 8-byte failure atomicity: (data, each entry's lba/old_map half),
  * then (new_map, seq), then the map entries. Each is one drain; what it
  * waits for is written with non-temporal stores where it can be (the data
- * by the ops' memcpy, the 8- and 4-byte stores by nt_use()), so no line is
- * written back by a flush on this path.
+ * by the ops' memcpy, the 8- and 4-byte stores by xmem__nt_store*), so no line
+ * is written back by a flush on this path.
  */
 static void batch_commit(struct xmem_blk *b, struct btt_arena *ar,
 			 struct wsec *w, uint32_t m)
 {
 	const struct xmem_persist_ops *ops = b->ops;
-	int nt = nt_use(b);
+	int nt = b->nt;
 
 	for (uint32_t j = 0; j < m; j++)
 		half_store(ops, nt, w[j].dst, &w[j].ent);
@@ -494,7 +485,7 @@ static int map_set_flags(struct xmem_blk *b, uint64_t lba, uint32_t flags)
 		lock_drop(lk);
 		return bad_block(b, ar, premap, block);
 	}
-	map_store(b->ops, nt_use(b), &ar->map[premap], le32(flags | block));
+	map_store(b->ops, b->nt, &ar->map[premap], le32(flags | block));
 	/* The new flags are durable before another writer of this sector
 	 * can read them, and before the call returns. */
 	b->ops->drain();

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "blk/btt.h"
-#include "blk/btt_nt.h"
 #include "core/error.h"
 #include "core/util.h"
 
@@ -240,7 +239,7 @@ int xmem__btt_open(void *addr, uint64_t len, const struct xmem_persist_ops *ops,
 	b->base = addr;
 	b->len = len;
 	b->ops = ops;
-	b->nt = ops->gran == XMEM_GRAN_CACHELINE && xmem__btt_nt_available();
+	b->nt = ops->gran == XMEM_GRAN_CACHELINE;
 	b->flags = flags;
 	rc = xmem__btt_probe(b->base, len, &b->btt_off, &major);
 	if (rc == XMEM_E_NOREGION && xmem__btt_backup_find(b->base, len, &boff))

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nt_store.h - small durable stores (internal): one aligned 4- or 8-byte
+ * store that bypasses the caches, for metadata words on a cache-line
+ * granularity mapping (the BTT's flog halves and map entries).
+ *
+ * There, a store then a line write-back then a fence costs about twice
+ * what a non-temporal store then the same fence does (the write-back of
+ * a just-written line is slow). The contract:
+ *
+ *   - a store is single-copy atomic (readers see the old or the new value)
+ *     and is not ordered by itself: the caller's drain (xmem_drain, the
+ *     ops' drain) makes it durable and visible before any later store,
+ *     exactly as it does for flushed lines;
+ *   - while the crash simulator runs, the store is an ordinary atomic
+ *     store whose line the simulator captures as a flush, so crash tests
+ *     see the same ordering points as the real instruction has.
+ */
+#ifndef XMEM_NT_STORE_H
+#define XMEM_NT_STORE_H
+
+#include <stdint.h>
+
+void xmem__nt_store32(uint32_t *dst, uint32_t v);
+void xmem__nt_store64(uint64_t *dst, uint64_t v);
+
+#endif /* XMEM_NT_STORE_H */
