@@ -176,7 +176,11 @@ static int heap_new(uint8_t *base, uint64_t size,
 	/* zero pages until a lane's records write user words */
 	h->uwords_all = calloc((size_t)HEAP_NLANES * HEAP_UWORDS_MAX,
 			       sizeof(*h->uwords_all));
-	if (!h->uwords_all) {
+	h->dirty_all = calloc((size_t)HEAP_NLANES * HEAP_DIRTY_MAX,
+			      sizeof(*h->dirty_all));
+	if (!h->uwords_all || !h->dirty_all) {
+		free(h->uwords_all);
+		free(h->dirty_all);
 		free(h);
 		return xmem__err(-ENOMEM, "heap: out of memory");
 	}
@@ -186,6 +190,7 @@ static int heap_new(uint8_t *base, uint64_t size,
 		pthread_mutex_init(&l->lock, NULL);
 		l->idx = i;
 		l->uwords = h->uwords_all + (size_t)i * HEAP_UWORDS_MAX;
+		l->dirty = h->dirty_all + (size_t)i * HEAP_DIRTY_MAX;
 		for (unsigned c = 0; c < HEAP_NCLASSES; c++)
 			l->cur_run[c] = -1;
 	}
@@ -210,6 +215,7 @@ static void heap_free(struct xmem_heap *h)
 	pthread_mutex_destroy(&h->ckpt_lock);
 	pthread_mutex_destroy(&h->root_lock);
 	free(h->uwords_all);
+	free(h->dirty_all);
 	free(h);
 }
 
@@ -377,7 +383,7 @@ XMEM_EXPORT int xmem_heap_open(struct xmem_range *r, unsigned flags,
 /* Closes the heap: a final checkpoint retires every log. */
 void xmem__heap_close_mem(struct xmem_heap *h)
 {
-	xmem__heap_checkpoint(h, &h->lanes[0], 0);
+	xmem__heap_checkpoint(h, &h->lanes[0], 0, 0);
 	heap_free(h);
 }
 
@@ -493,7 +499,7 @@ XMEM_EXPORT int xmem_heap_checkpoint(struct xmem_heap *h)
 
 	if (!l)
 		return xmem__err(-EBUSY, "heap: no lane");
-	rc = xmem__heap_checkpoint(h, l, 0);
+	rc = xmem__heap_checkpoint(h, l, 0, 0);
 	xmem__heap_lane_put(h, l);
 	return rc;
 }

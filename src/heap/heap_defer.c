@@ -63,7 +63,7 @@ int xmem__heap_defer_retire(struct xmem_heap *h, struct heap_lane *l)
 	if (l->tx.txid)
 		need = MIN(need, l->tx.txid - 1);
 	if (need <= atomic_load(&h->ckpt_seq) ||
-	    xmem__heap_checkpoint(h, l, need))
+	    xmem__heap_checkpoint(h, l, need, 0))
 		return 0;
 	xmem__heap_release_due(h, l);
 	for (unsigned i = 0; i < HEAP_NLANES; i++) {

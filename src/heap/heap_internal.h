@@ -11,10 +11,12 @@
 
 #define HEAP_NCLASSES 24
 #define HEAP_BUSY_PENDING UINT64_MAX
-#define HEAP_TARGETS_MAX 64 /* lines ranges kept per lane for a checkpoint */
 /* user words a lane's ring records can name: every such entry takes at
  * least 16 bytes of the ring */
 #define HEAP_UWORDS_MAX (HEAP_RING_SIZE / 16u)
+/* line ranges a lane's ring records can dirty: one per entry at most */
+#define HEAP_DIRTY_MAX (HEAP_RING_SIZE / 16u)
+#define HEAP_SEEN_BITS 10 /* lines a checkpoint remembers flushing: 2^n */
 
 /* Volatile state of one run, created on the run's first use. */
 struct heap_run {
@@ -94,16 +96,14 @@ struct heap_lane {
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
-	/* ranges changed in place and not yet flushed: the lines of the
-	 * lane's last record (which include every line an earlier record
-	 * left unflushed because the last one rewrote it); a checkpoint
-	 * flushes them. Other threads read them under the seqlock tver
-	 * (odd while the owner rewrites the list). */
-	struct {
-		_Atomic uint64_t off, len;
-	} targets[HEAP_TARGETS_MAX];
-	_Atomic uint32_t ntargets;
-	_Atomic uint32_t tver;
+	/* lines the lane's applied records changed in place, not flushed
+	 * (a checkpoint flushes them): appended by the owner after each
+	 * record is applied (count released), read by any checkpoint up to
+	 * the count; [0, nflushed) are flushed. Reset, and nflushed
+	 * written, only under ckpt_lock. */
+	struct heap_range *dirty; /* HEAP_DIRTY_MAX entries */
+	_Atomic uint32_t ndirty;
+	uint32_t nflushed;
 	/* the record being built */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
@@ -154,6 +154,12 @@ struct xmem_heap {
 	_Atomic unsigned lane_rr;
 	uint64_t recovered;
 	struct heap_uword *uwords_all; /* the lanes' uwords, one block */
+	struct heap_range *dirty_all;  /* the lanes' dirty lists, one block */
+	/* lines the running checkpoint flushed (ckpt_lock) */
+	struct heap_seen {
+		uint64_t line, gen;
+	} ckpt_seen[1u << HEAP_SEEN_BITS];
+	uint64_t ckpt_gen;
 	struct heap_lane lanes[HEAP_NLANES];
 };
 
@@ -197,7 +203,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
-			  uint64_t need);
+			  uint64_t need, int restart);
 int xmem__heap_recover(struct xmem_heap *h);
 /* Walks a record's entries; used by recovery, check and repair. */
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,

@@ -38,19 +38,15 @@
  * atomic publication goes through a redo record in the calling lane's
  * ring: the record (entries + checksums) is written and made durable with
  * ONE fence; that fence is the commit point. The entries are then applied
- * in place without a flush; the lane flushes those lines just before its
- * next record, so they become durable with the next record's fence (a
- * flush followed by any locked instruction would cost a second fence).
- * A line the next record changes again is not flushed then (a store to
- * a line whose write-back is in flight waits for it): it stays among the
- * lane's kept lines, now as one of the new record's, so at any time the
- * lines of a lane not yet durable are those of its last record. Replay
- * in sequence order rebuilds such a line from any of its earlier states.
- * Records are retired in bulk by a checkpoint, which flushes the applied
- * lines of every lane's last record (read under a per-lane seqlock, so a
- * list being rewritten is read again), fences, stores the checkpoint
- * sequence number C in both heap_ckpt copies, one fence each; a lane reuses its
- * ring from offset 0 only after C covers all its records. Every record
+ * in place without a flush: recovery replays every record a checkpoint
+ * has not retired, so the lines need to be durable only before that
+ * checkpoint. Each lane lists the ranges its applied records changed;
+ * a checkpoint flushes the ranges of every lane's list (appended by the
+ * owner, the count published after the ranges; each lane's list restarts
+ * with its ring, under the checkpoint lock), fences, and stores the
+ * checkpoint sequence number C in both heap_ckpt copies, one fence
+ * each; a lane reuses its ring from offset 0 only after C covers all its
+ * records. Every record
  * has a sequence number from one heap-wide counter, taken while the
  * resources it changes are held, so conflicting records are ordered by
  * it, and a checkpoint never passes a record or transaction in flight.

@@ -669,7 +669,7 @@ XMEM_EXPORT int xmem_tx_commit(struct xmem_heap *h)
 		 * transaction may overflow the log: retire those records
 		 * (a checkpoint up to the tx) and build the record again */
 		xmem__heap_rec_reset(l);
-		if (!xmem__heap_checkpoint(h, l, tx->txid - 1))
+		if (!xmem__heap_checkpoint(h, l, tx->txid - 1, 0))
 			rc = tx_publish(h, l);
 	}
 	if (rc) {
