@@ -7,6 +7,8 @@
  *
  * Rows (ops/s, median over repetitions; ratio = xmem / libpmemobj):
  *   atomic alloc+free 64 B       pmemobj_alloc/free vs xmem_heap_alloc/free
+ *     128 live, 4 classes        128 objects of 64-256 B allocated, each
+ *                                published into its own line, then freed
  *   tx alloc 64 B                one allocation per transaction
  *   tx 8 B snapshot + store      add_range of 8 bytes, a store, commit
  *   hashmap insert / lookup      PMDK's hashmap_tx algorithm, written for
@@ -230,6 +232,47 @@ static double p_atomic(struct ph *p, uint64_t n)
 	return (double)n / (now() - t);
 }
 
+/* The spread row: SPREAD objects of 64-256 bytes (4 classes) are
+ * allocated, each published into a destination of its own cache line,
+ * then all freed; so consecutive operations change different lines
+ * (bitmap words of 4 runs, 128 destination lines). */
+#define SPREAD 128
+#define align_up(n, a) (((n) + (a) - 1) / (a) * (a))
+
+static double x_spread(struct xh *x, uint64_t n)
+{
+	double t = now();
+
+	n = align_up(n, 2 * SPREAD);
+	for (uint64_t i = 0; i < n; i += 2 * SPREAD) {
+		for (unsigned j = 0; j < SPREAD; j++)
+			if (xmem_heap_alloc(x->h, &x->r->slot[j * 8],
+					    64 + (j % 4) * 64, 2, 0, NULL,
+					    NULL))
+				die("alloc");
+		for (unsigned j = 0; j < SPREAD; j++)
+			if (xmem_heap_free(x->h, &x->r->slot[j * 8]))
+				die("free");
+	}
+	return (double)n / 2 / (now() - t);
+}
+
+static double p_spread(struct ph *p, uint64_t n)
+{
+	double t = now();
+
+	n = align_up(n, 2 * SPREAD);
+	for (uint64_t i = 0; i < n; i += 2 * SPREAD) {
+		for (unsigned j = 0; j < SPREAD; j++)
+			if (pmemobj_alloc(p->pop, &p->r->slot[j * 8],
+					  64 + (j % 4) * 64, 2, NULL, NULL))
+				die("pmemobj_alloc");
+		for (unsigned j = 0; j < SPREAD; j++)
+			pmemobj_free(&p->r->slot[j * 8]);
+	}
+	return (double)n / 2 / (now() - t);
+}
+
 static xmem_oid *xoids;
 static PMEMoid *poids;
 
@@ -386,8 +429,8 @@ static void row_time(const char *name, double *xv, double *pv, int n)
 static void small_rows(void)
 {
 	double xa[32], pa[32], xt[32], pt[32], x8[32], p8[32], x2[32], p2[32],
-		x1[32], p1[32];
-	double fa = 0, ft = 0, f8 = 0, f2 = 0;
+		x1[32], p1[32], xs[32], ps[32];
+	double fa = 0, ft = 0, f8 = 0, f2 = 0, fs = 0;
 	struct xh x;
 	struct ph p;
 	uint64_t f;
@@ -411,6 +454,11 @@ static void small_rows(void)
 		fa = (double)(x_fences(&x) - f) / (double)nops / 2;
 		pa[r] = p_atomic(&p, nops);
 		f = x_fences(&x);
+		xs[r] = x_spread(&x, nops);
+		fs = (double)(x_fences(&x) - f) /
+		     (double)align_up(nops, 2 * SPREAD);
+		ps[r] = p_spread(&p, nops);
+		f = x_fences(&x);
 		xt[r] = x_txalloc(&x, nops);
 		ft = (double)(x_fences(&x) - f) / (double)nops;
 		pt[r] = p_txalloc(&p, nops);
@@ -430,6 +478,8 @@ static void small_rows(void)
 	row("atomic alloc+free 64 B (pairs/s)", xa, pa, reps, fa,
 	    "fences per alloc or free");
 	floor_line(2 * fa, median(pa, reps));
+	row("  128 live, 4 classes (pairs/s)", xs, ps, reps, fs,
+	    "fences per alloc or free");
 	row("tx alloc 64 B (tx/s)", xt, pt, reps, ft, "fences per tx");
 	floor_line(ft, median(pt, reps));
 	row("tx 8 B snapshot + store (tx/s)", x8, p8, reps, f8,
