@@ -237,7 +237,7 @@ static double p_atomic(struct ph *p, uint64_t n)
  * then all freed; so consecutive operations change different lines
  * (bitmap words of 4 runs, 128 destination lines). */
 #define SPREAD 128
-#define align_up(n, a) (((n) + (a) - 1) / (a) * (a))
+#define align_up(n, a) (((n) + (a)-1) / (a) * (a))
 
 static double x_spread(struct xh *x, uint64_t n)
 {

@@ -26,7 +26,12 @@
  * until the outermost level ends (commit then returns XMEM_E_TXABORTED).
  *
  * Direct stores to heap memory outside transactions are the caller's to
- * make durable (xmem_heap_persist()). One caveat of the lazily retired
+ * make durable, with xmem_heap_persist() and not another flush: the
+ * contents of a new object of up to 256 bytes (zeroed, constructed, or
+ * allocated in a transaction) ride in the record that allocates it, and
+ * until a checkpoint retires that record recovery may write them back
+ * unless a word saying they reached the media is durable first, which
+ * xmem_heap_persist() sees to. One caveat of the lazily retired
  * logs: a direct store that puts back the exact value a location held
  * before a heap operation changed it, within that operation's lane
  * window (until the next checkpoint), may be redone by recovery; use a
@@ -37,10 +42,11 @@
  * space, and at xmem_heap_checkpoint()): until then a live record may
  * still name the old object's memory.
  *
- * Costs (fences): an atomic alloc or free is one fence (two when the new
- * object is zeroed, constructed or copied); a transaction costs one per
- * add_range of new bytes and one at commit (two with new objects or
- * snapshots over 1 KiB). Limits: a transaction's own log records (new
+ * Costs (fences): an atomic alloc or free is one fence (two when an object
+ * over 256 bytes is zeroed or constructed, or realloc copies one); a
+ * transaction costs one per add_range of new bytes and one at commit
+ * (two with snapshots over 1 KiB, or new objects over 256 bytes or over
+ * 512 bytes in all). Limits: a transaction's own log records (new
  * runs it starts, its allocation and free entries) must fit in its lane's
  * 64 KiB log, else commit fails with XMEM_E_NOSPACE and the caller
  * aborts; a transaction left open holds back log retirement for every

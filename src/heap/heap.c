@@ -208,6 +208,7 @@ static void heap_free(struct xmem_heap *h)
 		xmem__heap_tx_fini(&l->tx);
 		free(l->rbuf);
 		free(l->pend);
+		free(l->ntw);
 		free(l->defer);
 		pthread_mutex_destroy(&l->lock);
 	}
@@ -220,9 +221,9 @@ static void heap_free(struct xmem_heap *h)
 }
 
 /*
- * Writes a fresh heap into [base, base+size): headers, checkpoint and
- * root line. Old chunk metadata and logs are left alone: the new epoch
- * makes them void. One fence.
+ * Writes a fresh heap into [base, base+size): headers, checkpoint, root
+ * line and done words. Old chunk metadata and logs are left alone: the new
+ * epoch makes them void. One fence.
  */
 int xmem__heap_create_mem(uint8_t *base, uint64_t size,
 			  const struct xmem_persist_ops *ops)
@@ -249,8 +250,12 @@ int xmem__heap_create_mem(uint8_t *base, uint64_t size,
 			     hd.epoch);
 	xmem__heap_ckpt_make((struct heap_ckpt *)(base + HEAP_CKPT_B_OFF), 0,
 			     hd.epoch);
+	/* no done word yet: a word left by an older heap would read as
+	 * damage */
+	memset(base + HEAP_DONE_OFF, 0, HEAP_NLANES * 64);
 	memcpy(base + HEAP_HDR_BACKUP_OFF, &hd, sizeof(hd));
 	memcpy(base + HEAP_HDR_OFF, &hd, sizeof(hd));
+	ops->flush(base + HEAP_DONE_OFF, HEAP_NLANES * 64);
 	ops->flush(base + HEAP_CKPT_OFF, 192);
 	ops->flush(base + HEAP_HDR_BACKUP_OFF, sizeof(hd));
 	ops->flush(base + HEAP_HDR_OFF, sizeof(hd));
@@ -489,7 +494,11 @@ XMEM_EXPORT int xmem_heap_root(struct xmem_heap *h, size_t size, uint32_t type,
 XMEM_EXPORT void xmem_heap_persist(struct xmem_heap *h, const void *addr,
 				   size_t len)
 {
-	h->ops->persist(addr, len);
+	h->ops->flush(addr, len);
+	/* the change must not be durable while recovery could still write
+	 * a DATA entry over it */
+	xmem__heap_flush_done(h);
+	h->ops->drain();
 }
 
 XMEM_EXPORT int xmem_heap_checkpoint(struct xmem_heap *h)

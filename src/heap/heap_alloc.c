@@ -19,6 +19,17 @@ const uint32_t xmem__heap_class_size[HEAP_NCLASSES] = {
 	6144, 8192, 12288, 16384, 24576, 32768, 65536, 131072,
 };
 
+uint64_t xmem__heap_obj_nt_len(uint64_t off, uint64_t size, uint32_t cls)
+{
+	if (size > HEAP_OBJ_NT_MAX)
+		return 0;
+	if (cls != UINT32_MAX && !(xmem__heap_class_size[cls] % 64) &&
+	    !(off % 64))
+		size = MIN(align_up(size, 64),
+			   (uint64_t)xmem__heap_class_size[cls]);
+	return size;
+}
+
 /* Number of size classes. */
 unsigned xmem__heap_nclasses(void)
 {

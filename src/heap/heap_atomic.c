@@ -2,8 +2,9 @@
 /*
  * heap_atomic.c - atomic (non-transactional) allocation, free and
  * realloc: each is one redo record, so one fence (plus one before it when
- * the new object's contents must be durable first: zeroed, constructed
- * or copied objects).
+ * the new object's contents must be durable first: zeroed or constructed
+ * objects over HEAP_DATA_MAX bytes, whose contents do not ride in the
+ * record, and copied ones).
  */
 #include <errno.h>
 #include <string.h>
@@ -63,14 +64,22 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 		xmem__heap_unreserve(h, off, cls);
 		goto out;
 	}
-	if ((flags & XMEM_F_HEAP_ZERO) || ctor) {
-		xmem__heap_flush(h, h->base + off, size);
-		/* The new object's contents must be durable before the
-		 * record that publishes it. */
-		xmem__heap_fence(h, l);
-	}
 	xmem__heap_rec_reset(l);
-	if ((rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
+	if ((flags & XMEM_F_HEAP_ZERO) || ctor) {
+		uint64_t n = xmem__heap_obj_nt_len(off, size, cls);
+
+		if (n && n <= HEAP_DATA_MAX) {
+			/* carried in the record (see heap_layout.h): one
+			 * fence for contents and record */
+			rc = xmem__heap_rec_add_data(h, l, off, n);
+		} else {
+			xmem__heap_flush(h, h->base + off, size);
+			/* The new object's contents must be durable before
+			 * the record that publishes it. */
+			xmem__heap_fence(h, l);
+		}
+	}
+	if (rc || (rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
 				     (uint64_t)((uint8_t *)dest - h->base), off,
 				     *dest)) ||

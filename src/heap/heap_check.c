@@ -199,10 +199,11 @@ static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
 	const uint8_t *e = (const uint8_t *)(rh + 1);
 
 	for (size_t pos = 0; pos + 16 <= rh->nbytes;) {
-		uint64_t w0;
+		uint64_t w0, w1;
 		unsigned op;
 
 		memcpy(&w0, e + pos, 8);
+		memcpy(&w1, e + pos + 8, 8);
 		op = w0 >> 56;
 		if ((op == HEAP_REDO_OR || op == HEAP_REDO_ANDN ||
 		     op == HEAP_REDO_ZERO || op == HEAP_REDO_SET) &&
@@ -212,7 +213,7 @@ static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
 				return;
 			k->skip[k->nskip++] = w0 & HEAP_REDO_OFF_MASK;
 		}
-		pos += op == HEAP_REDO_CSET ? 24 : 16;
+		pos += heap_ent_len(w0, w1);
 	}
 }
 
@@ -316,6 +317,26 @@ static void check_undo(struct ck *k, unsigned lane, uint64_t c,
 	       (unsigned long long)pos, (unsigned long long)txid,
 	       k->repair ? "; entry discarded, the snapshots before it "
 			   "will be restored"
+			 : "");
+}
+
+/* Checks a lane's done word (see heap_layout.h): damage is reported;
+ * repair clears it, so recovery writes the pending records' DATA back. */
+static void check_done(struct ck *k, unsigned lane)
+{
+	uint64_t seq, off = HEAP_DONE_OFF + (uint64_t)lane * 64, zero = 0;
+	char st[64];
+
+	if (!xmem__heap_done_read(k->base, k->hd->epoch, lane, &seq))
+		return;
+	snprintf(st, sizeof(st), "lane %u done word", lane);
+	if (k->repair)
+		put(k, off, &zero, 8);
+	report(k, st, off, k->repair, 0,
+	       "damaged (its tag does not match the heap)%s",
+	       k->repair ? "; cleared: recovery writes the contents carried "
+			   "by the lane's pending records back in place, "
+			   "undoing later changes to those objects"
 			 : "");
 }
 
@@ -490,6 +511,7 @@ int xmem__heap_check_mem(uint8_t *base, uint64_t size, unsigned flags,
 		for (unsigned i = 0; i < HEAP_NLANES; i++) {
 			check_ring(&k, i, c, &pending);
 			check_undo(&k, i, c, &pending);
+			check_done(&k, i);
 		}
 	if (pending && k.repair) {
 		struct xmem_heap *h;

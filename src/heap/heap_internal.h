@@ -18,6 +18,36 @@
 #define HEAP_DIRTY_MAX (HEAP_RING_SIZE / 16u)
 #define HEAP_SEEN_BITS 10 /* lines a checkpoint remembers flushing: 2^n */
 
+/* Bytes of a redo entry whose first words are w0, w1 (well-formed). */
+static inline size_t heap_ent_len(uint64_t w0, uint64_t w1)
+{
+	unsigned op = (unsigned)(w0 >> 56);
+
+	return op == HEAP_REDO_CSET   ? 24
+	       : op == HEAP_REDO_DATA ? 16 + (((size_t)w1 + 7) & ~(size_t)7)
+				      : 16;
+}
+
+/* Bytes a redo entry writes in place. */
+static inline uint64_t heap_ent_span(uint64_t w0, uint64_t w1)
+{
+	unsigned op = (unsigned)(w0 >> 56);
+
+	return op == HEAP_REDO_ZERO || op == HEAP_REDO_DATA ? w1
+	       : op == HEAP_REDO_SET			    ? (w0 >> 48) & 0xff
+							    : 8;
+}
+
+#define HEAP_OBJ_NT_MAX 4096u /* new objects written back by NT stores */
+
+/* Bytes of a new object (at off, of `size` bytes, class cls or
+ * UINT32_MAX) to rewrite with non-temporal stores, or 0 to flush it
+ * instead. A slot of a class that is a multiple of 64 bytes is made of
+ * whole lines that are all the object's: rounding up to them lets every
+ * line take non-temporal stores (a partial line would be stored and
+ * flushed). */
+uint64_t xmem__heap_obj_nt_len(uint64_t off, uint64_t size, uint32_t cls);
+
 /* Volatile state of one run, created on the run's first use. */
 struct heap_run {
 	_Alignas(
@@ -92,7 +122,11 @@ struct heap_lane {
 	pthread_t holder;
 	int held;
 	uint32_t ring_pos;
-	uint64_t last_seq;		/* this lane's last record */
+	uint64_t last_seq; /* this lane's last record */
+	/* the seq in the lane's done word (0: none since open); read by
+	 * threads making heap memory durable */
+	_Atomic uint64_t done_seq;
+	int rdata; /* the record being built has DATA entries */
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
@@ -109,6 +143,12 @@ struct heap_lane {
 	size_t rlen, rcap;
 	struct heap_range *pend; /* lines the record will touch */
 	size_t npend, cappend;
+	/* objects the record carries in DATA entries, rewritten in place
+	 * with non-temporal stores only once its seq is taken (the locked
+	 * instruction that takes it would wait for them to drain, a wait
+	 * the record's own fence then repeats) */
+	struct heap_range *ntw;
+	size_t nntw, capntw;
 	/* user words (CSET/USET targets) of the records in the ring since
 	 * it was last reset: appended by the owner before the record takes
 	 * its seq, read by any lane's flushed commit (count acquire) */
@@ -205,10 +245,24 @@ int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need, int restart);
 int xmem__heap_recover(struct xmem_heap *h);
-/* Walks a record's entries; used by recovery, check and repair. */
+/* Walks a record's entries; used by recovery, check and repair. mode:
+ * HEAP_APPLY_ALL (every entry but DATA, whose contents are in place
+ * already when a record is applied at run time), HEAP_APPLY_CHECK
+ * (validate only), HEAP_APPLY_DATA (the DATA entries only). */
+enum { HEAP_APPLY_ALL = 0, HEAP_APPLY_CHECK = 1, HEAP_APPLY_DATA = 2 };
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
-			  size_t nbytes, int check_only);
+			  size_t nbytes, int mode);
+/* Appends a DATA entry carrying the len bytes at heap offset off. */
+int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
+			    uint64_t off, uint64_t len);
+/* Flushes the done words newer than C (no fence): before a change to
+ * heap memory is made durable outside the records. */
+void xmem__heap_flush_done(struct xmem_heap *h);
+/* Reads lane's done word: 0 with its seq (0 if none), or
+ * XMEM_E_CORRUPT when it is damaged. */
+int xmem__heap_done_read(const uint8_t *base, uint32_t epoch, unsigned lane,
+			 uint64_t *seq);
 /* Adds USET entries for the words live records wrote that `in` says the
  * caller rewrote outside the records. */
 int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,

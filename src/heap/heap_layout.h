@@ -10,6 +10,7 @@
  *   4096     checkpoint line, copy A       (struct heap_ckpt, 64 B)
  *   4160     root line                     (struct heap_root, 64 B)
  *   4224     checkpoint line, copy B
+ *   6144     done words: HEAP_NLANES lines of 64 B, one u64 each
  *   8192     lanes: HEAP_NLANES x HEAP_LANE_SIZE
  *              each: redo ring (HEAP_RING_SIZE) then undo area
  *   meta_off chunk metadata: nchunks x HEAP_META_SIZE
@@ -73,11 +74,30 @@
  * one fence per add_range of new bytes; overlapping snapshots are merged
  * at byte granularity). Commit writes a COMMIT redo record naming the
  * transaction: dirty snapshotted data up to HEAP_INLINE_MAX bytes rides in
- * it as CSET words; larger snapshots and the contents of objects the
- * transaction allocated are flushed (objects up to 4 KiB rewritten in
- * place with non-temporal stores) and fenced first. Small records and
- * undo entries are written with non-temporal stores, large ones with
- * cached stores and flushes; either way the next fence orders them.
+ * it as CSET words; larger snapshots are flushed and fenced first. The
+ * contents of objects the transaction allocated are rewritten in place
+ * with non-temporal stores (flushed, above 4 KiB); objects up to
+ * HEAP_DATA_MAX bytes (while the record's DATA stays under
+ * HEAP_DATA_TOTAL) also ride in the record as DATA entries, so one fence
+ * covers both, and only larger ones need the fence before the record.
+ * Small records and undo entries are written with non-temporal stores,
+ * large ones with cached stores and flushes; either way the next fence
+ * orders them.
+ *
+ * DATA entries and done words. After the fence of a record with DATA
+ * entries the lane stores the record's seq in its done word: the
+ * contents are durable in place by then. Recovery writes a DATA entry
+ * back only when the lane's done word is below the record's seq (a crash
+ * before the fence completed may have kept the record and lost some of
+ * the contents). Once the done word is durable, recovery leaves the
+ * object alone, so later changes to it stay. Every later change to heap
+ * memory made durable through the heap (xmem_heap_persist, a commit
+ * whose snapshots are flushed) flushes the done words of the lanes whose
+ * words are newer than C before its fence: no such change is durable
+ * while a done word that would let recovery undo it is not. Recovery
+ * writes all DATA entries first, flushes them and fences, then replays
+ * the records, so a crash during recovery finds either no DATA written
+ * or all of it durable.
  * Abort restores the snapshots in place, fences, and writes an ABORT
  * record. The undo area is 32 KiB; larger snapshots continue in segments
  * of free chunks linked by LINK entries (taken for the transaction's
@@ -85,7 +105,8 @@
  *
  * Fences per operation: atomic alloc or free 1 (2 when the object is
  * zeroed, constructed or copied first); transaction: 1 per add_range of
- * new bytes, commit 1 (2 with new objects or large snapshots), abort 2;
+ * new bytes, commit 1 (2 with large snapshots or new objects over
+ * HEAP_DATA_MAX bytes), abort 2;
  * plus 3 per checkpoint (about one per 400 small records per lane).
  *
  * Recovery (on open), in O(lanes x (live ring records + undo entries)),
@@ -127,6 +148,7 @@
 #define HEAP_CKPT_OFF 4096u
 #define HEAP_ROOT_OFF 4160u
 #define HEAP_CKPT_B_OFF 4224u
+#define HEAP_DONE_OFF 6144u /* + lane x 64: the lane's done word */
 #define HEAP_LANES_OFF 8192u
 
 #define HEAP_NLANES 32u
@@ -250,7 +272,8 @@ _Static_assert(offsetof(struct heap_rec_hdr, hcsum) == 36, "rec hcsum");
 /*
  * Redo entries: a 16-byte head { u64 op_off: op in bits 56..63, size in
  * bits 48..55, heap offset in bits 0..47; u64 value }, then for CSET
- * one more u64 (the old value) and for ZERO nothing (value = length).
+ * one more u64 (the old value), for DATA `value` bytes (1 to
+ * HEAP_DATA_MAX) padded to 8, and for ZERO nothing (value = length).
  */
 enum heap_redo_op {
 	HEAP_REDO_SET = 1,  /* store `value` (size 2 or 8 bytes) */
@@ -260,8 +283,23 @@ enum heap_redo_op {
 	HEAP_REDO_ZERO = 5, /* zero `value` bytes */
 	HEAP_REDO_USET = 6, /* user-data word = value (a later direct write
 			       that supersedes earlier CSET/USET entries) */
+	HEAP_REDO_DATA = 7, /* the contents of an object the record allocates
+			       (replayed only if the lane's done word is
+			       below the record's seq) */
 };
 #define HEAP_REDO_OFF_MASK ((1ull << 48) - 1)
+#define HEAP_DATA_MAX 256u   /* largest object a DATA entry carries */
+#define HEAP_DATA_TOTAL 512u /* DATA bytes one record carries at most */
+
+/* A done word: the lane's newest record whose DATA entries are durable in
+ * place, tagged with the heap's epoch so that a word from another heap,
+ * or damage, is told apart from a value (0: none). */
+#define HEAP_DONE_SEQ_MASK ((1ull << 48) - 1)
+static inline uint64_t heap_done_word(uint64_t seq, uint32_t epoch)
+{
+	return (uint64_t)((epoch ^ (epoch >> 16) ^ 0x444fu) & 0xffffu) << 48 |
+	       (seq & HEAP_DONE_SEQ_MASK);
+}
 
 struct heap_redo_ent {
 	uint64_t op_off;

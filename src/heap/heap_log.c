@@ -42,13 +42,15 @@ void xmem__heap_rec_reset(struct heap_lane *l)
 {
 	l->rlen = 0;
 	l->npend = 0;
+	l->rdata = 0;
+	l->nntw = 0;
 }
 
 /* Appends one redo entry (see enum heap_redo_op). */
 int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 		       uint64_t off, uint64_t value, uint64_t old)
 {
-	size_t n = op == HEAP_REDO_CSET ? 24 : 16;
+	size_t n = heap_ent_len((uint64_t)op << 56, value);
 	uint64_t w[3];
 	int rc;
 
@@ -63,10 +65,40 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 	memcpy(l->rbuf + l->rlen, w, n);
 	l->rlen += n;
 	l->pend[l->npend].off = off;
-	l->pend[l->npend].len = op == HEAP_REDO_ZERO  ? value
-				: op == HEAP_REDO_SET ? size
-						      : 8;
+	l->pend[l->npend].len =
+		heap_ent_span((uint64_t)op << 56 | (uint64_t)size << 48, value);
 	l->npend++;
+	return 0;
+}
+
+/* Appends a DATA entry with the object's current contents; the commit
+ * rewrites them in place with non-temporal stores, so they are durable
+ * at its fence (no range for a checkpoint to flush). */
+int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
+			    uint64_t off, uint64_t len)
+{
+	size_t n = heap_ent_len((uint64_t)HEAP_REDO_DATA << 56, len);
+	uint64_t w[2] = { (uint64_t)HEAP_REDO_DATA << 56 | off, len };
+	int rc;
+
+	if ((l->rlen + n > l->rcap &&
+	     (rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1))) ||
+	    (l->npend >= l->cappend &&
+	     (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
+			sizeof(*l->pend)))) ||
+	    (rc = grow((void **)&l->ntw, &l->capntw, l->nntw + 1,
+		       sizeof(*l->ntw))))
+		return rc;
+	l->ntw[l->nntw++] = (struct heap_range){ off, len };
+	if (!l->rdata) /* the done word, for the checkpoint to flush */
+		l->pend[l->npend++] = (struct heap_range){
+			HEAP_DONE_OFF + (uint64_t)l->idx * 64, 8
+		};
+	memcpy(l->rbuf + l->rlen, w, 16);
+	memcpy(l->rbuf + l->rlen + 16, h->base + off, len);
+	memset(l->rbuf + l->rlen + 16 + len, 0, n - 16 - len);
+	l->rlen += n;
+	l->rdata = 1;
 	return 0;
 }
 
@@ -82,6 +114,14 @@ static size_t ent_size(const uint8_t *p, size_t left)
 	op = w0 >> 56;
 	if (op == HEAP_REDO_CSET)
 		return left >= 24 ? 24 : 0;
+	if (op == HEAP_REDO_DATA) {
+		uint64_t len;
+
+		memcpy(&len, p + 8, 8);
+		if (!len || len > HEAP_DATA_MAX || heap_ent_len(w0, len) > left)
+			return 0;
+		return heap_ent_len(w0, len);
+	}
 	return op >= HEAP_REDO_SET && op <= HEAP_REDO_USET ? 16 : 0;
 }
 
@@ -93,7 +133,8 @@ static int target_ok(const struct heap_header *hd, uint64_t size, unsigned op,
 {
 	if (op == HEAP_REDO_CSET && off == HEAP_ROOT_OFF)
 		return 1;
-	if (op == HEAP_REDO_CSET || op == HEAP_REDO_USET)
+	if (op == HEAP_REDO_CSET || op == HEAP_REDO_USET ||
+	    op == HEAP_REDO_DATA)
 		return off >= hd->data_off && range_fits(off, len, size);
 	return off >= hd->meta_off && range_fits(off, len, hd->data_off);
 }
@@ -107,6 +148,10 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 
 	if (op == HEAP_REDO_ZERO)
 		return target_ok(hd, size, op, off, w[1]) ? 0 : XMEM_E_CORRUPT;
+	if (op == HEAP_REDO_DATA)
+		return !(off & 7) && target_ok(hd, size, op, off, w[1])
+			       ? 0
+			       : XMEM_E_CORRUPT;
 	if (op == HEAP_REDO_SET && sz == 2)
 		return !(off & 1) && target_ok(hd, size, op, off, 2)
 			       ? 0
@@ -117,13 +162,13 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 }
 
 /*
- * Applies (or with check_only, only validates) redo entries against the
- * heap at base. Every target is checked against what its kind may
- * write: logs are untrusted.
+ * Applies (or only validates: see mode) redo entries against the heap
+ * at base. Every target is checked against what its kind may write:
+ * logs are untrusted.
  */
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
-			  size_t nbytes, int check_only)
+			  size_t nbytes, int mode)
 {
 	size_t pos = 0, n;
 	uint64_t w[3];
@@ -131,13 +176,14 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 	while (pos < nbytes) {
 		if (!(n = ent_size(ents + pos, nbytes - pos)))
 			return XMEM_E_CORRUPT;
-		memcpy(w, ents + pos, n);
+		memcpy(w, ents + pos, MIN(n, sizeof(w)));
 		if (ent_valid(hd, size, w))
 			return XMEM_E_CORRUPT;
 		pos += n;
-		if (check_only)
-			continue;
 		uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
+		if (mode == HEAP_APPLY_CHECK ||
+		    (mode == HEAP_APPLY_DATA) != (w[0] >> 56 == HEAP_REDO_DATA))
+			continue;
 		switch (w[0] >> 56) {
 		case HEAP_REDO_SET:
 			if (((w[0] >> 48) & 0xff) == 2)
@@ -168,6 +214,9 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			break;
 		case HEAP_REDO_ZERO:
 			memset(p, 0, w[1]);
+			break;
+		case HEAP_REDO_DATA: /* a snapshot may lie over the log */
+			memmove(p, ents + pos - n + 16, w[1]);
 			break;
 		}
 	}
@@ -207,9 +256,12 @@ static void uwords_add(struct heap_lane *l, struct uw_pending *pd)
 		uint64_t w0, off;
 		unsigned op;
 
+		uint64_t w1;
+
 		memcpy(&w0, l->rbuf + pos, 8);
+		memcpy(&w1, l->rbuf + pos + 8, 8);
 		op = w0 >> 56;
-		pos += op == HEAP_REDO_CSET ? 24 : 16;
+		pos += heap_ent_len(w0, w1);
 		if (op != HEAP_REDO_CSET && op != HEAP_REDO_USET)
 			continue;
 		off = w0 & HEAP_REDO_OFF_MASK;
@@ -360,6 +412,44 @@ static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 	l->nflushed = n;
 }
 
+/* The lane's done word. */
+static uint64_t *done_word(const struct xmem_heap *h, unsigned lane)
+{
+	return (uint64_t *)(h->base + HEAP_DONE_OFF + (uint64_t)lane * 64);
+}
+
+/* Stores seq in the lane's done word (after the fence of its record);
+ * flushed by whoever makes a later change durable, or a checkpoint. */
+static void done_store(struct xmem_heap *h, struct heap_lane *l, uint64_t seq)
+{
+	__atomic_store_n(done_word(h, l->idx),
+			 heap_done_word(seq, h->hdr.epoch), __ATOMIC_RELAXED);
+	/* release: a thread that sees the seq flushes the word after it */
+	atomic_store_explicit(&l->done_seq, seq, memory_order_release);
+}
+
+void xmem__heap_flush_done(struct xmem_heap *h)
+{
+	uint64_t c = atomic_load_explicit(&h->ckpt_seq, memory_order_acquire);
+
+	for (unsigned i = 0; i < HEAP_NLANES; i++)
+		if (atomic_load_explicit(&h->lanes[i].done_seq,
+					 memory_order_acquire) > c)
+			xmem__heap_flush(h, done_word(h, i), 8);
+}
+
+int xmem__heap_done_read(const uint8_t *base, uint32_t epoch, unsigned lane,
+			 uint64_t *seq)
+{
+	uint64_t w;
+
+	memcpy(&w, base + HEAP_DONE_OFF + (uint64_t)lane * 64, 8);
+	*seq = w & HEAP_DONE_SEQ_MASK;
+	if (!w) /* never written (or a heap of layout version 2) */
+		return 0;
+	return heap_done_word(*seq, epoch) == w ? 0 : XMEM_E_CORRUPT;
+}
+
 /* Takes a sequence number; the lane's busy mark keeps a checkpoint from
  * passing it until the record is applied. */
 static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
@@ -477,6 +567,10 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	uwords_add(l, &pd);
 	seq = take_seq(h, l);
 	uwords_seq(l, &pd, seq);
+	for (size_t i = 0; i < l->nntw; i++)
+		h->ops->memmove(h->base + l->ntw[i].off,
+				h->base + l->ntw[i].off, l->ntw[i].len,
+				XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
 	write_record(h, l, kind, seq, txid);
 	/* The record must be durable before any entry is applied in place:
 	 * this is the commit point. */
@@ -499,7 +593,10 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	 * stored (OR/ANDN unlocked, one thread): atomic alloc+free +11%, tx
 	 * alloc -38%; with only the user words: no change.
 	 */
-	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen, 0);
+	if (l->rdata) /* the DATA entries' contents are durable in place */
+		done_store(h, l, seq);
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen,
+			      HEAP_APPLY_ALL);
 	if (dirty_add(h, l))
 		xmem__heap_fence(h, l); /* durable now instead */
 	l->last_seq = seq;

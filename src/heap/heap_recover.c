@@ -376,34 +376,102 @@ static int cmp_action(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Replays one record, flushing what it touched. */
-static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+/*
+ * Walks a record's entries (validated): flushes what the DATA entries
+ * (data != 0) or all other entries (data == 0) write, if flush; returns
+ * the number of DATA entries.
+ */
+static size_t rec_scan(struct xmem_heap *h, const struct heap_rec_hdr *rh,
+		       int data, int flush)
 {
 	const uint8_t *e = (const uint8_t *)(rh + 1);
-	size_t pos = 0;
-	int rc;
+	size_t pos = 0, ndata = 0;
 
-	if ((rc = xmem__heap_redo_apply(h->base, h->size, &h->hdr, e,
-					rh->nbytes, 1)))
-		return xmem__err(rc,
+	while (pos + 16 <= rh->nbytes) {
+		uint64_t w[2];
+		int is_data;
+
+		memcpy(w, e + pos, 16);
+		is_data = w[0] >> 56 == HEAP_REDO_DATA;
+		ndata += (size_t)is_data;
+		if (flush && is_data == !!data)
+			xmem__heap_flush(h,
+					 h->base + (w[0] & HEAP_REDO_OFF_MASK),
+					 heap_ent_span(w[0], w[1]));
+		pos += heap_ent_len(w[0], w[1]);
+	}
+	return ndata;
+}
+
+/* Validates a record's entries before anything of it is applied. */
+static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+{
+	if (xmem__heap_redo_apply(h->base, h->size, &h->hdr,
+				  (const uint8_t *)(rh + 1), rh->nbytes,
+				  HEAP_APPLY_CHECK))
+		return xmem__err(XMEM_E_CORRUPT,
 				 "heap: redo record seq %llu has an entry "
 				 "that is malformed or writes outside what "
 				 "its kind may change (run 'xmem heap check "
 				 "--repair')",
 				 (unsigned long long)rh->seq);
-	xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, rh->nbytes, 0);
-	while (pos < rh->nbytes) {
-		uint64_t w[2];
-		unsigned op;
+	return 0;
+}
 
-		memcpy(w, e + pos, 16);
-		op = w[0] >> 56;
-		xmem__heap_flush(h, h->base + (w[0] & HEAP_REDO_OFF_MASK),
-				 op == HEAP_REDO_ZERO  ? w[1]
-				 : op == HEAP_REDO_SET ? ((w[0] >> 48) & 0xff)
-						       : 8);
-		pos += op == HEAP_REDO_CSET ? 24 : 16;
+/* Replays one record (but its DATA entries), flushing what it touched. */
+static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+{
+	int rc;
+
+	if ((rc = rec_check_entries(h, rh)))
+		return rc;
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr,
+			      (const uint8_t *)(rh + 1), rh->nbytes,
+			      HEAP_APPLY_ALL);
+	rec_scan(h, rh, 0, 1);
+	return 0;
+}
+
+/*
+ * Writes back the DATA entries of the records whose lane's done word is
+ * below their seq (the contents may not have reached the media), flushes
+ * them and fences, before any other entry is replayed: a crash during
+ * recovery then finds none or all of them durable. O(live records).
+ */
+static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
+{
+	uint64_t done[HEAP_NLANES];
+	uint32_t known = 0;
+	int any = 0, rc;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned lane = a[i].lane;
+
+		if (a[i].rollback || !rec_scan(h, a[i].rh, 1, 0))
+			continue;
+		if ((rc = rec_check_entries(h, a[i].rh)))
+			return rc;
+		if (!(known & (1u << lane))) {
+			if (xmem__heap_done_read(h->base, h->hdr.epoch, lane,
+						 &done[lane]))
+				return xmem__err(
+					XMEM_E_CORRUPT,
+					"heap: lane %u done word at offset "
+					"%u is damaged (run 'xmem heap check "
+					"--repair')",
+					lane, HEAP_DONE_OFF + lane * 64);
+			known |= 1u << lane;
+		}
+		if (done[lane] >= a[i].seq)
+			continue;
+		xmem__heap_redo_apply(h->base, h->size, &h->hdr,
+				      (const uint8_t *)(a[i].rh + 1),
+				      a[i].rh->nbytes, HEAP_APPLY_DATA);
+		rec_scan(h, a[i].rh, 1, 1);
+		any = 1;
 	}
+	if (any) /* contents durable before any other entry is replayed */
+		xmem__heap_fence(h, &h->lanes[0]);
 	return 0;
 }
 
@@ -460,6 +528,7 @@ int xmem__heap_recover(struct xmem_heap *h)
 	}
 	if (col.n)
 		qsort(col.a, col.n, sizeof(*col.a), cmp_action);
+	rc = replay_data(h, col.a, col.n);
 	for (size_t i = 0; i < col.n && !rc; i++)
 		rc = col.a[i].rollback ? roll_back(h, col.a[i].lane, c)
 				       : replay(h, col.a[i].rh);

@@ -574,31 +574,12 @@ static int add_inline_words(struct xmem_heap *h, struct heap_lane *l)
 	return 0;
 }
 
-#define OBJ_NT_MAX 4096u /* new objects written back by NT stores */
-
-/* Bytes of a new object to rewrite with non-temporal stores, or 0 to
- * flush it instead. A slot of a class that is a multiple of 64 bytes is
- * made of whole lines that are all the object's: rounding up to them
- * lets every line take non-temporal stores (a partial line would be
- * stored and flushed). */
-static uint64_t obj_nt_len(const struct heap_txobj *o)
-{
-	uint64_t n = o->size;
-
-	if (n > OBJ_NT_MAX)
-		return 0;
-	if (o->cls != UINT32_MAX && !(xmem__heap_class_size[o->cls] % 64) &&
-	    !(o->off % 64))
-		n = MIN(align_up(n, 64),
-			(uint64_t)xmem__heap_class_size[o->cls]);
-	return n;
-}
-
 /* Builds and commits the COMMIT record. */
 static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 {
 	struct heap_tx *tx = &l->tx;
-	int rc, ext, flush_data;
+	int rc, ext, flush_data, fence_data = 0;
+	uint64_t carried = 0;
 
 	xmem__heap_rec_reset(l);
 	flush_data = add_inline_words(h, l);
@@ -611,20 +592,31 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 					 tx->snaps[i].len);
 	}
 	for (size_t i = 0; i < tx->nobjs; i++) {
-		uint8_t *p = h->base + tx->objs[i].off;
-		uint64_t n = obj_nt_len(&tx->objs[i]);
+		struct heap_txobj *o = &tx->objs[i];
+		uint8_t *p = h->base + o->off;
+		uint64_t n = xmem__heap_obj_nt_len(o->off, o->size, o->cls);
 
-		if (n)
-			/* rewritten in place with non-temporal stores: the
-			 * fence below waits less than for write-backs */
+		/* a small object rides in the record (the commit rewrites
+		 * it in place): its contents need no fence of their own */
+		if (n && n <= HEAP_DATA_MAX && carried + n <= HEAP_DATA_TOTAL) {
+			if ((rc = xmem__heap_rec_add_data(h, l, o->off, n)))
+				return rc;
+			carried += n;
+			continue;
+		}
+		fence_data = 1;
+		if (n) /* rewritten in place with non-temporal stores: the
+			* fence below waits less than for write-backs */
 			h->ops->memmove(p, p, n,
 					XMEM_F_MEM_NONTEMPORAL |
 						XMEM_F_MEM_NODRAIN);
 		else
-			xmem__heap_flush(h, p, tx->objs[i].size);
+			xmem__heap_flush(h, p, o->size);
 	}
+	if (flush_data) /* see heap_layout.h, "done words" */
+		xmem__heap_flush_done(h);
 	/* Data the record does not carry must be durable before it. */
-	if (flush_data || tx->nobjs)
+	if (flush_data || fence_data)
 		xmem__heap_fence(h, l);
 	/* the flushed data is the newest value of each word it holds:
 	 * words that live records wrote get it in USET entries, else

@@ -305,6 +305,54 @@ static int s_alloc_1(struct xmem_heap *h, struct root *r)
 			       (void *)(uintptr_t)0x21);
 }
 
+/* A small object allocated in a transaction rides in the COMMIT record
+ * (a DATA entry, written back by recovery while the lane's done word is
+ * below the record); a later change to it, made durable outside that
+ * record, must survive recovery all the same. */
+static int s_tx_new_small(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid o;
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_alloc(h, 64, 12, 0, &o)) ||
+	    (rc = xmem_tx_add_range(h, &r->slot[15], 8))) {
+		xmem_tx_abort(h);
+		return rc;
+	}
+	memset(xmem_heap_ptr(h, o), 0x31, 64);
+	r->slot[15] = o;
+	return xmem_tx_commit(h);
+}
+
+static int s_persist_new(struct xmem_heap *h, struct root *r)
+{
+	uint8_t *p = xmem_heap_ptr(h, r->slot[15]);
+
+	memset(p, 0x32, 64);
+	xmem_heap_persist(h, p, 64);
+	return 0;
+}
+
+/* the change made by a transaction whose snapshots are flushed */
+static int s_tx_big_new(struct xmem_heap *h, struct root *r)
+{
+	uint8_t *p = xmem_heap_ptr(h, r->slot[15]);
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	if ((rc = xmem_tx_add_range(h, p, 64)) ||
+	    (rc = xmem_tx_add_range(h, r->blob, sizeof(r->blob)))) {
+		xmem_tx_abort(h);
+		return rc;
+	}
+	memset(p, 0x33, 64);
+	memset(r->blob, 0x34, sizeof(r->blob));
+	return xmem_tx_commit(h);
+}
+
 static const struct kind kinds[] = {
 	{ "atomic alloc and free",
 	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
@@ -328,6 +376,12 @@ static const struct kind kinds[] = {
 	{ "free then reuse",
 	  { s_alloc_x, s_alloc_into_x, s_tx_free_xy, s_alloc_x },
 	  4 },
+	{ "tx new object, then a persisted change",
+	  { s_tx_new_small, s_persist_new },
+	  2 },
+	{ "tx new object, then a large tx changes it",
+	  { s_tx_new_small, s_tx_big_new },
+	  2 },
 };
 
 /* --- state ---------------------------------------------------------- */

@@ -13,7 +13,7 @@
  *   then patches: { u8 area, u16 offset (LE), u8 len, len bytes }
  *   areas: 0 header, 1 backup header, 2 checkpoint copies and root line,
  *          3 lane 0 ring, 4 lane 0 undo, 5 lane 1 ring, 6-9 chunk 0-3
- *          metadata, 10 chunk 0 data
+ *          metadata, 10 chunk 0 data, 11 the lanes' done words
  *
  * Then: open (and, if it opens, check, iterate, stats, an alloc, a free,
  * a transaction, close); check; check --repair; open again.
@@ -58,6 +58,14 @@ static void build_template(void)
 			NULL);
 	xmem_heap_alloc(h, &r->o[2], 1000, 4, 0, NULL, NULL);
 	xmem_heap_free(h, &r->o[0]);
+	/* records carrying contents (DATA entries), and a done word */
+	xmem_heap_alloc(h, &r->o[3], 64, 5, XMEM_F_HEAP_ZERO, NULL, NULL);
+	xmem_tx_begin(h);
+	if (!xmem_tx_alloc(h, 128, 6, 0, &r->o[5]))
+		memset(xmem_heap_ptr(h, r->o[5]), 0x5a, 128);
+	xmem_tx_add_range(h, &r->o[4], 8);
+	r->o[4] = r->o[5];
+	xmem_tx_commit(h);
 	xmem_tx_begin(h);
 	xmem_tx_add_range(h, r->v, sizeof(r->v));
 	r->v[0] = 7;
@@ -80,8 +88,11 @@ static void area(unsigned a, const struct heap_header *hd, uint64_t *off,
 		{ HEAP_LANES_OFF + HEAP_LANE_SIZE, 8192 },
 	};
 
-	a %= 11;
-	if (a < 6) {
+	a %= 12;
+	if (a == 11) {
+		*off = HEAP_DONE_OFF;
+		*len = HEAP_NLANES * 64;
+	} else if (a < 6) {
 		*off = fixed[a][0];
 		*len = fixed[a][1];
 	} else if (a < 10) {

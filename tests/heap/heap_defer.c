@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include <xmem.h>
-#include "test.h"
+#include "heap_test.h"
 
 #define SIZE (16ull << 20)
 #define MAXOBJ 4096
@@ -65,19 +65,13 @@ static void round_trip(size_t size)
 
 int main(void)
 {
-	struct xmem_device *dev;
-	struct xmem_map *map;
+	struct test_heap t;
 	char path[256];
-	xmem_oid ro;
 	unsigned k, m;
 
 	test_path(path, sizeof(path), "heap-defer");
-	unlink(path);
-	REQUIRE_OK(xmem_device_open(&dev, path, SIZE, XMEM_F_CREATE));
-	REQUIRE_OK(xmem_device_map(dev, 0, SIZE, 0, 0, &map));
-	REQUIRE_OK(xmem_heap_create_map(map, 0, &h));
-	REQUIRE_OK(xmem_heap_root(h, sizeof(struct root), 1, &ro));
-	r = xmem_heap_ptr(h, ro);
+	r = test_heap_create(&t, path, SIZE, sizeof(struct root));
+	h = t.h;
 
 	round_trip(256u << 10);
 	round_trip(4096);
@@ -95,9 +89,7 @@ int main(void)
 	CHECK(k == m);
 	CHECK_OK(xmem_tx_commit(h));
 
-	xmem_heap_close(&h);
-	xmem_map_delete(&map);
-	xmem_device_close(&dev);
+	test_heap_close(&t);
 	unlink(path);
 	return test_result();
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include <xmem.h>
-#include "test.h"
+#include "heap_test.h"
 
 #define SIZE (16ull << 20)
 #define PIECE 1024u
@@ -68,22 +68,16 @@ static void merge_rounds(struct xmem_heap *h, uint8_t *d, size_t size)
 
 int main(void)
 {
-	struct xmem_device *dev;
-	struct xmem_map *map;
+	struct test_heap t;
 	struct xmem_heap *h;
 	struct root *r;
 	char path[256];
-	xmem_oid ro;
 	unsigned i, nfill = 0;
 	int rc = 0;
 
 	test_path(path, sizeof(path), "heap-txfail");
-	unlink(path);
-	REQUIRE_OK(xmem_device_open(&dev, path, SIZE, XMEM_F_CREATE));
-	REQUIRE_OK(xmem_device_map(dev, 0, SIZE, 0, 0, &map));
-	REQUIRE_OK(xmem_heap_create_map(map, 0, &h));
-	REQUIRE_OK(xmem_heap_root(h, sizeof(struct root), 1, &ro));
-	r = xmem_heap_ptr(h, ro);
+	r = test_heap_create(&t, path, SIZE, sizeof(struct root));
+	h = t.h;
 	memset(r->data, 0x5a, sizeof(r->data));
 	xmem_heap_persist(h, r->data, sizeof(r->data));
 	/* no free chunk left: the undo log cannot grow past its lane area */
@@ -124,9 +118,7 @@ int main(void)
 
 	merge_rounds(h, r->data, 8192);
 
-	xmem_heap_close(&h);
-	xmem_map_delete(&map);
-	xmem_device_close(&dev);
+	test_heap_close(&t);
 	unlink(path);
 	return test_result();
 }

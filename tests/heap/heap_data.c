@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_data - the contents of a small object allocated in a transaction
+ * ride in its COMMIT record, so one fence commits both; recovery writes
+ * them back only while the lane's done word is below the record.
+ *
+ * Images are copies of a heap file taken while the heap is open (its
+ * records live), then changed as a crash could have left them:
+ *   1. the object's line lost, no done word: recovery restores it;
+ *   2. a later change persisted with xmem_heap_persist (done word
+ *      durable): recovery keeps the change;
+ *   3. the done word damaged: open refuses, naming it; check reports
+ *      it, repair clears it, and the next open writes the contents back.
+ * The same holds for an atomic allocation with a constructor.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xmem.h>
+#include "heap/heap_layout.h"
+#include "heap_test.h"
+
+#define SIZE (8ull << 20)
+
+static char path[256], img[256];
+
+struct root {
+	xmem_oid o;
+	xmem_oid a; /* an atomic allocation's object */
+};
+
+/* Copies the heap file (the live heap's current contents) to img. */
+static void snapshot(void)
+{
+	static uint8_t buf[1 << 16];
+	int in = open(path, O_RDONLY), out;
+	ssize_t n;
+
+	REQUIRE(in >= 0);
+	out = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		REQUIRE(write(out, buf, (size_t)n) == n);
+	REQUIRE(n == 0);
+	close(in);
+	close(out);
+}
+
+/* Writes len bytes at off of the image. */
+static void poke(uint64_t off, const void *src, size_t len)
+{
+	int fd = open(img, O_WRONLY);
+
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, src, len, (off_t)off) == (ssize_t)len);
+	close(fd);
+}
+
+struct img {
+	struct xmem_device *dev;
+	struct xmem_map *m;
+	struct xmem_heap *h;
+};
+
+static int img_open(struct img *x)
+{
+	int rc;
+
+	REQUIRE_OK(xmem_device_open(&x->dev, img, SIZE, 0));
+	REQUIRE_OK(xmem_device_map(x->dev, 0, SIZE, 0, 0, &x->m));
+	if ((rc = xmem_heap_open_map(x->m, 0, &x->h))) {
+		xmem_map_delete(&x->m);
+		xmem_device_close(&x->dev);
+	}
+	return rc;
+}
+
+static void img_close(struct img *x)
+{
+	xmem_heap_close(&x->h);
+	xmem_map_delete(&x->m);
+	xmem_device_close(&x->dev);
+}
+
+/* 1 if the image's object published in root slot `which` (0: o, 1: a)
+ * holds 64 x c. */
+static int img_holds_in(struct img *x, int which, int c)
+{
+	xmem_oid ro, o;
+	uint8_t want[64];
+	struct root *r;
+
+	if (xmem_heap_root(x->h, sizeof(struct root), 1, &ro))
+		return 0;
+	r = xmem_heap_ptr(x->h, ro);
+	o = which ? r->a : r->o;
+	memset(want, c, sizeof(want));
+	return o && !memcmp(xmem_heap_ptr(x->h, o), want, 64);
+}
+
+static int img_holds(struct img *x, int c)
+{
+	return img_holds_in(x, 0, c);
+}
+
+static int fill(void *obj, size_t size, void *arg)
+{
+	memset(obj, (int)(uintptr_t)arg, size);
+	return 0;
+}
+
+static unsigned problems;
+static int saw_done;
+
+static void on_problem(const struct xmem_check_problem *p, void *arg)
+{
+	(void)arg;
+	printf("  check: %s @%llu: %s%s\n", p->structure,
+	       (unsigned long long)p->offset, p->what,
+	       p->repaired ? " [repaired]" : "");
+	saw_done |= strstr(p->structure, "done word") != NULL;
+	problems++;
+}
+
+int main(void)
+{
+	struct test_heap t;
+	struct xmem_heap *h;
+	struct xmem_heap_stats st;
+	struct root *r;
+	struct img x;
+	uint8_t zero[HEAP_NLANES * 64], junk[64];
+	uint64_t f, bad;
+	xmem_oid o;
+
+	test_path(path, sizeof(path), "heap-data");
+	test_path(img, sizeof(img), "heap-data-img");
+	r = test_heap_create(&t, path, SIZE, sizeof(struct root));
+	h = t.h;
+	xmem_heap_checkpoint(h); /* the root's record retired */
+
+	REQUIRE_OK(xmem_heap_stats(h, &st));
+	f = st.fences;
+	REQUIRE_OK(xmem_tx_begin(h));
+	REQUIRE_OK(xmem_tx_alloc(h, 64, 3, 0, &o));
+	memset(xmem_heap_ptr(h, o), 0x31, 64);
+	REQUIRE_OK(xmem_tx_add_range(h, &r->o, 8));
+	r->o = o;
+	REQUIRE_OK(xmem_tx_commit(h));
+	REQUIRE_OK(xmem_heap_stats(h, &st));
+	printf("tx: a 64-byte object and an 8-byte snapshot: %llu fences\n",
+	       (unsigned long long)(st.fences - f));
+	/* one for the snapshot, one at commit: the object rides along */
+	CHECK(st.fences - f == 2);
+
+	/* 1. the object's line never reached the media */
+	snapshot();
+	memset(zero, 0, sizeof(zero));
+	memset(junk, 0xee, sizeof(junk));
+	poke(o, junk, sizeof(junk));
+	poke(HEAP_DONE_OFF, zero, sizeof(zero));
+	REQUIRE_OK(img_open(&x));
+	CHECK(img_holds(&x, 0x31));
+	img_close(&x);
+
+	/* the same for an atomic allocation with a constructor */
+	REQUIRE_OK(xmem_heap_stats(h, &st));
+	f = st.fences;
+	REQUIRE_OK(xmem_heap_alloc(h, &r->a, 64, 4, 0, fill,
+				   (void *)(uintptr_t)0x41));
+	REQUIRE_OK(xmem_heap_stats(h, &st));
+	printf("atomic alloc of a constructed 64-byte object: %llu fences\n",
+	       (unsigned long long)(st.fences - f));
+	CHECK(st.fences - f == 1);
+	snapshot();
+	poke(r->a, junk, sizeof(junk));
+	poke(HEAP_DONE_OFF, zero, sizeof(zero));
+	REQUIRE_OK(img_open(&x));
+	CHECK(img_holds_in(&x, 1, 0x41));
+	img_close(&x);
+
+	/* 2. a later change made durable with xmem_heap_persist */
+	memset(xmem_heap_ptr(h, o), 0x32, 64);
+	xmem_heap_persist(h, xmem_heap_ptr(h, o), 64);
+	snapshot();
+	REQUIRE_OK(img_open(&x));
+	CHECK(img_holds(&x, 0x32));
+	img_close(&x);
+
+	/* 3. a damaged done word */
+	snapshot();
+	bad = 0x1234567812345678ull; /* the lane of this thread: 0 */
+	poke(HEAP_DONE_OFF, &bad, 8);
+	CHECK(img_open(&x) == XMEM_E_CORRUPT);
+	printf("open: %s\n", xmem_errormsg());
+	CHECK(strstr(xmem_errormsg(), "done word") != NULL);
+	REQUIRE_OK(xmem_device_open(&x.dev, img, SIZE, 0));
+	REQUIRE_OK(xmem_device_map(x.dev, 0, SIZE, 0, 0, &x.m));
+	CHECK(xmem_heap_check_map(x.m, 0, on_problem, NULL, &problems) ==
+	      XMEM_E_CORRUPT);
+	CHECK(saw_done);
+	saw_done = 0;
+	CHECK_OK(xmem_heap_check_map(x.m, XMEM_F_REPAIR, on_problem, NULL,
+				     &problems));
+	CHECK(saw_done);
+	xmem_map_delete(&x.m);
+	xmem_device_close(&x.dev);
+	REQUIRE_OK(img_open(&x));
+	/* the contents the record carried are back: the later change is
+	 * undone, as repair said */
+	CHECK(img_holds(&x, 0x31));
+	img_close(&x);
+
+	test_heap_close(&t);
+	unlink(path);
+	unlink(img);
+	return test_result();
+}
