@@ -50,19 +50,23 @@ void xmem__heap_rec_reset(struct heap_lane *l)
 int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 		       uint64_t off, uint64_t value, uint64_t old)
 {
-	size_t n = heap_ent_len((uint64_t)op << 56, value);
+	size_t n = op == HEAP_REDO_CSET ? 24 : 16; /* never DATA */
 	uint64_t w[3];
 	int rc;
 
-	if ((l->rlen + n > l->rcap || l->npend >= l->cappend) &&
-	    ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1)) ||
+	/* room for 24 bytes: the copy below is of a fixed size */
+	if ((l->rlen + 24 > l->rcap || l->npend >= l->cappend) &&
+	    ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + 24, 1)) ||
 	     (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
 			sizeof(*l->pend)))))
 		return rc;
 	w[0] = (uint64_t)op << 56 | (uint64_t)size << 48 | off;
 	w[1] = value;
 	w[2] = old;
-	memcpy(l->rbuf + l->rlen, w, n);
+	/* word by word: one wide load of words just stored one by one
+	 * would wait for the stores to retire */
+	for (unsigned i = 0; i < 3; i++)
+		memcpy(l->rbuf + l->rlen + 8 * i, &w[i], 8);
 	l->rlen += n;
 	l->pend[l->npend].off = off;
 	l->pend[l->npend].len =
@@ -171,12 +175,14 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  size_t nbytes, int mode)
 {
 	size_t pos = 0, n;
-	uint64_t w[3];
+	uint64_t w[3] = { 0, 0, 0 };
 
 	while (pos < nbytes) {
 		if (!(n = ent_size(ents + pos, nbytes - pos)))
 			return XMEM_E_CORRUPT;
-		memcpy(w, ents + pos, MIN(n, sizeof(w)));
+		memcpy(w, ents + pos, 16);
+		if (n > 16)
+			memcpy(&w[2], ents + pos + 16, 8);
 		if (ent_valid(hd, size, w))
 			return XMEM_E_CORRUPT;
 		pos += n;
