@@ -268,6 +268,13 @@ struct heap_rec_hdr {
 };
 _Static_assert(sizeof(struct heap_rec_hdr) == 64, "rec hdr size");
 _Static_assert(offsetof(struct heap_rec_hdr, hcsum) == 36, "rec hcsum");
+_Static_assert(offsetof(struct heap_rec_hdr, epoch) == 8 &&
+		       offsetof(struct heap_rec_hdr, seq) == 16 &&
+		       offsetof(struct heap_rec_hdr, pcsum) == 32,
+	       "rec hdr words (heap_log.c builds it word by word)");
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the heap's on-media words are little-endian, as the host must be"
+#endif
 
 /*
  * Redo entries: a 16-byte head { u64 op_off: op in bits 56..63, size in

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
+#include "persist/nt_store.h"
 
 /* Flushes at the heap's granularity (no ordering). */
 void xmem__heap_flush(struct xmem_heap *h, const void *p, size_t len)
@@ -275,8 +276,12 @@ static void uwords_add(struct heap_lane *l, struct uw_pending *pd)
 		while (k > lo && l->uwords[k - 1].off != off)
 			k--;
 		if (k > lo && pd->nre < UW_REUSE) {
+			/* relaxed: take_seq's locked add, which follows,
+			 * publishes it to any commit that takes a later
+			 * seq (and a locked store would wait for every
+			 * store before it) */
 			__atomic_store_n(&l->uwords[k - 1].seq, UINT64_MAX,
-					 __ATOMIC_SEQ_CST);
+					 __ATOMIC_RELAXED);
 			pd->re[pd->nre++] = k - 1;
 		} else if (n < HEAP_UWORDS_MAX) {
 			__atomic_store_n(&l->uwords[n].off, off,
@@ -507,36 +512,42 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 {
 	uint8_t *dst = h->base + HEAP_LANES_OFF +
 		       (uint64_t)l->idx * HEAP_LANE_SIZE + l->ring_pos;
-	struct heap_rec_hdr rh;
-	size_t padded = align_up(l->rlen, 64);
+	size_t padded = align_up(l->rlen, 64), len = 64 + padded;
+	uint64_t hw[8]; /* struct heap_rec_hdr, word by word */
 
-	memset(&rh, 0, sizeof(rh));
-	rh.magic = le32(HEAP_REC_MAGIC);
-	rh.kind = kind;
-	rh.epoch = h->hdr.epoch;
-	rh.nbytes = (uint32_t)l->rlen;
-	rh.seq = seq;
-	rh.txid = txid;
-	rh.pcsum =
-		xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : &rh, l->rlen);
-	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh)); /* hcsum is 0 here */
-	if (sizeof(rh) + padded <= REC_NT_MAX) {
+	/* built in words, not fields: the checksums and the copies below
+	 * read whole words, and a word read back from narrower stores just
+	 * made waits for them to retire */
+	hw[0] = HEAP_REC_MAGIC | (uint64_t)kind << 32; /* flags 0 */
+	hw[1] = h->hdr.epoch | (uint64_t)l->rlen << 32;
+	hw[2] = seq;
+	hw[3] = txid;
+	hw[4] = xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : hw, l->rlen);
+	hw[5] = hw[6] = hw[7] = 0;
+	hw[4] |= (uint64_t)xmem__crc32c(0, hw, sizeof(hw)) << 32; /* hcsum */
+	if (len <= REC_NT_MAX && h->ops->gran == XMEM_GRAN_CACHELINE) {
+		/* no fence: the commit's fence orders these stores */
+		xmem__nt_store_words((uint64_t *)dst, hw, 8);
+		xmem__nt_store_words((uint64_t *)(dst + 64),
+				     (const uint64_t *)l->rbuf, l->rlen / 8);
+		xmem__nt_store_words((uint64_t *)(dst + 64 + l->rlen), NULL,
+				     (padded - l->rlen) / 8);
+	} else if (len <= REC_NT_MAX) {
 		_Alignas(64) uint8_t buf[REC_NT_MAX];
 
-		memcpy(buf, &rh, sizeof(rh));
+		memcpy(buf, hw, sizeof(hw));
 		if (l->rlen) /* rbuf is NULL until a lane's first entry */
-			memcpy(buf + sizeof(rh), l->rbuf, l->rlen);
-		memset(buf + sizeof(rh) + l->rlen, 0, padded - l->rlen);
-		/* no fence: the commit's fence orders these stores */
-		h->ops->memcpy(dst, buf, sizeof(rh) + padded,
+			memcpy(buf + 64, l->rbuf, l->rlen);
+		memset(buf + 64 + l->rlen, 0, padded - l->rlen);
+		h->ops->memcpy(dst, buf, len,
 			       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
 	} else {
-		memcpy(dst, &rh, sizeof(rh)); /* larger than REC_NT_MAX: */
-		memcpy(dst + sizeof(rh), l->rbuf, l->rlen); /* rlen > 0 */
-		memset(dst + sizeof(rh) + l->rlen, 0, padded - l->rlen);
-		xmem__heap_flush(h, dst, sizeof(rh) + padded);
+		memcpy(dst, hw, sizeof(hw)); /* larger than REC_NT_MAX: */
+		memcpy(dst + 64, l->rbuf, l->rlen); /* rlen > 0 */
+		memset(dst + 64 + l->rlen, 0, padded - l->rlen);
+		xmem__heap_flush(h, dst, len);
 	}
-	l->ring_pos += (uint32_t)(sizeof(rh) + padded);
+	l->ring_pos += (uint32_t)len;
 }
 
 /*

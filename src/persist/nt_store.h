@@ -19,9 +19,17 @@
 #ifndef XMEM_NT_STORE_H
 #define XMEM_NT_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 void xmem__nt_store32(uint32_t *dst, uint32_t v);
 void xmem__nt_store64(uint64_t *dst, uint64_t v);
+
+/* n 8-byte stores from src (zeros if src is NULL) to an 8-byte aligned
+ * dst, under the same contract: for a record built word by word in
+ * registers or cache, where a copy by wide loads would first wait for
+ * the words' stores to retire. Whole lines written in order combine
+ * into line writes. */
+void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n);
 
 #endif /* XMEM_NT_STORE_H */
