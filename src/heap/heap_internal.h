@@ -248,7 +248,9 @@ int xmem__heap_recover(struct xmem_heap *h);
 /* Walks a record's entries; used by recovery, check and repair. mode:
  * HEAP_APPLY_ALL (every entry but DATA, whose contents are in place
  * already when a record is applied at run time), HEAP_APPLY_CHECK
- * (validate only), HEAP_APPLY_DATA (the DATA entries only). */
+ * (validate only: entries read from the media must pass it before
+ * either other mode applies them), HEAP_APPLY_DATA (the DATA entries
+ * only). */
 enum { HEAP_APPLY_ALL = 0, HEAP_APPLY_CHECK = 1, HEAP_APPLY_DATA = 2 };
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,

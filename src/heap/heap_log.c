@@ -168,8 +168,9 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 
 /*
  * Applies (or only validates: see mode) redo entries against the heap
- * at base. Every target is checked against what its kind may write:
- * logs are untrusted.
+ * at base. HEAP_APPLY_CHECK checks every target against what its kind
+ * may write (logs are untrusted); the other modes apply entries that
+ * passed it, or that this process built.
  */
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
@@ -184,7 +185,7 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 		memcpy(w, ents + pos, 16);
 		if (n > 16)
 			memcpy(&w[2], ents + pos + 16, 8);
-		if (ent_valid(hd, size, w))
+		if (mode == HEAP_APPLY_CHECK && ent_valid(hd, size, w))
 			return XMEM_E_CORRUPT;
 		pos += n;
 		uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
@@ -407,6 +408,9 @@ static void flush_line_once(struct xmem_heap *h, uint64_t ln, uint64_t gen)
 static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 {
 	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
+	uint64_t last = UINT64_MAX; /* the line just seen: repeats are common
+				       (a bitmap word and its mirror share
+				       a line) */
 
 	for (uint32_t i = l->nflushed; i < n; i++) {
 		uint64_t off = l->dirty[i].off, len = l->dirty[i].len;
@@ -418,7 +422,8 @@ static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 			continue;
 		}
 		for (uint64_t ln = off >> 6; ln <= (off + len - 1) >> 6; ln++)
-			flush_line_once(h, ln, gen);
+			if (ln != last)
+				flush_line_once(h, last = ln, gen);
 	}
 	l->nflushed = n;
 }
