@@ -71,7 +71,9 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 	tx->txid = 0;
 	tx->aborted = 0;
 	tx->useg = NULL;
-	atomic_store(&l->busy, 0);
+	/* release: the records are applied before a checkpoint may pass
+	 * the transaction */
+	atomic_store_explicit(&l->busy, 0, memory_order_release);
 }
 
 /* The calling thread's lane if it is inside a live transaction. */
