@@ -46,8 +46,16 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 
 uint32_t xmem__crc32c(uint32_t crc, const void *buf, size_t len)
 {
+	/* -1 until asked once (every thread gets the same answer) */
+	static int hw = -1;
+	int use = __atomic_load_n(&hw, __ATOMIC_RELAXED);
+
+	if (use < 0) {
+		use = xmem__cpu_has_crc32c();
+		__atomic_store_n(&hw, use, __ATOMIC_RELAXED);
+	}
 	crc = ~crc;
-	if (xmem__cpu_has_crc32c())
+	if (use)
 		crc = xmem__crc32c_hw(crc, buf, len);
 	else
 		crc = crc32c_sw(crc, buf, len);
