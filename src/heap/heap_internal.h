@@ -18,11 +18,15 @@
 #define HEAP_DIRTY_MAX (HEAP_RING_SIZE / 16u)
 #define HEAP_SEEN_BITS 10 /* lines a checkpoint remembers flushing: 2^n */
 
-/* Bytes of a redo entry whose first words are w0, w1 (well-formed). */
+/* Bytes of a redo entry whose first words are w0, w1: exact for a
+ * well-formed entry, and at least 16 for any (a length past
+ * HEAP_DATA_MAX counts as HEAP_DATA_MAX), so a walk always moves on. */
 static inline size_t heap_ent_len(uint64_t w0, uint64_t w1)
 {
 	unsigned op = (unsigned)(w0 >> 56);
 
+	if (w1 > HEAP_DATA_MAX)
+		w1 = HEAP_DATA_MAX;
 	return op == HEAP_REDO_CSET   ? 24
 	       : op == HEAP_REDO_DATA ? 16 + (((size_t)w1 + 7) & ~(size_t)7)
 				      : 16;

@@ -261,10 +261,8 @@ static void uwords_add(struct heap_lane *l, struct uw_pending *pd)
 	pd->n0 = n;
 	pd->nre = 0;
 	for (size_t pos = 0; pos + 16 <= l->rlen;) {
-		uint64_t w0, off;
+		uint64_t w0, w1, off;
 		unsigned op;
-
-		uint64_t w1;
 
 		memcpy(&w0, l->rbuf + pos, 8);
 		memcpy(&w1, l->rbuf + pos + 8, 8);
@@ -361,9 +359,10 @@ int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
 
 /*
  * Appends the ranges of the record just applied to the lane's dirty
- * list, for a checkpoint to flush. Every range is kept, repeats too: a
- * write-back of a clean line costs about a nanosecond, less than looking
- * for it. Returns 1 if the list is full (not expected: each entry of the
+ * list, for a checkpoint to flush. Every range is kept, repeats too (the
+ * checkpoint flushes each line once; comparing here with earlier entries
+ * would race with a checkpoint flushing them). Returns 1 if the list is
+ * full (not expected: each entry of the
  * ring adds one range at most, and the list restarts with the ring);
  * the ranges are then flushed here and the caller fences.
  */

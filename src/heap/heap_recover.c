@@ -447,10 +447,12 @@ static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned lane = a[i].lane;
 
-		if (a[i].rollback || !rec_scan(h, a[i].rh, 1, 0))
+		if (a[i].rollback)
 			continue;
 		if ((rc = rec_check_entries(h, a[i].rh)))
 			return rc;
+		if (!rec_scan(h, a[i].rh, 1, 0))
+			continue;
 		if (!(known & (1u << lane))) {
 			if (xmem__heap_done_read(h->base, h->hdr.epoch, lane,
 						 &done[lane]))

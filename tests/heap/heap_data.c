@@ -12,12 +12,16 @@
  *   3. the done word damaged: open refuses, naming it; check reports
  *      it, repair clears it, and the next open writes the contents back.
  * The same holds for an atomic allocation with a constructor.
+ *   4. a DATA entry whose length is hostile (checksums made to match):
+ *      open refuses the record, and returns.
  */
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <xmem.h>
+#include "core/checksum.h"
+#include "core/util.h"
 #include "heap/heap_layout.h"
 #include "heap_test.h"
 
@@ -108,6 +112,59 @@ static int fill(void *obj, size_t size, void *arg)
 {
 	memset(obj, (int)(uintptr_t)arg, size);
 	return 0;
+}
+
+/* Gives the last DATA entry of lane 0's ring in the image (that of a
+ * live record) the length len, and its record matching checksums. 0, or
+ * -1 if there is none. */
+static int forge_data_len(uint64_t len)
+{
+	static uint8_t ring[HEAP_RING_SIZE];
+	int fd = open(img, O_RDWR);
+	uint32_t rpos = 0, epos = 0;
+	int found = 0;
+
+	REQUIRE(fd >= 0);
+	REQUIRE(pread(fd, ring, sizeof(ring), HEAP_LANES_OFF) ==
+		(ssize_t)sizeof(ring));
+	for (uint32_t pos = 0; pos + 64 <= HEAP_RING_SIZE;) {
+		struct heap_rec_hdr rh;
+
+		memcpy(&rh, ring + pos, sizeof(rh));
+		if (rh.magic != HEAP_REC_MAGIC ||
+		    rh.nbytes > HEAP_RING_SIZE - pos - 64)
+			break;
+		for (uint32_t q = 0; q + 16 <= rh.nbytes;) {
+			uint64_t w0, w1;
+
+			memcpy(&w0, ring + pos + 64 + q, 8);
+			memcpy(&w1, ring + pos + 64 + q + 8, 8);
+			if (w0 >> 56 == HEAP_REDO_DATA) {
+				rpos = pos;
+				epos = pos + 64 + q;
+				found = 1;
+			}
+			q += w0 >> 56 == HEAP_REDO_CSET ? 24
+			     : w0 >> 56 == HEAP_REDO_DATA
+				     ? 16 + ((w1 + 7) & ~7u)
+				     : 16;
+		}
+		pos += 64 + ((rh.nbytes + 63) & ~63u);
+	}
+	if (found) {
+		struct heap_rec_hdr rh;
+
+		memcpy(&rh, ring + rpos, sizeof(rh));
+		memcpy(ring + epos + 8, &len, 8);
+		rh.pcsum = xmem__crc32c(0, ring + rpos + 64, rh.nbytes);
+		rh.hcsum = 0;
+		rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh));
+		memcpy(ring + rpos, &rh, sizeof(rh));
+		REQUIRE(pwrite(fd, ring, sizeof(ring), HEAP_LANES_OFF) ==
+			(ssize_t)sizeof(ring));
+	}
+	close(fd);
+	return found ? 0 : -1;
 }
 
 static unsigned problems;
@@ -211,6 +268,22 @@ int main(void)
 	 * undone, as repair said */
 	CHECK(img_holds(&x, 0x31));
 	img_close(&x);
+
+	/* 4. hostile DATA lengths: one that a careless walk would step
+	 * by 0 bytes (and loop), and one past the largest */
+	uint64_t lens[] = { UINT64_MAX - 20, HEAP_DATA_MAX + 8, 0 };
+	for (unsigned i = 0; i < ARRAY_SIZE(lens); i++) {
+		snapshot();
+		REQUIRE(forge_data_len(lens[i]) == 0);
+		int rc = img_open(&x);
+
+		printf("DATA length %#llx: %d %s\n",
+		       (unsigned long long)lens[i], rc,
+		       rc ? xmem_errormsg() : "opened");
+		CHECK(rc == XMEM_E_CORRUPT);
+		if (!rc)
+			img_close(&x);
+	}
 
 	test_heap_close(&t);
 	unlink(path);
