@@ -643,21 +643,24 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	}
 	slot_of(h, off, &c, &slot, cls);
 	moff = heap_meta_off(h, c);
-	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				     moff + HEAP_BM_OFF(slot / 64),
-				     1ull << (slot % 64), 0)) ||
-	    (rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				     moff + HEAP_MIRROR_OFF(slot / 64),
-				     1ull << (slot % 64), 0)))
-		return rc;
-	/* a slot that held an object of the same type keeps its type word
-	 * (written and made durable by an earlier record) */
+	/* the type word first: a record whose last entries are the locked
+	 * bitmap updates needs no fence of its own after it is applied
+	 * (see dirty_add). A slot that held an object of the same type keeps
+	 * its type word (written and made durable by an earlier record). */
 	if (__atomic_load_n(
 		    (uint16_t *)(h->base + moff + HEAP_META_TYPES + slot * 2),
-		    __ATOMIC_RELAXED) == type)
-		return 0;
-	return xmem__heap_rec_add(l, HEAP_REDO_SET, 2,
-				  moff + HEAP_META_TYPES + slot * 2, type, 0);
+		    __ATOMIC_RELAXED) != type &&
+	    (rc = xmem__heap_rec_add(l, HEAP_REDO_SET, 2,
+				     moff + HEAP_META_TYPES + slot * 2, type,
+				     0)))
+		return rc;
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+				     moff + HEAP_BM_OFF(slot / 64),
+				     1ull << (slot % 64), 0)))
+		return rc;
+	return xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+				  moff + HEAP_MIRROR_OFF(slot / 64),
+				  1ull << (slot % 64), 0);
 }
 
 /* The live slot at byte `in` of a run of class c, from its bitmap. */

@@ -79,10 +79,13 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 			xmem__heap_fence(h, l);
 		}
 	}
-	if (rc || (rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
+	/* the publication first, the locked bitmap updates last (see
+	 * dirty_add) */
+	if (rc ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
 				     (uint64_t)((uint8_t *)dest - h->base), off,
 				     *dest)) ||
+	    (rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);
 		xmem__heap_unreserve(h, off, cls);
@@ -117,10 +120,10 @@ XMEM_EXPORT int xmem_heap_free(struct xmem_heap *h, xmem_oid *dest)
 	if (!(l = xmem__heap_lane_get(h)))
 		return -EBUSY;
 	xmem__heap_rec_reset(l);
-	if ((rc = xmem__heap_rec_free(h, l, oid, &ext)) ||
-	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
 				     (uint64_t)((uint8_t *)dest - h->base), 0,
 				     oid)) ||
+	    (rc = xmem__heap_rec_free(h, l, oid, &ext)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0)))
 		xmem__heap_rec_reset(l);
 	else /* reused once a checkpoint retires the record */
@@ -161,10 +164,10 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	/* The copy must be durable before the record that publishes it. */
 	xmem__heap_fence(h, l);
 	xmem__heap_rec_reset(l);
-	if ((rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
-	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
 				     (uint64_t)((uint8_t *)dest - h->base), off,
 				     old)) ||
+	    (rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_free(h, l, old, &ext)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);

@@ -17,6 +17,7 @@
 /* line ranges a lane's ring records can dirty: one per entry at most */
 #define HEAP_DIRTY_MAX (HEAP_RING_SIZE / 16u)
 #define HEAP_SEEN_BITS 10 /* lines a checkpoint remembers flushing: 2^n */
+#define HEAP_RECENT 4	  /* lines a lane remembers appending */
 
 /* Bytes of a redo entry whose first words are w0, w1: exact for a
  * well-formed entry, and at least 16 for any (a length past
@@ -130,7 +131,8 @@ struct heap_lane {
 	/* the seq in the lane's done word (0: none since open); read by
 	 * threads making heap memory durable */
 	_Atomic uint64_t done_seq;
-	int rdata; /* the record being built has DATA entries */
+	int rdata;   /* the record being built has DATA entries */
+	int rlocked; /* its last entry is applied by a locked instruction */
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
@@ -138,10 +140,17 @@ struct heap_lane {
 	 * (a checkpoint flushes them): appended by the owner after each
 	 * record is applied (count released), read by any checkpoint up to
 	 * the count; [0, nflushed) are flushed. Reset, and nflushed
-	 * written, only under ckpt_lock. */
+	 * written, only under ckpt_lock. A checkpoint bumps fgen after it
+	 * reads the count and before it flushes; the owner leaves out a
+	 * line it appended since fgen last moved (recent[], while rgen ==
+	 * fgen, see dirty_add). */
 	struct heap_range *dirty; /* HEAP_DIRTY_MAX entries */
 	_Atomic uint32_t ndirty;
 	uint32_t nflushed;
+	_Atomic uint32_t fgen;
+	uint32_t rgen;
+	unsigned nrecent, rnext;
+	uint64_t recent[HEAP_RECENT];
 	/* the record being built */
 	uint8_t *rbuf;
 	size_t rlen, rcap;

@@ -44,6 +44,7 @@ void xmem__heap_rec_reset(struct heap_lane *l)
 	l->rlen = 0;
 	l->npend = 0;
 	l->rdata = 0;
+	l->rlocked = 0;
 	l->nntw = 0;
 }
 
@@ -69,6 +70,7 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 	for (unsigned i = 0; i < 3; i++)
 		memcpy(l->rbuf + l->rlen + 8 * i, &w[i], 8);
 	l->rlen += n;
+	l->rlocked = op == HEAP_REDO_OR || op == HEAP_REDO_ANDN;
 	l->pend[l->npend].off = off;
 	l->pend[l->npend].len =
 		heap_ent_span((uint64_t)op << 56 | (uint64_t)size << 48, value);
@@ -104,6 +106,7 @@ int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
 	memset(l->rbuf + l->rlen + 16 + len, 0, n - 16 - len);
 	l->rlen += n;
 	l->rdata = 1;
+	l->rlocked = 0;
 	return 0;
 }
 
@@ -357,18 +360,40 @@ int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
 	return rc;
 }
 
+/* 1 if line ln is among the lane's recent lines; else adds it. */
+static int recent_has(struct heap_lane *l, uint64_t ln)
+{
+	for (unsigned i = 0; i < l->nrecent; i++)
+		if (l->recent[i] == ln)
+			return 1;
+	if (l->nrecent < HEAP_RECENT)
+		l->recent[l->nrecent++] = ln;
+	else
+		l->recent[l->rnext++ % HEAP_RECENT] = ln;
+	return 0;
+}
+
 /*
  * Appends the ranges of the record just applied to the lane's dirty
- * list, for a checkpoint to flush. Every range is kept, repeats too (the
- * checkpoint flushes each line once; comparing here with earlier entries
- * would race with a checkpoint flushing them). Returns 1 if the list is
- * full (not expected: each entry of the
- * ring adds one range at most, and the list restarts with the ring);
- * the ranges are then flushed here and the caller fences.
+ * list, for a checkpoint to flush; g0 is fgen as read before the record
+ * was applied. A one-line range whose line the lane appended since fgen
+ * last moved is left out: the entry already there is still unread, and
+ * the checkpoint that reads it flushes the line after these stores.
+ * Why: the locked read below makes the stores visible before fgen is
+ * read again, and a checkpoint bumps fgen (a locked add) before it flushes
+ * what it read; if fgen still equals g0 and the recent lines were
+ * appended at that same value, no checkpoint has read them yet, or its
+ * flush comes after these stores. Otherwise the recent lines are
+ * forgotten and every range is appended.
+ *
+ * Returns 1 if the list is full (not expected: each entry of the ring
+ * adds one range at most, and the list restarts with the ring); the
+ * ranges are then flushed here and the caller fences.
  */
-static int dirty_add(struct xmem_heap *h, struct heap_lane *l)
+static int dirty_add(struct xmem_heap *h, struct heap_lane *l, uint32_t g0)
 {
 	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_relaxed);
+	uint32_t g1;
 
 	if (n + l->npend > HEAP_DIRTY_MAX) {
 		for (size_t i = 0; i < l->npend; i++)
@@ -376,10 +401,27 @@ static int dirty_add(struct xmem_heap *h, struct heap_lane *l)
 					 l->pend[i].len);
 		return 1;
 	}
-	memcpy(l->dirty + n, l->pend, l->npend * sizeof(*l->pend));
+	if (l->rlocked) /* the record's last entry was a locked update:
+			   nothing it stored can pass a later load */
+		g1 = atomic_load_explicit(&l->fgen, memory_order_acquire);
+	else /* a locked read: the stores are visible before it */
+		g1 = atomic_fetch_add(&l->fgen, 0);
+	if (g1 != g0 || l->rgen != g1) {
+		l->nrecent = 0;
+		l->rgen = g1;
+		g0 = ~g1; /* nothing is left out this time */
+	}
+	for (size_t i = 0; i < l->npend; i++) {
+		const struct heap_range *r = &l->pend[i];
+		uint64_t ln = r->off >> 6;
+
+		if (r->len && (r->off + r->len - 1) >> 6 == ln &&
+		    recent_has(l, ln) && g0 == g1)
+			continue;
+		l->dirty[n++] = *r;
+	}
 	/* release: a checkpoint that reads the count reads the ranges */
-	atomic_store_explicit(&l->ndirty, n + (uint32_t)l->npend,
-			      memory_order_release);
+	atomic_store_explicit(&l->ndirty, n, memory_order_release);
 	return 0;
 }
 
@@ -407,6 +449,10 @@ static void flush_line_once(struct xmem_heap *h, uint64_t ln, uint64_t gen)
 static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 {
 	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
+
+	/* after the count is read, before anything is flushed: see
+	 * dirty_add */
+	atomic_fetch_add(&l->fgen, 1);
 	uint64_t last = UINT64_MAX; /* the line just seen: repeats are common
 				       (a bitmap word and its mirror share
 				       a line) */
@@ -570,6 +616,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
 	struct uw_pending pd;
 	uint64_t seq;
+	uint32_t g0;
 	int rc = 0;
 
 	if (reclen > HEAP_RING_SIZE)
@@ -621,9 +668,10 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	 */
 	if (l->rdata) /* the DATA entries' contents are durable in place */
 		done_store(h, l, seq);
+	g0 = atomic_load_explicit(&l->fgen, memory_order_acquire);
 	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen,
 			      HEAP_APPLY_ALL);
-	if (dirty_add(h, l))
+	if (dirty_add(h, l, g0))
 		xmem__heap_fence(h, l); /* durable now instead */
 	l->last_seq = seq;
 	if (!l->tx.txid)
@@ -671,6 +719,7 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 	if (restart) { /* the caller's ring restarts: so does its list */
 		atomic_store_explicit(&self->ndirty, 0, memory_order_relaxed);
 		self->nflushed = 0;
+		self->nrecent = 0;
 	}
 	atomic_fetch_add(&h->nckpt, 1);
 	pthread_mutex_unlock(&h->ckpt_lock);
