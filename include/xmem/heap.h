@@ -46,11 +46,15 @@
  * over 256 bytes is zeroed or constructed, or realloc copies one); a
  * transaction costs one per add_range of new bytes and one at commit
  * (two with snapshots over 1 KiB, or new objects over 256 bytes or over
- * 512 bytes in all). Limits: a transaction's own log records (new
- * runs it starts, its allocation and free entries) must fit in its lane's
- * 64 KiB log, else commit fails with XMEM_E_NOSPACE and the caller
- * aborts; a transaction left open holds back log retirement for every
- * thread (others wait once their logs fill).
+ * 512 bytes in all); a commit whose allocation and free entries exceed
+ * 16 KiB (some 300 small objects) writes them to free chunks first, one
+ * more fence. Limits: those entries need that many contiguous free
+ * chunks (256 KiB each, about 5,000 small allocations per chunk), and
+ * the records a transaction writes before it commits (a new run for
+ * each class it fills) must fit in its lane's 64 KiB log; else commit
+ * fails with XMEM_E_NOSPACE and the caller aborts. A transaction left
+ * open holds back log retirement for every thread (others wait once
+ * their logs fill).
  */
 #ifndef XMEM_HEAP_H
 #define XMEM_HEAP_H

@@ -194,11 +194,10 @@ static int check_headers(struct ck *k)
 }
 
 /* Remembers the bitmap words a pending record will change. */
-static void note_pending(struct ck *k, const struct heap_rec_hdr *rh)
+static void note_pending(struct ck *k, const uint8_t *e, size_t nbytes)
 {
-	const uint8_t *e = (const uint8_t *)(rh + 1);
 
-	for (size_t pos = 0; pos + 16 <= rh->nbytes;) {
+	for (size_t pos = 0; pos + 16 <= nbytes;) {
 		uint64_t w0, w1;
 		unsigned op;
 
@@ -221,7 +220,8 @@ struct ring_ck {
 	struct ck *k;
 	unsigned *pending;
 	uint32_t end;  /* ring offset where the walk stopped */
-	int bad_entry; /* an intact record has a malformed entry */
+	int bad_entry; /* an intact record has a malformed entry (1), or
+			  names a bad segment (2) */
 };
 
 /* heap_rec_fn: validates a pending record's entries. */
@@ -229,17 +229,24 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 		    void *arg)
 {
 	struct ring_ck *r = arg;
+	const uint8_t *e;
+	size_t n;
 
 	(void)pos;
-	if (xmem__heap_redo_apply(r->k->base, r->k->size, r->k->hd,
-				  (uint8_t *)(rh + 1), rh->nbytes, 1)) {
+	if (xmem__heap_rec_entries(r->k->base, r->k->size, r->k->hd, rh, &e,
+				   &n)) {
+		r->bad_entry = 2;
+		return XMEM_E_CORRUPT;
+	}
+	if (xmem__heap_redo_apply(r->k->base, r->k->size, r->k->hd, e, n,
+				  HEAP_APPLY_CHECK)) {
 		r->bad_entry = 1;
 		return XMEM_E_CORRUPT;
 	}
 	(*r->pending)++;
 	if (rh->kind != HEAP_REC_OP && rh->txid)
 		r->k->done_tx[lane] = rh->txid;
-	note_pending(r->k, rh);
+	note_pending(r->k, e, n);
 	return 0;
 }
 
@@ -284,9 +291,12 @@ static void check_ring(struct ck *k, unsigned lane, uint64_t c,
 	report(k, st, roff + r.end, k->repair, 0,
 	       "record seq %llu at ring offset %u: %s%s",
 	       (unsigned long long)seq, r.end,
-	       r.bad_entry ? "an entry is malformed or writes outside what "
-			     "its kind may change"
-			   : "damaged (checksum), and live records follow it",
+	       r.bad_entry == 2 ? "the segment holding its entries is out "
+				  "of bounds or fails its checksum"
+	       : r.bad_entry	? "an entry is malformed or writes outside "
+				  "what its kind may change"
+				: "damaged (checksum), and live records "
+				  "follow it",
 	       k->repair ? "; record discarded (its operation and the "
 			   "lane's later records are lost)"
 			 : "");

@@ -31,7 +31,24 @@ int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
 			   sizeof(*l->defer)))
 		return -ENOMEM;
 	l->defer[l->ndefer].off = off;
+	l->defer[l->ndefer].nchunks = 0;
 	l->defer[l->ndefer++].seq = l->last_seq;
+	return 0;
+}
+
+int xmem__heap_defer_segment(struct xmem_heap *h, struct heap_lane *l,
+			     uint64_t first, uint64_t n, uint64_t seq)
+{
+	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
+			   sizeof(*l->defer))) {
+		/* without memory to remember it, the segment is kept until
+		 * the heap is opened again */
+		(void)h;
+		return -ENOMEM;
+	}
+	l->defer[l->ndefer].off = first;
+	l->defer[l->ndefer].nchunks = n;
+	l->defer[l->ndefer++].seq = seq;
 	return 0;
 }
 
@@ -43,8 +60,14 @@ void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l)
 	if (l->hdefer == l->ndefer)
 		return;
 	c = atomic_load_explicit(&h->ckpt_seq, memory_order_acquire);
-	while (l->hdefer < l->ndefer && l->defer[l->hdefer].seq <= c)
-		xmem__heap_release_free(h, l->defer[l->hdefer++].off);
+	while (l->hdefer < l->ndefer && l->defer[l->hdefer].seq <= c) {
+		const struct heap_defer *d = &l->defer[l->hdefer++];
+
+		if (d->nchunks) /* a segment of a retired record */
+			xmem__heap_extent_unreserve(h, d->off, d->nchunks);
+		else
+			xmem__heap_release_free(h, d->off);
+	}
 	if (l->hdefer == l->ndefer)
 		l->hdefer = l->ndefer = 0;
 }

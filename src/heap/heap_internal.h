@@ -28,7 +28,7 @@ static inline size_t heap_ent_len(uint64_t w0, uint64_t w1)
 
 	if (w1 > HEAP_DATA_MAX)
 		w1 = HEAP_DATA_MAX;
-	return op == HEAP_REDO_CSET   ? 24
+	return op == HEAP_REDO_CSET || op == HEAP_REDO_EXT ? 24
 	       : op == HEAP_REDO_DATA ? 16 + (((size_t)w1 + 7) & ~(size_t)7)
 				      : 16;
 }
@@ -173,6 +173,7 @@ struct heap_lane {
 	 * is reused only once C >= seq (no live entry may target it) */
 	struct heap_defer {
 		uint64_t off, seq;
+		uint64_t nchunks; /* 0: an object; else a record's segment */
 	} * defer;
 	size_t ndefer, hdefer, capdefer; /* count, first live, capacity */
 	struct heap_tx tx;
@@ -268,6 +269,16 @@ enum { HEAP_APPLY_ALL = 0, HEAP_APPLY_CHECK = 1, HEAP_APPLY_DATA = 2 };
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int mode);
+/* The entries of a record: its own bytes, or those of the segment its
+ * EXT entry names (bounds and checksum checked: XMEM_E_CORRUPT). */
+int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
+			   const struct heap_header *hd,
+			   const struct heap_rec_hdr *rh, const uint8_t **ents,
+			   size_t *nbytes);
+/* Holds a record's segment (chunks first..first+n) until a checkpoint
+ * retires the record seq. */
+int xmem__heap_defer_segment(struct xmem_heap *h, struct heap_lane *l,
+			     uint64_t first, uint64_t n, uint64_t seq);
 /* Appends a DATA entry carrying the len bytes at heap offset off. */
 int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
 			    uint64_t off, uint64_t len);

@@ -279,8 +279,16 @@ _Static_assert(offsetof(struct heap_rec_hdr, epoch) == 8 &&
 /*
  * Redo entries: a 16-byte head { u64 op_off: op in bits 56..63, size in
  * bits 48..55, heap offset in bits 0..47; u64 value }, then for CSET
- * one more u64 (the old value), for DATA `value` bytes (1 to
- * HEAP_DATA_MAX) padded to 8, and for ZERO nothing (value = length).
+ * one more u64 (the old value), for EXT one more u64 (the checksum),
+ * for DATA `value` bytes (1 to HEAP_DATA_MAX) padded to 8, and for ZERO
+ * nothing (value = length).
+ *
+ * A record whose entries exceed HEAP_EXT_MIN bytes (a transaction with
+ * thousands of allocations or frees) keeps them in a segment of free
+ * chunks instead: written and fenced first, named by the record's one
+ * EXT entry. The chunks stay reserved until a checkpoint retires the
+ * record (they are free on the media: recovery runs before anything can
+ * take them).
  */
 enum heap_redo_op {
 	HEAP_REDO_SET = 1,  /* store `value` (size 2 or 8 bytes) */
@@ -293,10 +301,16 @@ enum heap_redo_op {
 	HEAP_REDO_DATA = 7, /* the contents of an object the record allocates
 			       (replayed only if the lane's done word is
 			       below the record's seq) */
+	HEAP_REDO_EXT = 8,  /* the record's entries are `value` bytes at the
+			       offset, in free chunks of the data area, with
+			       the crc32c in the third word; the only entry
+			       of its record (a commit too large for the
+			       lane's ring) */
 };
 #define HEAP_REDO_OFF_MASK ((1ull << 48) - 1)
-#define HEAP_DATA_MAX 256u   /* largest object a DATA entry carries */
-#define HEAP_DATA_TOTAL 512u /* DATA bytes one record carries at most */
+#define HEAP_DATA_MAX 256u	 /* largest object a DATA entry carries */
+#define HEAP_DATA_TOTAL 512u	 /* DATA bytes one record carries at most */
+#define HEAP_EXT_MIN (16u << 10) /* entries above this go to a segment */
 
 /* A done word: the lane's newest record whose DATA entries are durable in
  * place, tagged with the heap's epoch so that a word from another heap,

@@ -234,6 +234,38 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 	return 0;
 }
 
+int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
+			   const struct heap_header *hd,
+			   const struct heap_rec_hdr *rh, const uint8_t **ents,
+			   size_t *nbytes)
+{
+	const uint8_t *e = (const uint8_t *)(rh + 1);
+	uint64_t w[3];
+
+	*ents = e;
+	*nbytes = rh->nbytes;
+	if (rh->nbytes != 24)
+		return 0;
+	memcpy(w, e, sizeof(w));
+	if (w[0] >> 56 != HEAP_REDO_EXT)
+		return 0;
+	uint64_t off = w[0] & HEAP_REDO_OFF_MASK;
+	if (off < hd->data_off || (off & 63) || !w[1] || (w[1] & 7) ||
+	    !range_fits(off, w[1], size) ||
+	    xmem__crc32c(0, base + off, w[1]) != (uint32_t)w[2] || (w[2] >> 32))
+		return xmem__err(XMEM_E_CORRUPT,
+				 "heap: redo record seq %llu names a segment "
+				 "of %llu bytes at offset %llu that is out of "
+				 "bounds or fails its checksum (run 'xmem "
+				 "heap check --repair')",
+				 (unsigned long long)rh->seq,
+				 (unsigned long long)w[1],
+				 (unsigned long long)off);
+	*ents = base + off;
+	*nbytes = w[1];
+	return 0;
+}
+
 /* Forgets the lane's user words: its ring restarts, every record in it
  * is retired. */
 static void uwords_reset(struct heap_lane *l)
@@ -605,6 +637,30 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	l->ring_pos += (uint32_t)len;
 }
 
+/* Writes the record's entries into a segment of free chunks (reserved
+ * until a checkpoint retires the record) and fences: the segment is
+ * durable before the record that names it. */
+static int write_segment(struct xmem_heap *h, struct heap_lane *l,
+			 uint64_t *first, uint64_t *n)
+{
+	int rc;
+
+	*n = (l->rlen + HEAP_CHUNK_SIZE - 1) >> HEAP_CHUNK_SHIFT;
+	rc = xmem__heap_extent_reserve(h, *n, first);
+	if (rc == XMEM_E_NOSPACE && xmem__heap_defer_retire(h, l))
+		rc = xmem__heap_extent_reserve(h, *n, first);
+	if (rc)
+		return xmem__err(rc,
+				 "heap: no %llu free chunks for a record "
+				 "of %zu bytes",
+				 (unsigned long long)*n, l->rlen);
+	h->ops->memcpy(h->base + heap_chunk_off(h, *first), l->rbuf, l->rlen,
+		       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
+	/* the segment must be durable before the record naming it */
+	xmem__heap_fence(h, l);
+	return 0;
+}
+
 /*
  * Commits the lane's record: one fence makes it durable (the commit
  * point), then its entries are applied in place; the checkpoint that
@@ -613,17 +669,14 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid)
 {
-	size_t reclen = sizeof(struct heap_rec_hdr) + align_up(l->rlen, 64);
+	int ext = l->rlen > HEAP_EXT_MIN;
+	size_t reclen = sizeof(struct heap_rec_hdr) +
+			(ext ? 64 : align_up(l->rlen, 64));
+	uint64_t seq, seg = 0, segn = 0;
 	struct uw_pending pd;
-	uint64_t seq;
 	uint32_t g0;
 	int rc = 0;
 
-	if (reclen > HEAP_RING_SIZE)
-		return xmem__err(XMEM_E_NOSPACE,
-				 "heap: a record of %zu bytes exceeds the "
-				 "lane log (%u bytes)",
-				 reclen, HEAP_RING_SIZE);
 	if (l->ring_pos + reclen > HEAP_RING_SIZE) {
 		/* the ring can be reused only once C covers this lane's
 		 * records; C stays below the lane's open transaction */
@@ -637,6 +690,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		l->ring_pos = 0;
 		uwords_reset(l);
 	}
+	if (ext && (rc = write_segment(h, l, &seg, &segn)))
+		return rc;
 	uwords_add(l, &pd);
 	seq = take_seq(h, l);
 	uwords_seq(l, &pd, seq);
@@ -644,10 +699,27 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		h->ops->memmove(h->base + l->ntw[i].off,
 				h->base + l->ntw[i].off, l->ntw[i].len,
 				XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
-	write_record(h, l, kind, seq, txid);
+	if (ext) { /* the record holds only the EXT entry */
+		uint64_t w[3] = { (uint64_t)HEAP_REDO_EXT << 56 |
+					  heap_chunk_off(h, seg),
+				  l->rlen, xmem__crc32c(0, l->rbuf, l->rlen) };
+		uint8_t *rb = l->rbuf;
+		size_t rl = l->rlen;
+
+		l->rbuf = (uint8_t *)w;
+		l->rlen = sizeof(w);
+		write_record(h, l, kind, seq, txid);
+		l->rbuf = rb;
+		l->rlen = rl;
+	} else {
+		write_record(h, l, kind, seq, txid);
+	}
 	/* The record must be durable before any entry is applied in place:
 	 * this is the commit point. */
 	xmem__heap_fence(h, l);
+	if (ext && xmem__heap_defer_segment(h, l, seg, segn, seq))
+		/* no memory to note it: kept until the next open */
+		seg = segn = 0;
 	/*
 	 * Applied in place and not flushed: recovery replays every record
 	 * a checkpoint has not retired, so the lines need to be durable

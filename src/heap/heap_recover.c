@@ -377,17 +377,16 @@ static int cmp_action(const void *a, const void *b)
 }
 
 /*
- * Walks a record's entries (validated): flushes what the DATA entries
- * (data != 0) or all other entries (data == 0) write, if flush; returns
+ * Walks a record's entries e[0..nbytes) (validated): flushes what the DATA
+ * entries (data != 0) or all other entries (data == 0) write, if flush; returns
  * the number of DATA entries.
  */
-static size_t rec_scan(struct xmem_heap *h, const struct heap_rec_hdr *rh,
+static size_t rec_scan(struct xmem_heap *h, const uint8_t *e, size_t nbytes,
 		       int data, int flush)
 {
-	const uint8_t *e = (const uint8_t *)(rh + 1);
 	size_t pos = 0, ndata = 0;
 
-	while (pos + 16 <= rh->nbytes) {
+	while (pos + 16 <= nbytes) {
 		uint64_t w[2];
 		int is_data;
 
@@ -403,11 +402,16 @@ static size_t rec_scan(struct xmem_heap *h, const struct heap_rec_hdr *rh,
 	return ndata;
 }
 
-/* Validates a record's entries before anything of it is applied. */
-static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+/* Finds (rec_entries) and validates a record's entries before anything
+ * of it is applied. */
+static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh,
+			     const uint8_t **e, size_t *n)
 {
-	if (xmem__heap_redo_apply(h->base, h->size, &h->hdr,
-				  (const uint8_t *)(rh + 1), rh->nbytes,
+	int rc;
+
+	if ((rc = xmem__heap_rec_entries(h->base, h->size, &h->hdr, rh, e, n)))
+		return rc;
+	if (xmem__heap_redo_apply(h->base, h->size, &h->hdr, *e, *n,
 				  HEAP_APPLY_CHECK))
 		return xmem__err(XMEM_E_CORRUPT,
 				 "heap: redo record seq %llu has an entry "
@@ -421,14 +425,14 @@ static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh)
 /* Replays one record (but its DATA entries), flushing what it touched. */
 static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
 {
+	const uint8_t *e;
+	size_t n;
 	int rc;
 
-	if ((rc = rec_check_entries(h, rh)))
+	if ((rc = rec_check_entries(h, rh, &e, &n)))
 		return rc;
-	xmem__heap_redo_apply(h->base, h->size, &h->hdr,
-			      (const uint8_t *)(rh + 1), rh->nbytes,
-			      HEAP_APPLY_ALL);
-	rec_scan(h, rh, 0, 1);
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, n, HEAP_APPLY_ALL);
+	rec_scan(h, e, n, 0, 1);
 	return 0;
 }
 
@@ -446,12 +450,14 @@ static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned lane = a[i].lane;
+		const uint8_t *e;
+		size_t len;
 
 		if (a[i].rollback)
 			continue;
-		if ((rc = rec_check_entries(h, a[i].rh)))
+		if ((rc = rec_check_entries(h, a[i].rh, &e, &len)))
 			return rc;
-		if (!rec_scan(h, a[i].rh, 1, 0))
+		if (!rec_scan(h, e, len, 1, 0))
 			continue;
 		if (!(known & (1u << lane))) {
 			if (xmem__heap_done_read(h->base, h->hdr.epoch, lane,
@@ -466,10 +472,9 @@ static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
 		}
 		if (done[lane] >= a[i].seq)
 			continue;
-		xmem__heap_redo_apply(h->base, h->size, &h->hdr,
-				      (const uint8_t *)(a[i].rh + 1),
-				      a[i].rh->nbytes, HEAP_APPLY_DATA);
-		rec_scan(h, a[i].rh, 1, 1);
+		xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, len,
+				      HEAP_APPLY_DATA);
+		rec_scan(h, e, len, 1, 1);
 		any = 1;
 	}
 	if (any) /* contents durable before any other entry is replayed */

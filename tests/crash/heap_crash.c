@@ -3,7 +3,8 @@
  * heap_crash - a crash at every fence of every kind of heap operation,
  * plain and with torn write-back: atomic alloc and free, realloc, a
  * transaction with add-range, alloc and free, a transaction that aborts,
- * a nested transaction, and a crash during recovery itself.
+ * a nested transaction, transactions too large for a lane's ring, and a
+ * crash during recovery itself.
  *
  * Each operation kind is a list of steps (each step one atomic operation
  * or one whole transaction). The parent computes the application-visible
@@ -353,6 +354,57 @@ static int s_tx_big_new(struct xmem_heap *h, struct root *r)
 	return xmem_tx_commit(h);
 }
 
+/* A transaction with more entries than fit in a lane's ring: its COMMIT
+ * record names a segment of free chunks holding them. 1500 objects,
+ * each linked to the one before (slot 15 holds the last). */
+#define BIG_N 1500
+
+static int s_tx_big(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid prev = 0, o;
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	for (int i = 0; i < BIG_N; i++) {
+		if ((rc = xmem_tx_alloc(h, 64, 13, 0, &o)))
+			goto fail;
+		memset(xmem_heap_ptr(h, o), i & 0xff, 64);
+		*(xmem_oid *)xmem_heap_ptr(h, o) = prev;
+		prev = o;
+	}
+	if ((rc = xmem_tx_add_range(h, &r->slot[15], 8)))
+		goto fail;
+	r->slot[15] = prev;
+	return xmem_tx_commit(h);
+fail:
+	xmem_tx_abort(h);
+	return rc;
+}
+
+static int s_tx_big_free(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid o = r->slot[15];
+	int rc;
+
+	if ((rc = xmem_tx_begin(h)))
+		return rc;
+	while (o) {
+		xmem_oid next = *(xmem_oid *)xmem_heap_ptr(h, o);
+
+		if ((rc = xmem_tx_free(h, o)))
+			goto fail;
+		o = next;
+	}
+	if ((rc = xmem_tx_add_range(h, &r->slot[15], 8)))
+		goto fail;
+	r->slot[15] = 0;
+	return xmem_tx_commit(h);
+fail:
+	xmem_tx_abort(h);
+	return rc;
+}
+
 static const struct kind kinds[] = {
 	{ "atomic alloc and free",
 	  { s_alloc_ctor, s_alloc_plain, s_free_small, s_alloc_extent,
@@ -381,6 +433,9 @@ static const struct kind kinds[] = {
 	  2 },
 	{ "tx new object, then a large tx changes it",
 	  { s_tx_new_small, s_tx_big_new },
+	  2 },
+	{ "tx of 1500 allocations, then of 1500 frees (segment records)",
+	  { s_tx_big, s_tx_big_free },
 	  2 },
 };
 

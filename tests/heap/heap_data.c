@@ -34,62 +34,24 @@ struct root {
 	xmem_oid a; /* an atomic allocation's object */
 };
 
-/* Copies the heap file (the live heap's current contents) to img. */
 static void snapshot(void)
 {
-	static uint8_t buf[1 << 16];
-	int in = open(path, O_RDONLY), out;
-	ssize_t n;
-
-	REQUIRE(in >= 0);
-	out = open(img, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	REQUIRE(out >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		REQUIRE(write(out, buf, (size_t)n) == n);
-	REQUIRE(n == 0);
-	close(in);
-	close(out);
+	test_file_copy(path, img);
 }
 
-/* Writes len bytes at off of the image. */
 static void poke(uint64_t off, const void *src, size_t len)
 {
-	int fd = open(img, O_WRONLY);
-
-	REQUIRE(fd >= 0);
-	REQUIRE(pwrite(fd, src, len, (off_t)off) == (ssize_t)len);
-	close(fd);
+	test_file_poke(img, off, src, len);
 }
 
-struct img {
-	struct xmem_device *dev;
-	struct xmem_map *m;
-	struct xmem_heap *h;
-};
-
-static int img_open(struct img *x)
+static int img_open(struct test_heap *x)
 {
-	int rc;
-
-	REQUIRE_OK(xmem_device_open(&x->dev, img, SIZE, 0));
-	REQUIRE_OK(xmem_device_map(x->dev, 0, SIZE, 0, 0, &x->m));
-	if ((rc = xmem_heap_open_map(x->m, 0, &x->h))) {
-		xmem_map_delete(&x->m);
-		xmem_device_close(&x->dev);
-	}
-	return rc;
-}
-
-static void img_close(struct img *x)
-{
-	xmem_heap_close(&x->h);
-	xmem_map_delete(&x->m);
-	xmem_device_close(&x->dev);
+	return test_heap_open(x, img, SIZE);
 }
 
 /* 1 if the image's object published in root slot `which` (0: o, 1: a)
  * holds 64 x c. */
-static int img_holds_in(struct img *x, int which, int c)
+static int img_holds_in(struct test_heap *x, int which, int c)
 {
 	xmem_oid ro, o;
 	uint8_t want[64];
@@ -103,7 +65,7 @@ static int img_holds_in(struct img *x, int which, int c)
 	return o && !memcmp(xmem_heap_ptr(x->h, o), want, 64);
 }
 
-static int img_holds(struct img *x, int c)
+static int img_holds(struct test_heap *x, int c)
 {
 	return img_holds_in(x, 0, c);
 }
@@ -167,26 +129,14 @@ static int forge_data_len(uint64_t len)
 	return found ? 0 : -1;
 }
 
-static unsigned problems;
-static int saw_done;
-
-static void on_problem(const struct xmem_check_problem *p, void *arg)
-{
-	(void)arg;
-	printf("  check: %s @%llu: %s%s\n", p->structure,
-	       (unsigned long long)p->offset, p->what,
-	       p->repaired ? " [repaired]" : "");
-	saw_done |= strstr(p->structure, "done word") != NULL;
-	problems++;
-}
-
 int main(void)
 {
+	struct test_problems tp = { "done word", 0 };
 	struct test_heap t;
 	struct xmem_heap *h;
 	struct xmem_heap_stats st;
 	struct root *r;
-	struct img x;
+	struct test_heap x;
 	uint8_t zero[HEAP_NLANES * 64], junk[64];
 	uint64_t f, bad;
 	xmem_oid o;
@@ -219,7 +169,7 @@ int main(void)
 	poke(HEAP_DONE_OFF, zero, sizeof(zero));
 	REQUIRE_OK(img_open(&x));
 	CHECK(img_holds(&x, 0x31));
-	img_close(&x);
+	test_heap_close(&x);
 
 	/* the same for an atomic allocation with a constructor */
 	REQUIRE_OK(xmem_heap_stats(h, &st));
@@ -235,7 +185,7 @@ int main(void)
 	poke(HEAP_DONE_OFF, zero, sizeof(zero));
 	REQUIRE_OK(img_open(&x));
 	CHECK(img_holds_in(&x, 1, 0x41));
-	img_close(&x);
+	test_heap_close(&x);
 
 	/* 2. a later change made durable with xmem_heap_persist */
 	memset(xmem_heap_ptr(h, o), 0x32, 64);
@@ -243,31 +193,18 @@ int main(void)
 	snapshot();
 	REQUIRE_OK(img_open(&x));
 	CHECK(img_holds(&x, 0x32));
-	img_close(&x);
+	test_heap_close(&x);
 
 	/* 3. a damaged done word */
 	snapshot();
 	bad = 0x1234567812345678ull; /* the lane of this thread: 0 */
 	poke(HEAP_DONE_OFF, &bad, 8);
-	CHECK(img_open(&x) == XMEM_E_CORRUPT);
-	printf("open: %s\n", xmem_errormsg());
-	CHECK(strstr(xmem_errormsg(), "done word") != NULL);
-	REQUIRE_OK(xmem_device_open(&x.dev, img, SIZE, 0));
-	REQUIRE_OK(xmem_device_map(x.dev, 0, SIZE, 0, 0, &x.m));
-	CHECK(xmem_heap_check_map(x.m, 0, on_problem, NULL, &problems) ==
-	      XMEM_E_CORRUPT);
-	CHECK(saw_done);
-	saw_done = 0;
-	CHECK_OK(xmem_heap_check_map(x.m, XMEM_F_REPAIR, on_problem, NULL,
-				     &problems));
-	CHECK(saw_done);
-	xmem_map_delete(&x.m);
-	xmem_device_close(&x.dev);
+	test_refused_then_repaired(img, SIZE, "done word", &tp);
 	REQUIRE_OK(img_open(&x));
 	/* the contents the record carried are back: the later change is
 	 * undone, as repair said */
 	CHECK(img_holds(&x, 0x31));
-	img_close(&x);
+	test_heap_close(&x);
 
 	/* 4. hostile DATA lengths: one that a careless walk would step
 	 * by 0 bytes (and loop), and one past the largest */
@@ -282,7 +219,7 @@ int main(void)
 		       rc ? xmem_errormsg() : "opened");
 		CHECK(rc == XMEM_E_CORRUPT);
 		if (!rc)
-			img_close(&x);
+			test_heap_close(&x);
 	}
 
 	test_heap_close(&t);
