@@ -111,6 +111,14 @@ struct heap_tx {
 	size_t nobjs, capobjs;
 	uint64_t *frees;
 	size_t nfrees, capfrees;
+	/* objs and frees by offset, once they hold TX_IDX_MIN entries:
+	 * open addressing; a value is an index into objs, or (bit 31)
+	 * into frees; key 0 is empty, 1 a removed entry */
+	struct heap_txidx {
+		uint64_t key;
+		uint32_t val;
+	} * idx;
+	size_t idxcap, idxused;
 	/* undo writer */
 	uint8_t *useg;	   /* current segment (mapped) */
 	uint64_t useg_off; /* its heap offset */

@@ -24,6 +24,7 @@ void xmem__heap_tx_fini(struct heap_tx *tx)
 	free(tx->snaps);
 	free(tx->objs);
 	free(tx->frees);
+	free(tx->idx);
 	free(tx->xsegs);
 	free(tx->lkeys);
 	free(tx->lmasks);
@@ -39,6 +40,15 @@ static int vgrow(void **v, size_t *cap, size_t need, size_t esz)
 	return 0;
 }
 
+/* Drops the index of allocations and frees (built by large
+ * transactions only). */
+static void idx_clear(struct heap_tx *tx)
+{
+	free(tx->idx);
+	tx->idx = NULL;
+	tx->idxcap = tx->idxused = 0;
+}
+
 /* Ends the transaction's bookkeeping (the lane stays held). */
 static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 {
@@ -51,6 +61,7 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 				HEAP_CHUNK_SHIFT,
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
+	idx_clear(tx);
 	tx->copied = 0;
 	if (tx->lcount <= ARRAY_SIZE(tx->lused)) {
 		/* a small transaction: clear just its slots */
@@ -443,6 +454,104 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	return 0;
 }
 
+/*
+ * The transaction's allocations and frees by offset, so that a free in
+ * a large transaction costs O(1) instead of a scan of both lists. Built
+ * once they hold TX_IDX_MIN entries; smaller transactions scan.
+ */
+#define TX_IDX_MIN 32
+#define TX_IDX_FREE (1u << 31)
+
+/* The slot of key in the index, or of the empty slot that ends its
+ * probe (its key 0). */
+static size_t idx_slot(const struct heap_tx *tx, uint64_t key)
+{
+	size_t m = tx->idxcap - 1, i = (key * 0x9e3779b97f4a7c15ull >> 20) & m;
+
+	while (tx->idx[i].key && tx->idx[i].key != key)
+		i = (i + 1) & m;
+	return i;
+}
+
+/* Rebuilds the index from objs and frees at a capacity for `need`;
+ * without memory there is none, and lookups scan the lists. */
+static void idx_build(struct heap_tx *tx, size_t need)
+{
+	size_t cap = 64;
+
+	while (cap < 2 * need)
+		cap *= 2;
+	free(tx->idx);
+	tx->idx = calloc(cap, sizeof(*tx->idx));
+	tx->idxcap = tx->idx ? cap : 0;
+	tx->idxused = 0;
+	if (!tx->idx)
+		return;
+	for (size_t i = 0; i < tx->nobjs; i++) {
+		size_t s = idx_slot(tx, tx->objs[i].off);
+
+		tx->idx[s] =
+			(struct heap_txidx){ tx->objs[i].off, (uint32_t)i };
+		tx->idxused++;
+	}
+	for (size_t i = 0; i < tx->nfrees; i++) {
+		size_t s = idx_slot(tx, tx->frees[i]);
+
+		tx->idx[s] = (struct heap_txidx){ tx->frees[i],
+						  (uint32_t)i | TX_IDX_FREE };
+		tx->idxused++;
+	}
+}
+
+/* Notes key -> val (objs or frees just grew by it). */
+static void idx_put(struct heap_tx *tx, uint64_t key, uint32_t val)
+{
+	if (!tx->idx || 2 * (tx->idxused + 1) > tx->idxcap) {
+		if (tx->nobjs + tx->nfrees >= TX_IDX_MIN) /* key included */
+			idx_build(tx, tx->nobjs + tx->nfrees);
+		return;
+	}
+	size_t s = idx_slot(tx, key);
+
+	tx->idx[s] = (struct heap_txidx){ key, val };
+	tx->idxused++;
+}
+
+/* Where oid is in objs (*objs = 1) or frees (0); -1 if in neither. */
+static long tx_find(const struct heap_tx *tx, uint64_t oid, int *objs)
+{
+	if (tx->idx) {
+		const struct heap_txidx *e = &tx->idx[idx_slot(tx, oid)];
+
+		if (!e->key)
+			return -1;
+		*objs = !(e->val & TX_IDX_FREE);
+		return (long)(e->val & ~TX_IDX_FREE);
+	}
+	for (size_t i = 0; i < tx->nobjs; i++)
+		if (tx->objs[i].off == oid)
+			return *objs = 1, (long)i;
+	for (size_t i = 0; i < tx->nfrees; i++)
+		if (tx->frees[i] == oid)
+			return *objs = 0, (long)i;
+	return -1;
+}
+
+/* Drops objs[i] (allocated and freed by the transaction): the last one
+ * takes its place. The removed key stays in the index as 1 (a probe
+ * goes on past it), re-pointing to nothing. */
+static void obj_drop(struct heap_tx *tx, size_t i)
+{
+	uint64_t gone = tx->objs[i].off;
+
+	tx->objs[i] = tx->objs[--tx->nobjs];
+	if (!tx->idx)
+		return;
+	tx->idx[idx_slot(tx, gone)].key = 1;
+	if (i < tx->nobjs)
+		tx->idx[idx_slot(tx, tx->objs[i].off)].val = (uint32_t)i;
+}
+
 XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size, uint32_t type,
 			      unsigned flags, xmem_oid *oid)
 {
@@ -469,6 +578,7 @@ XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size, uint32_t type,
 	tx->objs[tx->nobjs].type = (uint16_t)type;
 	tx->nobjs++;
 	*oid = off;
+	idx_put(tx, off, (uint32_t)(tx->nobjs - 1));
 	return 0;
 }
 
@@ -478,34 +588,33 @@ XMEM_EXPORT int xmem_tx_free(struct xmem_heap *h, xmem_oid oid)
 	struct heap_tx *tx;
 	uint64_t size;
 	uint32_t type, cls;
-	int rc;
+	long at;
+	int rc, in_objs = 0;
 
 	if ((rc = tx_cur(h, &l)))
 		return rc;
 	tx = &l->tx;
 	if (!oid)
 		return 0;
-	for (size_t i = 0; i < tx->nobjs; i++)
-		if (tx->objs[i].off == oid) { /* allocated by this tx */
-			xmem__heap_unreserve(h, oid, tx->objs[i].cls);
-			tx->objs[i] = tx->objs[--tx->nobjs];
-			return 0;
-		}
+	at = tx_find(tx, oid, &in_objs);
+	if (at >= 0 && in_objs) { /* allocated by this tx */
+		xmem__heap_unreserve(h, oid, tx->objs[at].cls);
+		obj_drop(tx, (size_t)at);
+		return 0;
+	}
+	if (at >= 0)
+		return xmem__err(-EINVAL, "heap: tx_free of %#llx twice",
+				 (unsigned long long)oid);
 	if ((rc = xmem__heap_lookup(h, oid, &size, &type, &cls)))
 		return xmem__err(rc,
 				 "heap: tx_free of %#llx: not a live "
 				 "object",
 				 (unsigned long long)oid);
-	for (size_t i = 0; i < tx->nfrees; i++)
-		if (tx->frees[i] == oid)
-			return xmem__err(-EINVAL,
-					 "heap: tx_free of %#llx "
-					 "twice",
-					 (unsigned long long)oid);
 	if ((rc = vgrow((void **)&tx->frees, &tx->capfrees, tx->nfrees + 1,
 			sizeof(*tx->frees))))
 		return rc;
 	tx->frees[tx->nfrees++] = oid;
+	idx_put(tx, oid, (uint32_t)(tx->nfrees - 1) | TX_IDX_FREE);
 	return 0;
 }
 
@@ -674,6 +783,7 @@ XMEM_EXPORT int xmem_tx_commit(struct xmem_heap *h)
 	for (size_t i = 0; i < tx->nfrees; i++)
 		xmem__heap_defer_free(h, l, tx->frees[i]);
 	tx->nobjs = tx->nfrees = 0;
+	idx_clear(tx);
 	tx_leave(h, l);
 	return 0;
 }
@@ -720,6 +830,7 @@ XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
 			xmem__heap_unreserve(h, tx->objs[i].off,
 					     tx->objs[i].cls);
 		tx->nobjs = tx->nfrees = 0;
+		idx_clear(tx);
 		if (tx->txid) {
 			xmem__heap_undo_walk(h->base, h->size, &h->hdr, l->idx,
 					     tx->txid - 1, undo_restore, h,

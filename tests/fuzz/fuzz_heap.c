@@ -4,7 +4,8 @@
  * repair on hostile images.
  *
  * A template heap is built once in memory with pending redo records in
- * two lanes and a live transaction's undo log. Each input patches it:
+ * two lanes (one with DATA entries, one naming a segment of entries) and
+ * a live transaction's undo log. Each input patches it:
  *
  *   byte 0: flags; bit 0 re-checksums both header copies, bit 1 the
  *           chunk headers of chunks 0-3, bit 2 every record of lanes 0-1,
@@ -65,6 +66,17 @@ static void build_template(void)
 		memset(xmem_heap_ptr(h, r->o[5]), 0x5a, 128);
 	xmem_tx_add_range(h, &r->o[4], 8);
 	r->o[4] = r->o[5];
+	xmem_tx_commit(h);
+	/* a commit too large for the ring: its entries in a segment */
+	xmem_tx_begin(h);
+	for (int i = 0; i < 400; i++) {
+		xmem_oid o;
+
+		if (!xmem_tx_alloc(h, 64, 7, 0, &o) && i == 399) {
+			xmem_tx_add_range(h, &r->o[6], 8);
+			r->o[6] = o;
+		}
+	}
 	xmem_tx_commit(h);
 	xmem_tx_begin(h);
 	xmem_tx_add_range(h, r->v, sizeof(r->v));

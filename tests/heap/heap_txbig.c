@@ -5,7 +5,9 @@
  * COMMIT records name segments of free chunks that hold the entries.
  *
  *   1. both commit, statistics and check agree, and the segments'
- *      chunks come back once a checkpoint retires the records;
+ *      chunks come back once a checkpoint retires the records; inside
+ *      the frees' transaction a second free of an object is refused, and
+ *      objects it allocates and frees itself vanish;
  *   2. an image taken while the allocations' record is live (a crash
  *      before the checkpoint) recovers every object, and checks clean;
  *   3. the same image with a byte of the segment changed: open refuses,
@@ -15,6 +17,7 @@
  *      so what the lost record did stays in it; a real crash would have
  *      lost the stores no checkpoint flushed.)
  */
+#include <errno.h>
 #include <string.h>
 
 #include <xmem.h>
@@ -122,10 +125,23 @@ int main(void)
 	CHECK(problems == 0);
 	test_heap_close(&x);
 
-	/* 1, continued: the frees */
+	/* 1, continued: the frees, with (past the transaction's index
+	 * threshold) a second free of one object, refused, and an object
+	 * allocated and freed inside the transaction */
 	REQUIRE_OK(xmem_tx_begin(h));
-	for (unsigned i = 0; i < N; i++)
+	for (unsigned i = 0; i < N; i++) {
 		REQUIRE_OK(xmem_tx_free(h, o[i]));
+		if (i == 1000) {
+			xmem_oid t1, t2;
+
+			CHECK(xmem_tx_free(h, o[500]) == -EINVAL);
+			REQUIRE_OK(xmem_tx_alloc(h, 64, 4, 0, &t1));
+			REQUIRE_OK(xmem_tx_alloc(h, 64, 4, 0, &t2));
+			CHECK_OK(xmem_tx_free(h, t1));
+			CHECK(xmem_tx_free(h, t1) == XMEM_E_BADOID);
+			CHECK_OK(xmem_tx_free(h, t2));
+		}
+	}
 	REQUIRE_OK(xmem_tx_add_range(h, root, 8));
 	*root = 0;
 	CHECK_OK(xmem_tx_commit(h));
