@@ -230,16 +230,18 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 {
 	struct ring_ck *r = arg;
 	const uint8_t *e;
+	void *owned;
 	size_t n;
 
 	(void)pos;
-	if (xmem__heap_rec_entries(r->k->base, r->k->size, r->k->hd, rh, &e,
-				   &n)) {
+	if (xmem__heap_rec_entries(r->k->base, r->k->size, r->k->hd, rh, &e, &n,
+				   &owned)) {
 		r->bad_entry = 2;
 		return XMEM_E_CORRUPT;
 	}
 	if (xmem__heap_redo_apply(r->k->base, r->k->size, r->k->hd, e, n,
 				  HEAP_APPLY_CHECK)) {
+		free(owned);
 		r->bad_entry = 1;
 		return XMEM_E_CORRUPT;
 	}
@@ -247,6 +249,7 @@ static int ring_rec(const struct heap_rec_hdr *rh, unsigned lane, uint32_t pos,
 	if (rh->kind != HEAP_REC_OP && rh->txid)
 		r->k->done_tx[lane] = rh->txid;
 	note_pending(r->k, e, n);
+	free(owned);
 	return 0;
 }
 

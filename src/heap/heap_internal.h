@@ -277,12 +277,14 @@ enum { HEAP_APPLY_ALL = 0, HEAP_APPLY_CHECK = 1, HEAP_APPLY_DATA = 2 };
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int mode);
-/* The entries of a record: its own bytes, or those of the segment its
- * EXT entry names (bounds and checksum checked: XMEM_E_CORRUPT). */
+/* The entries of a record: its own bytes, or a copy (*owned, for the
+ * caller to free) of those of the segment its EXT entry names (bounds
+ * and checksum checked: XMEM_E_CORRUPT; -ENOMEM without memory for the
+ * copy). */
 int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
 			   const struct heap_header *hd,
 			   const struct heap_rec_hdr *rh, const uint8_t **ents,
-			   size_t *nbytes);
+			   size_t *nbytes, void **owned);
 /* Holds a record's segment (chunks first..first+n) until a checkpoint
  * retires the record seq. */
 int xmem__heap_defer_segment(struct xmem_heap *h, struct heap_lane *l,

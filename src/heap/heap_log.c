@@ -237,22 +237,37 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
 			   const struct heap_header *hd,
 			   const struct heap_rec_hdr *rh, const uint8_t **ents,
-			   size_t *nbytes)
+			   size_t *nbytes, void **owned)
 {
 	const uint8_t *e = (const uint8_t *)(rh + 1);
-	uint64_t w[3];
+	uint64_t w[3], off;
+	uint8_t *copy;
 
 	*ents = e;
 	*nbytes = rh->nbytes;
+	*owned = NULL;
 	if (rh->nbytes != 24)
 		return 0;
 	memcpy(w, e, sizeof(w));
 	if (w[0] >> 56 != HEAP_REDO_EXT)
 		return 0;
-	uint64_t off = w[0] & HEAP_REDO_OFF_MASK;
-	if (off < hd->data_off || (off & 63) || !w[1] || (w[1] & 7) ||
-	    !range_fits(off, w[1], size) ||
-	    xmem__crc32c(0, base + off, w[1]) != (uint32_t)w[2] || (w[2] >> 32))
+	off = w[0] & HEAP_REDO_OFF_MASK;
+	int in = off >= hd->data_off && !(off & 63) && w[1] && !(w[1] & 7) &&
+		 range_fits(off, w[1], size) && !(w[2] >> 32);
+	/* a copy: applying the entries may write over the segment (it is
+	 * in the data area), and what was validated must be what is
+	 * applied */
+	if (in && !(copy = malloc(w[1])))
+		return xmem__err(-ENOMEM,
+				 "heap: no memory for the %llu-byte "
+				 "segment of redo record seq %llu",
+				 (unsigned long long)w[1],
+				 (unsigned long long)rh->seq);
+	if (in)
+		memcpy(copy, base + off, w[1]);
+	if (!in || xmem__crc32c(0, copy, w[1]) != (uint32_t)w[2]) {
+		if (in)
+			free(copy);
 		return xmem__err(XMEM_E_CORRUPT,
 				 "heap: redo record seq %llu names a segment "
 				 "of %llu bytes at offset %llu that is out of "
@@ -261,8 +276,10 @@ int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
 				 (unsigned long long)rh->seq,
 				 (unsigned long long)w[1],
 				 (unsigned long long)off);
-	*ents = base + off;
+	}
+	*ents = copy;
 	*nbytes = w[1];
+	*owned = copy;
 	return 0;
 }
 

@@ -405,20 +405,24 @@ static size_t rec_scan(struct xmem_heap *h, const uint8_t *e, size_t nbytes,
 /* Finds (rec_entries) and validates a record's entries before anything
  * of it is applied. */
 static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh,
-			     const uint8_t **e, size_t *n)
+			     const uint8_t **e, size_t *n, void **owned)
 {
 	int rc;
 
-	if ((rc = xmem__heap_rec_entries(h->base, h->size, &h->hdr, rh, e, n)))
+	if ((rc = xmem__heap_rec_entries(h->base, h->size, &h->hdr, rh, e, n,
+					 owned)))
 		return rc;
 	if (xmem__heap_redo_apply(h->base, h->size, &h->hdr, *e, *n,
-				  HEAP_APPLY_CHECK))
+				  HEAP_APPLY_CHECK)) {
+		free(*owned);
+		*owned = NULL;
 		return xmem__err(XMEM_E_CORRUPT,
 				 "heap: redo record seq %llu has an entry "
 				 "that is malformed or writes outside what "
 				 "its kind may change (run 'xmem heap check "
 				 "--repair')",
 				 (unsigned long long)rh->seq);
+	}
 	return 0;
 }
 
@@ -426,13 +430,15 @@ static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh,
 static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
 {
 	const uint8_t *e;
+	void *owned;
 	size_t n;
 	int rc;
 
-	if ((rc = rec_check_entries(h, rh, &e, &n)))
+	if ((rc = rec_check_entries(h, rh, &e, &n, &owned)))
 		return rc;
 	xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, n, HEAP_APPLY_ALL);
 	rec_scan(h, e, n, 0, 1);
+	free(owned);
 	return 0;
 }
 
@@ -451,31 +457,37 @@ static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned lane = a[i].lane;
 		const uint8_t *e;
+		void *owned;
 		size_t len;
 
 		if (a[i].rollback)
 			continue;
-		if ((rc = rec_check_entries(h, a[i].rh, &e, &len)))
+		if ((rc = rec_check_entries(h, a[i].rh, &e, &len, &owned)))
 			return rc;
-		if (!rec_scan(h, e, len, 1, 0))
+		if (!rec_scan(h, e, len, 1, 0)) {
+			free(owned);
 			continue;
+		}
 		if (!(known & (1u << lane))) {
 			if (xmem__heap_done_read(h->base, h->hdr.epoch, lane,
-						 &done[lane]))
+						 &done[lane])) {
+				free(owned);
 				return xmem__err(
 					XMEM_E_CORRUPT,
 					"heap: lane %u done word at offset "
 					"%u is damaged (run 'xmem heap check "
 					"--repair')",
 					lane, HEAP_DONE_OFF + lane * 64);
+			}
 			known |= 1u << lane;
 		}
-		if (done[lane] >= a[i].seq)
-			continue;
-		xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, len,
-				      HEAP_APPLY_DATA);
-		rec_scan(h, e, len, 1, 1);
-		any = 1;
+		if (done[lane] < a[i].seq) {
+			xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, len,
+					      HEAP_APPLY_DATA);
+			rec_scan(h, e, len, 1, 1);
+			any = 1;
+		}
+		free(owned);
 	}
 	if (any) /* contents durable before any other entry is replayed */
 		xmem__heap_fence(h, &h->lanes[0]);

@@ -16,11 +16,15 @@
  *      clean. (A copy of a live heap's file holds its applied stores too,
  *      so what the lost record did stays in it; a real crash would have
  *      lost the stores no checkpoint flushed.)
+ *   4. a forged segment (checksums matching) whose first entry rewrites
+ *      a later entry into a store into the heap header: recovery applies
+ *      what it validated, and the header stays as it was.
  */
 #include <errno.h>
 #include <string.h>
 
 #include <xmem.h>
+#include "core/checksum.h"
 #include "heap/heap_layout.h"
 #include "heap_test.h"
 
@@ -29,8 +33,8 @@
 
 static char path[256], img[256];
 /* Offset of the segment named by the last EXT record of lane 0's ring
- * in the image, or 0. */
-static uint64_t find_segment(void)
+ * in the image (0 if none); *rpos gets that record's ring offset. */
+static uint64_t find_segment(uint32_t *rpos)
 {
 	static uint8_t ring[HEAP_RING_SIZE];
 	int fd = open(img, O_RDONLY);
@@ -49,11 +53,51 @@ static uint64_t find_segment(void)
 		    rh.nbytes > HEAP_RING_SIZE - pos - 64)
 			break;
 		memcpy(&w0, ring + pos + 64, 8);
-		if (rh.nbytes == 24 && w0 >> 56 == HEAP_REDO_EXT)
+		if (rh.nbytes == 24 && w0 >> 56 == HEAP_REDO_EXT) {
 			seg = w0 & HEAP_REDO_OFF_MASK;
+			*rpos = pos;
+		}
 		pos += 64 + ((rh.nbytes + 63) & ~63u);
 	}
 	return seg;
+}
+
+/*
+ * Rewrites the image's segment at seg (record at ring offset rpos) so
+ * that its first entry, a CSET, turns the head of the second entry into
+ * a store into the heap header (offset 16) when it is applied; the
+ * checksums are made to match. Returns the header's bytes at 16.
+ */
+static uint16_t forge_self_write(uint64_t seg, uint32_t rpos)
+{
+	uint64_t roff = HEAP_LANES_OFF + rpos, w[3], e0[3], e1;
+	struct heap_rec_hdr rh;
+	static uint8_t buf[1 << 20];
+	uint16_t hdr16;
+	int fd = open(img, O_RDWR);
+
+	REQUIRE(fd >= 0);
+	REQUIRE(pread(fd, &rh, sizeof(rh), (off_t)roff) == sizeof(rh));
+	REQUIRE(pread(fd, w, sizeof(w), (off_t)roff + 64) == sizeof(w));
+	REQUIRE(w[1] <= sizeof(buf));
+	REQUIRE(pread(fd, buf, w[1], (off_t)seg) == (ssize_t)w[1]);
+	REQUIRE(pread(fd, &hdr16, 2, 16) == 2);
+	memcpy(e0, buf, sizeof(e0));
+	memcpy(&e1, buf + 24, 8);
+	REQUIRE(e0[0] >> 56 == HEAP_REDO_CSET);
+	e0[0] = (uint64_t)HEAP_REDO_CSET << 56 | 8ull << 48 | (seg + 24);
+	e0[2] = e1; /* old: the second entry's head as it is */
+	e0[1] = (uint64_t)HEAP_REDO_SET << 56 | 2ull << 48 | 16;
+	memcpy(buf, e0, sizeof(e0));
+	w[2] = xmem__crc32c(0, buf, w[1]);
+	rh.pcsum = xmem__crc32c(0, w, sizeof(w));
+	rh.hcsum = 0;
+	rh.hcsum = xmem__crc32c(0, &rh, sizeof(rh));
+	REQUIRE(pwrite(fd, buf, w[1], (off_t)seg) == (ssize_t)w[1]);
+	REQUIRE(pwrite(fd, w, sizeof(w), (off_t)roff + 64) == sizeof(w));
+	REQUIRE(pwrite(fd, &rh, sizeof(rh), (off_t)roff) == sizeof(rh));
+	close(fd);
+	return hdr16;
 }
 
 static uint64_t count_objects(struct xmem_heap *h)
@@ -73,6 +117,8 @@ int main(void)
 	struct test_heap t, x;
 	struct xmem_heap *h;
 	uint64_t free0, seg, f;
+	uint32_t rpos;
+	uint16_t hdr16, now16;
 	xmem_oid *root;
 	uint8_t b;
 
@@ -110,7 +156,7 @@ int main(void)
 
 	/* 3. */
 	test_file_copy(path, img);
-	seg = find_segment();
+	seg = find_segment(&rpos);
 	REQUIRE(seg != 0);
 	int fd = open(img, O_RDONLY);
 
@@ -124,6 +170,22 @@ int main(void)
 	CHECK_OK(xmem_heap_check(x.h, 0, test_on_problem, &tp, &problems));
 	CHECK(problems == 0);
 	test_heap_close(&x);
+
+	/* 4. a segment whose first entry rewrites a later one: what is
+	 * applied must be what was validated (a copy), so the header
+	 * stays as it was */
+	test_file_copy(path, img);
+	seg = find_segment(&rpos);
+	REQUIRE(seg != 0);
+	hdr16 = forge_self_write(seg, rpos);
+	if (test_heap_open(&x, img, SIZE) == 0)
+		test_heap_close(&x);
+	fd = open(img, O_RDONLY);
+	REQUIRE(fd >= 0 && pread(fd, &now16, 2, 16) == 2);
+	close(fd);
+	printf("header bytes at 16: %#x before, %#x after recovery\n", hdr16,
+	       now16);
+	CHECK(now16 == hdr16);
 
 	/* 1, continued: the frees, with (past the transaction's index
 	 * threshold) a second free of one object, refused, and an object
