@@ -397,63 +397,6 @@ static int tx_wrote(uint64_t off, void *arg)
 	return 0;
 }
 
-/* 1 if [off, off+len) lies inside an object this transaction allocated. */
-static int in_new_object(const struct heap_tx *tx, uint64_t off, uint64_t len)
-{
-	for (size_t i = 0; i < tx->nobjs; i++)
-		if (off >= tx->objs[i].off &&
-		    off + len <= tx->objs[i].off + tx->objs[i].size)
-			return 1;
-	return 0;
-}
-
-XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
-{
-	struct heap_lane *l;
-	struct heap_tx *tx;
-	uint64_t off, end;
-	int rc, wrote = 0;
-
-	if ((rc = tx_cur(h, &l)))
-		return rc;
-	tx = &l->tx;
-	off = (uint64_t)((uint8_t *)ptr - h->base);
-	if ((uint8_t *)ptr < h->base + h->hdr.data_off ||
-	    !range_fits(off, len, h->size))
-		return xmem__err(-EINVAL, "heap: add_range outside the heap's "
-					  "data area");
-	if (!len || in_new_object(tx, off, len))
-		return 0;
-	if (!tx->txid)
-		tx->txid = xmem__heap_take_txid(h, l);
-	end = off + len;
-	if (big_covers(tx, off, end))
-		return 0;
-	if (len <= SNAP_SMALL) {
-		rc = add_small(h, l, off, end, &wrote);
-		/* The snapshot must be durable before the range is
-		 * modified (also the part taken before a failure). */
-		if (wrote)
-			xmem__heap_fence(h, l);
-		if (rc)
-			return rc;
-		mark_small(tx, off, end);
-		return 0;
-	} else {
-		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
-				sizeof(*tx->bigs))) ||
-		    (rc = snap_take(h, l, off, len)))
-			return rc;
-		tx->bigs[tx->nbigs].off = off;
-		tx->bigs[tx->nbigs++].len = len;
-		wrote = 1;
-	}
-	/* The snapshot must be durable before the range is modified. */
-	if (wrote)
-		xmem__heap_fence(h, l);
-	return 0;
-}
-
 /*
  * The transaction's allocations and frees by offset, so that a free in
  * a large transaction costs O(1) instead of a scan of both lists. Built
@@ -550,6 +493,83 @@ static void obj_drop(struct heap_tx *tx, size_t i)
 	tx->idx[idx_slot(tx, gone)].key = 1;
 	if (i < tx->nobjs)
 		tx->idx[idx_slot(tx, tx->objs[i].off)].val = (uint32_t)i;
+}
+
+/* 1 if [off, off+len) lies inside an object this transaction allocated.
+ * With the index: the slot holding off, when it is in a run, is looked
+ * up (O(1)); else the list is scanned. */
+static int in_new_object(const struct xmem_heap *h, const struct heap_tx *tx,
+			 uint64_t off, uint64_t len)
+{
+	if (tx->idx && off >= h->hdr.data_off &&
+	    off - h->hdr.data_off < h->nchunks << HEAP_CHUNK_SHIFT) {
+		uint64_t in = off - h->hdr.data_off, c = in >> HEAP_CHUNK_SHIFT;
+		const struct heap_chunk *ch = &h->chunks[c];
+
+		if (__atomic_load_n(&ch->kind, __ATOMIC_RELAXED) ==
+		    HEAP_CHUNK_RUN) {
+			uint32_t csz = xmem__heap_class_size[ch->cls];
+			uint64_t start =
+				off - (in & (HEAP_CHUNK_SIZE - 1)) % csz;
+			int objs = 0;
+			long i = tx_find(tx, start, &objs);
+
+			return i >= 0 && objs &&
+			       off + len <= start + tx->objs[i].size;
+		}
+	}
+	for (size_t i = 0; i < tx->nobjs; i++)
+		if (off >= tx->objs[i].off &&
+		    off + len <= tx->objs[i].off + tx->objs[i].size)
+			return 1;
+	return 0;
+}
+
+XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
+{
+	struct heap_lane *l;
+	struct heap_tx *tx;
+	uint64_t off, end;
+	int rc, wrote = 0;
+
+	if ((rc = tx_cur(h, &l)))
+		return rc;
+	tx = &l->tx;
+	off = (uint64_t)((uint8_t *)ptr - h->base);
+	if ((uint8_t *)ptr < h->base + h->hdr.data_off ||
+	    !range_fits(off, len, h->size))
+		return xmem__err(-EINVAL, "heap: add_range outside the heap's "
+					  "data area");
+	if (!len || in_new_object(h, tx, off, len))
+		return 0;
+	if (!tx->txid)
+		tx->txid = xmem__heap_take_txid(h, l);
+	end = off + len;
+	if (big_covers(tx, off, end))
+		return 0;
+	if (len <= SNAP_SMALL) {
+		rc = add_small(h, l, off, end, &wrote);
+		/* The snapshot must be durable before the range is
+		 * modified (also the part taken before a failure). */
+		if (wrote)
+			xmem__heap_fence(h, l);
+		if (rc)
+			return rc;
+		mark_small(tx, off, end);
+		return 0;
+	} else {
+		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
+				sizeof(*tx->bigs))) ||
+		    (rc = snap_take(h, l, off, len)))
+			return rc;
+		tx->bigs[tx->nbigs].off = off;
+		tx->bigs[tx->nbigs++].len = len;
+		wrote = 1;
+	}
+	/* The snapshot must be durable before the range is modified. */
+	if (wrote)
+		xmem__heap_fence(h, l);
+	return 0;
 }
 
 XMEM_EXPORT int xmem_tx_alloc(struct xmem_heap *h, size_t size, uint32_t type,
