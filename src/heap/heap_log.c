@@ -603,52 +603,53 @@ uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l)
 	return take_seq(h, l);
 }
 
-/* Records up to this size are assembled in a buffer and written to the
- * ring with non-temporal stores: on cache-line granularity the fence
- * after them waits less than after write-backs of cached lines. */
+/* Records up to this size are written to the ring with non-temporal
+ * stores: on cache-line granularity the fence after them waits less than
+ * after write-backs of cached lines. */
 #define REC_NT_MAX 1024u
 
-/* Writes the record header and entries into the ring at the lane's
- * position and flushes them (or writes them with non-temporal stores);
- * the commit's fence makes them durable. */
+/* Writes the record header and the entries ents[0..nbytes) into the ring
+ * at the lane's position and flushes them (or writes them with
+ * non-temporal stores); the commit's fence makes them durable. */
 static void write_record(struct xmem_heap *h, struct heap_lane *l,
-			 unsigned kind, uint64_t seq, uint64_t txid)
+			 unsigned kind, uint64_t seq, uint64_t txid,
+			 const uint8_t *ents, size_t nbytes)
 {
 	uint8_t *dst = h->base + HEAP_LANES_OFF +
 		       (uint64_t)l->idx * HEAP_LANE_SIZE + l->ring_pos;
-	size_t padded = align_up(l->rlen, 64), len = 64 + padded;
+	size_t padded = align_up(nbytes, 64), len = 64 + padded;
 	uint64_t hw[8]; /* struct heap_rec_hdr, word by word */
 
 	/* built in words, not fields: the checksums and the copies below
 	 * read whole words, and a word read back from narrower stores just
 	 * made waits for them to retire */
 	hw[0] = HEAP_REC_MAGIC | (uint64_t)kind << 32; /* flags 0 */
-	hw[1] = h->hdr.epoch | (uint64_t)l->rlen << 32;
+	hw[1] = h->hdr.epoch | (uint64_t)nbytes << 32;
 	hw[2] = seq;
 	hw[3] = txid;
-	hw[4] = xmem__crc32c(0, l->rlen ? (const void *)l->rbuf : hw, l->rlen);
+	hw[4] = xmem__crc32c(0, nbytes ? (const void *)ents : hw, nbytes);
 	hw[5] = hw[6] = hw[7] = 0;
 	hw[4] |= (uint64_t)xmem__crc32c(0, hw, sizeof(hw)) << 32; /* hcsum */
 	if (len <= REC_NT_MAX && h->ops->gran == XMEM_GRAN_CACHELINE) {
 		/* no fence: the commit's fence orders these stores */
 		xmem__nt_store_words((uint64_t *)dst, hw, 8);
 		xmem__nt_store_words((uint64_t *)(dst + 64),
-				     (const uint64_t *)l->rbuf, l->rlen / 8);
-		xmem__nt_store_words((uint64_t *)(dst + 64 + l->rlen), NULL,
-				     (padded - l->rlen) / 8);
+				     (const uint64_t *)ents, nbytes / 8);
+		xmem__nt_store_words((uint64_t *)(dst + 64 + nbytes), NULL,
+				     (padded - nbytes) / 8);
 	} else if (len <= REC_NT_MAX) {
 		_Alignas(64) uint8_t buf[REC_NT_MAX];
 
 		memcpy(buf, hw, sizeof(hw));
-		if (l->rlen) /* rbuf is NULL until a lane's first entry */
-			memcpy(buf + 64, l->rbuf, l->rlen);
-		memset(buf + 64 + l->rlen, 0, padded - l->rlen);
+		if (nbytes) /* NULL until a lane's first entry */
+			memcpy(buf + 64, ents, nbytes);
+		memset(buf + 64 + nbytes, 0, padded - nbytes);
 		h->ops->memcpy(dst, buf, len,
 			       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
 	} else {
-		memcpy(dst, hw, sizeof(hw)); /* larger than REC_NT_MAX: */
-		memcpy(dst + 64, l->rbuf, l->rlen); /* rlen > 0 */
-		memset(dst + 64 + l->rlen, 0, padded - l->rlen);
+		memcpy(dst, hw, sizeof(hw));	/* larger than REC_NT_MAX: */
+		memcpy(dst + 64, ents, nbytes); /* nbytes > 0 */
+		memset(dst + 64 + nbytes, 0, padded - nbytes);
 		xmem__heap_flush(h, dst, len);
 	}
 	l->ring_pos += (uint32_t)len;
@@ -656,9 +657,9 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 
 /* Writes the record's entries into a segment of free chunks (reserved
  * until a checkpoint retires the record) and fences: the segment is
- * durable before the record that names it. */
+ * durable before the record that names it. ent gets the EXT entry. */
 static int write_segment(struct xmem_heap *h, struct heap_lane *l,
-			 uint64_t *first, uint64_t *n)
+			 uint64_t ent[3], uint64_t *first, uint64_t *n)
 {
 	int rc;
 
@@ -673,6 +674,9 @@ static int write_segment(struct xmem_heap *h, struct heap_lane *l,
 				 (unsigned long long)*n, l->rlen);
 	h->ops->memcpy(h->base + heap_chunk_off(h, *first), l->rbuf, l->rlen,
 		       XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
+	ent[0] = (uint64_t)HEAP_REDO_EXT << 56 | heap_chunk_off(h, *first);
+	ent[1] = l->rlen;
+	ent[2] = xmem__crc32c(0, l->rbuf, l->rlen);
 	/* the segment must be durable before the record naming it */
 	xmem__heap_fence(h, l);
 	return 0;
@@ -689,7 +693,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	int ext = l->rlen > HEAP_EXT_MIN;
 	size_t reclen = sizeof(struct heap_rec_hdr) +
 			(ext ? 64 : align_up(l->rlen, 64));
-	uint64_t seq, seg = 0, segn = 0;
+	uint64_t seq, seg = 0, segn = 0, ent[3];
 	struct uw_pending pd;
 	uint32_t g0;
 	int rc = 0;
@@ -707,7 +711,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		l->ring_pos = 0;
 		uwords_reset(l);
 	}
-	if (ext && (rc = write_segment(h, l, &seg, &segn)))
+	if (ext && (rc = write_segment(h, l, ent, &seg, &segn)))
 		return rc;
 	uwords_add(l, &pd);
 	seq = take_seq(h, l);
@@ -716,27 +720,18 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		h->ops->memmove(h->base + l->ntw[i].off,
 				h->base + l->ntw[i].off, l->ntw[i].len,
 				XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
-	if (ext) { /* the record holds only the EXT entry */
-		uint64_t w[3] = { (uint64_t)HEAP_REDO_EXT << 56 |
-					  heap_chunk_off(h, seg),
-				  l->rlen, xmem__crc32c(0, l->rbuf, l->rlen) };
-		uint8_t *rb = l->rbuf;
-		size_t rl = l->rlen;
-
-		l->rbuf = (uint8_t *)w;
-		l->rlen = sizeof(w);
-		write_record(h, l, kind, seq, txid);
-		l->rbuf = rb;
-		l->rlen = rl;
-	} else {
-		write_record(h, l, kind, seq, txid);
-	}
+	if (ext) /* the record holds only the EXT entry */
+		write_record(h, l, kind, seq, txid, (const uint8_t *)ent,
+			     sizeof(ent));
+	else
+		write_record(h, l, kind, seq, txid, l->rbuf, l->rlen);
 	/* The record must be durable before any entry is applied in place:
 	 * this is the commit point. */
 	xmem__heap_fence(h, l);
-	if (ext && xmem__heap_defer_segment(h, l, seg, segn, seq))
-		/* no memory to note it: kept until the next open */
-		seg = segn = 0;
+	/* (without memory to note the segment, it stays reserved until the
+	 * heap is opened again) */
+	if (ext)
+		(void)xmem__heap_defer_segment(h, l, seg, segn, seq);
 	/*
 	 * Applied in place and not flushed: recovery replays every record
 	 * a checkpoint has not retired, so the lines need to be durable

@@ -279,6 +279,10 @@ struct action {
 	int rollback;
 	unsigned lane;
 	const struct heap_rec_hdr *rh;
+	/* the record's entries, once validated (owned: a segment's copy) */
+	const uint8_t *e;
+	size_t n;
+	void *owned;
 };
 
 struct collect {
@@ -305,7 +309,7 @@ static int collect_rec(const struct heap_rec_hdr *rh, unsigned lane,
 		       uint32_t pos, void *arg)
 {
 	struct collect *c = arg;
-	struct action a = { rh->seq, 0, lane, rh };
+	struct action a = { .seq = rh->seq, .lane = lane, .rh = rh };
 
 	(void)pos;
 	if (rh->kind != HEAP_REC_OP && rh->txid)
@@ -402,44 +406,39 @@ static size_t rec_scan(struct xmem_heap *h, const uint8_t *e, size_t nbytes,
 	return ndata;
 }
 
-/* Finds (rec_entries) and validates a record's entries before anything
- * of it is applied. */
-static int rec_check_entries(struct xmem_heap *h, const struct heap_rec_hdr *rh,
-			     const uint8_t **e, size_t *n, void **owned)
+/*
+ * Finds (rec_entries) and validates the entries of every record, once,
+ * before anything is applied: O(live records + their entries).
+ */
+static int check_records(struct xmem_heap *h, struct action *a, size_t n)
 {
 	int rc;
 
-	if ((rc = xmem__heap_rec_entries(h->base, h->size, &h->hdr, rh, e, n,
-					 owned)))
-		return rc;
-	if (xmem__heap_redo_apply(h->base, h->size, &h->hdr, *e, *n,
-				  HEAP_APPLY_CHECK)) {
-		free(*owned);
-		*owned = NULL;
-		return xmem__err(XMEM_E_CORRUPT,
-				 "heap: redo record seq %llu has an entry "
-				 "that is malformed or writes outside what "
-				 "its kind may change (run 'xmem heap check "
-				 "--repair')",
-				 (unsigned long long)rh->seq);
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].rollback)
+			continue;
+		if ((rc = xmem__heap_rec_entries(h->base, h->size, &h->hdr,
+						 a[i].rh, &a[i].e, &a[i].n,
+						 &a[i].owned)))
+			return rc;
+		if (xmem__heap_redo_apply(h->base, h->size, &h->hdr, a[i].e,
+					  a[i].n, HEAP_APPLY_CHECK))
+			return xmem__err(XMEM_E_CORRUPT,
+					 "heap: redo record seq %llu has an "
+					 "entry that is malformed or writes "
+					 "outside what its kind may change "
+					 "(run 'xmem heap check --repair')",
+					 (unsigned long long)a[i].rh->seq);
 	}
 	return 0;
 }
 
 /* Replays one record (but its DATA entries), flushing what it touched. */
-static int replay(struct xmem_heap *h, const struct heap_rec_hdr *rh)
+static void replay(struct xmem_heap *h, const struct action *a)
 {
-	const uint8_t *e;
-	void *owned;
-	size_t n;
-	int rc;
-
-	if ((rc = rec_check_entries(h, rh, &e, &n, &owned)))
-		return rc;
-	xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, n, HEAP_APPLY_ALL);
-	rec_scan(h, e, n, 0, 1);
-	free(owned);
-	return 0;
+	xmem__heap_redo_apply(h->base, h->size, &h->hdr, a->e, a->n,
+			      HEAP_APPLY_ALL);
+	rec_scan(h, a->e, a->n, 0, 1);
 }
 
 /*
@@ -452,42 +451,30 @@ static int replay_data(struct xmem_heap *h, const struct action *a, size_t n)
 {
 	uint64_t done[HEAP_NLANES];
 	uint32_t known = 0;
-	int any = 0, rc;
+	int any = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned lane = a[i].lane;
-		const uint8_t *e;
-		void *owned;
-		size_t len;
 
-		if (a[i].rollback)
+		if (a[i].rollback || !rec_scan(h, a[i].e, a[i].n, 1, 0))
 			continue;
-		if ((rc = rec_check_entries(h, a[i].rh, &e, &len, &owned)))
-			return rc;
-		if (!rec_scan(h, e, len, 1, 0)) {
-			free(owned);
-			continue;
-		}
 		if (!(known & (1u << lane))) {
 			if (xmem__heap_done_read(h->base, h->hdr.epoch, lane,
-						 &done[lane])) {
-				free(owned);
+						 &done[lane]))
 				return xmem__err(
 					XMEM_E_CORRUPT,
 					"heap: lane %u done word at offset "
 					"%u is damaged (run 'xmem heap check "
 					"--repair')",
 					lane, HEAP_DONE_OFF + lane * 64);
-			}
 			known |= 1u << lane;
 		}
 		if (done[lane] < a[i].seq) {
-			xmem__heap_redo_apply(h->base, h->size, &h->hdr, e, len,
-					      HEAP_APPLY_DATA);
-			rec_scan(h, e, len, 1, 1);
+			xmem__heap_redo_apply(h->base, h->size, &h->hdr, a[i].e,
+					      a[i].n, HEAP_APPLY_DATA);
+			rec_scan(h, a[i].e, a[i].n, 1, 1);
 			any = 1;
 		}
-		free(owned);
 	}
 	if (any) /* contents durable before any other entry is replayed */
 		xmem__heap_fence(h, &h->lanes[0]);
@@ -535,7 +522,9 @@ int xmem__heap_recover(struct xmem_heap *h)
 		rc = xmem__heap_undo_walk(h->base, h->size, &h->hdr, i, c,
 					  undo_none, NULL, &txid);
 		if (!rc && txid && col.done_tx[i] != txid)
-			rc = push(&col, (struct action){ txid, 1, i, NULL });
+			rc = push(&col, (struct action){ .seq = txid,
+							 .rollback = 1,
+							 .lane = i });
 		else if (!rc && txid > col.maxseq)
 			col.maxseq = txid;
 	}
@@ -547,11 +536,17 @@ int xmem__heap_recover(struct xmem_heap *h)
 	}
 	if (col.n)
 		qsort(col.a, col.n, sizeof(*col.a), cmp_action);
-	rc = replay_data(h, col.a, col.n);
-	for (size_t i = 0; i < col.n && !rc; i++)
-		rc = col.a[i].rollback ? roll_back(h, col.a[i].lane, c)
-				       : replay(h, col.a[i].rh);
+	if (!(rc = check_records(h, col.a, col.n)))
+		rc = replay_data(h, col.a, col.n);
+	for (size_t i = 0; i < col.n && !rc; i++) {
+		if (col.a[i].rollback)
+			rc = roll_back(h, col.a[i].lane, c);
+		else
+			replay(h, &col.a[i]);
+	}
 	h->recovered = col.n;
+	for (size_t i = 0; i < col.n; i++)
+		free(col.a[i].owned);
 	free(col.a);
 	if (rc)
 		return rc;

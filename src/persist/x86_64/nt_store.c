@@ -29,12 +29,7 @@ void xmem__nt_store32(uint32_t *dst, uint32_t v)
 /* MOVNTI of 8 bytes. */
 void xmem__nt_store64(uint64_t *dst, uint64_t v)
 {
-	if (simulated()) {
-		__atomic_store_n(dst, v, __ATOMIC_RELEASE);
-		xmem__crashsim_flush(dst, sizeof(*dst));
-		return;
-	}
-	__asm__ volatile("movnti %1, %0" : "=m"(*dst) : "r"(v));
+	xmem__nt_store_words(dst, &v, 1);
 }
 
 void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n)
@@ -42,7 +37,7 @@ void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n)
 	if (simulated()) {
 		for (size_t i = 0; i < n; i++)
 			__atomic_store_n(&dst[i], src ? src[i] : 0,
-					 __ATOMIC_RELAXED);
+					 __ATOMIC_RELEASE);
 		xmem__crashsim_flush(dst, n * sizeof(*dst));
 		return;
 	}
