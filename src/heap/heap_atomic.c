@@ -30,15 +30,6 @@ static int dest_ok(struct xmem_heap *h, const xmem_oid *dest)
 	return 0;
 }
 
-static uint64_t usable(struct xmem_heap *h, uint64_t off, uint32_t cls)
-{
-	if (cls != UINT32_MAX)
-		return xmem__heap_class_size[cls];
-	return (uint64_t)h->chunks[(off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT]
-		       .nchunks
-	       << HEAP_CHUNK_SHIFT;
-}
-
 /* Allocates and publishes into *dest (see xmem_heap_alloc). */
 int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 			  uint32_t type, unsigned flags, xmem_heap_ctor ctor,
@@ -175,7 +166,6 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	} else { /* reused once a checkpoint retires the record */
 		xmem__heap_defer_free(h, l, old);
 	}
-	(void)usable;
 out:
 	xmem__heap_lane_put(h, l);
 	return rc;

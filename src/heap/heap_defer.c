@@ -13,6 +13,19 @@
 #include "core/util.h"
 #include "heap/heap_internal.h"
 
+/* Appends to the lane's queue (in seq order); -ENOMEM without memory. */
+static int defer_push(struct heap_lane *l, uint64_t off, uint64_t nchunks,
+		      uint64_t seq)
+{
+	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
+			   sizeof(*l->defer)))
+		return -ENOMEM;
+	l->defer[l->ndefer++] = (struct heap_defer){ .off = off,
+						     .seq = seq,
+						     .nchunks = nchunks };
+	return 0;
+}
+
 /* Queues a committed free (the lane's last record) until a checkpoint
  * retires that record; without memory the space stays unused until the
  * heap is opened again. */
@@ -27,29 +40,15 @@ int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
 		l->ndefer -= l->hdefer;
 		l->hdefer = 0;
 	}
-	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
-			   sizeof(*l->defer)))
-		return -ENOMEM;
-	l->defer[l->ndefer].off = off;
-	l->defer[l->ndefer].nchunks = 0;
-	l->defer[l->ndefer++].seq = l->last_seq;
-	return 0;
+	return defer_push(l, off, 0, l->last_seq);
 }
 
-int xmem__heap_defer_segment(struct xmem_heap *h, struct heap_lane *l,
-			     uint64_t first, uint64_t n, uint64_t seq)
+/* Without memory to note it, the segment stays reserved until the heap
+ * is opened again. */
+int xmem__heap_defer_segment(struct heap_lane *l, uint64_t first, uint64_t n,
+			     uint64_t seq)
 {
-	if (xmem__vec_grow((void **)&l->defer, &l->capdefer, l->ndefer + 1,
-			   sizeof(*l->defer))) {
-		/* without memory to remember it, the segment is kept until
-		 * the heap is opened again */
-		(void)h;
-		return -ENOMEM;
-	}
-	l->defer[l->ndefer].off = first;
-	l->defer[l->ndefer].nchunks = n;
-	l->defer[l->ndefer++].seq = seq;
-	return 0;
+	return defer_push(l, first, n, seq);
 }
 
 /* Releases the lane's deferred frees that a checkpoint has retired. */

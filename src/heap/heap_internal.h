@@ -287,8 +287,8 @@ int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
 			   size_t *nbytes, void **owned);
 /* Holds a record's segment (chunks first..first+n) until a checkpoint
  * retires the record seq. */
-int xmem__heap_defer_segment(struct xmem_heap *h, struct heap_lane *l,
-			     uint64_t first, uint64_t n, uint64_t seq);
+int xmem__heap_defer_segment(struct heap_lane *l, uint64_t first, uint64_t n,
+			     uint64_t seq);
 /* Appends a DATA entry carrying the len bytes at heap offset off. */
 int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
 			    uint64_t off, uint64_t len);

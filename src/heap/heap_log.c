@@ -728,10 +728,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	/* The record must be durable before any entry is applied in place:
 	 * this is the commit point. */
 	xmem__heap_fence(h, l);
-	/* (without memory to note the segment, it stays reserved until the
-	 * heap is opened again) */
-	if (ext)
-		(void)xmem__heap_defer_segment(h, l, seg, segn, seq);
+	if (ext) /* (without memory: reserved until the next open) */
+		(void)xmem__heap_defer_segment(l, seg, segn, seq);
 	/*
 	 * Applied in place and not flushed: recovery replays every record
 	 * a checkpoint has not retired, so the lines need to be durable

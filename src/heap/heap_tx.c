@@ -803,7 +803,6 @@ XMEM_EXPORT int xmem_tx_commit(struct xmem_heap *h)
 	for (size_t i = 0; i < tx->nfrees; i++)
 		xmem__heap_defer_free(h, l, tx->frees[i]);
 	tx->nobjs = tx->nfrees = 0;
-	idx_clear(tx);
 	tx_leave(h, l);
 	return 0;
 }
