@@ -34,7 +34,18 @@ struct xent {
 	xmem_oid next;
 };
 
-static void x_hm_grow(struct xh *x, struct xhm *m, uint64_t nlen)
+/* Stores v at *p in the transaction: with set, a redo word written at
+ * commit (xmem_tx_set64); else an undo snapshot and a store, as
+ * hashmap_tx does. */
+static void x_store(struct xh *x, int set, uint64_t *p, uint64_t v)
+{
+	if (set ? xmem_tx_set64(x->h, p, v) : xmem_tx_add_range(x->h, p, 8))
+		die("hm store");
+	if (!set)
+		*p = v;
+}
+
+static void x_hm_grow(struct xh *x, struct xhm *m, uint64_t nlen, int set)
 {
 	struct xbk *ob = xmem_heap_ptr(x->h, m->buckets), *nb;
 	xmem_oid no;
@@ -52,16 +63,13 @@ static void x_hm_grow(struct xh *x, struct xhm *m, uint64_t nlen)
 			uint64_t h = hm_hash(e->key, nlen);
 
 			ob->b[i] = e->next;
-			if (xmem_tx_add_range(x->h, &e->next, 8))
-				die("hm grow snapshot");
-			e->next = nb->b[h];
+			x_store(x, set, &e->next, nb->b[h]);
 			nb->b[h] = xmem_heap_oid(x->h, e);
 		}
 	}
-	if (xmem_tx_free(x->h, m->buckets) ||
-	    xmem_tx_add_range(x->h, &m->buckets, 8))
+	if (xmem_tx_free(x->h, m->buckets))
 		die("hm grow free");
-	m->buckets = no;
+	x_store(x, set, &m->buckets, no);
 	if (xmem_tx_commit(x->h))
 		die("hm grow commit");
 }
@@ -90,7 +98,7 @@ static struct xhm *x_hm_new(struct xh *x)
 }
 
 static void x_hm_insert(struct xh *x, struct xhm *m, uint64_t key,
-			uint64_t value)
+			uint64_t value, int set)
 {
 	struct xbk *b = xmem_heap_ptr(x->h, m->buckets);
 	uint64_t h = hm_hash(key, b->n);
@@ -102,20 +110,29 @@ static void x_hm_insert(struct xh *x, struct xhm *m, uint64_t key,
 		if (e->key == key)
 			return;
 	}
-	if (xmem_tx_begin(x->h) || xmem_tx_add_range(x->h, &b->b[h], 8) ||
-	    xmem_tx_add_range(x->h, &m->count, 8) ||
-	    xmem_tx_alloc(x->h, sizeof(*e), 12, 0, &eo))
+	if (xmem_tx_begin(x->h))
 		die("hm insert");
+	if (!set && (xmem_tx_add_range(x->h, &b->b[h], 8) ||
+		     xmem_tx_add_range(x->h, &m->count, 8)))
+		die("hm insert snapshot");
+	if (xmem_tx_alloc(x->h, sizeof(*e), 12, 0, &eo))
+		die("hm insert alloc");
 	e = xmem_heap_ptr(x->h, eo);
 	e->key = key;
 	e->value = value;
 	e->next = b->b[h];
-	b->b[h] = eo;
-	m->count++;
+	if (set) {
+		if (xmem_tx_set64(x->h, &b->b[h], eo) ||
+		    xmem_tx_set64(x->h, &m->count, m->count + 1))
+			die("hm insert set");
+	} else {
+		b->b[h] = eo;
+		m->count++;
+	}
 	if (xmem_tx_commit(x->h))
 		die("hm insert commit");
 	if (m->count > b->n * HM_MAX_LOAD)
-		x_hm_grow(x, m, b->n * 2);
+		x_hm_grow(x, m, b->n * 2, set);
 }
 
 static uint64_t x_hm_get(struct xh *x, struct xhm *m, uint64_t key)
@@ -252,10 +269,31 @@ static uint64_t hm_key(uint64_t i)
 	return i * 0x9e3779b97f4a7c15ull + 1;
 }
 
-/* The hash map rows: inserts then lookups, interleaved per repetition. */
+/* Fills an xmem map with hm_keys keys (set: see x_store); returns
+ * inserts/s and sets *fences to the fences per insert. */
+static double x_hm_fill(struct xh *x, struct xhm **mp, int set, double *fences)
+{
+	uint64_t f;
+	double t;
+
+	unlink(xpath);
+	x_up(x, POOL_SIZE, 1);
+	*mp = x_hm_new(x);
+	f = x_fences(x);
+	t = now();
+	for (uint64_t i = 0; i < hm_keys; i++)
+		x_hm_insert(x, *mp, hm_key(i), i, set);
+	t = now() - t;
+	*fences = (double)(x_fences(x) - f) / (double)hm_keys;
+	return (double)hm_keys / t;
+}
+
+/* The hash map rows: inserts then lookups, interleaved per repetition;
+ * xmem twice, its stores to existing words as undo snapshots (as
+ * hashmap_tx) and as redo words (xmem_tx_set64). */
 static void map_rows(void)
 {
-	double xi[8], pi[8], xl[8], pl[8], fi = 0;
+	double xi[8], xs[8], pi[8], xl[8], pl[8], fi = 0, fs = 0;
 	int n = reps < 3 ? reps : 3;
 	uint64_t sum = 0;
 
@@ -264,18 +302,11 @@ static void map_rows(void)
 		struct ph p;
 		struct xhm *xm;
 		struct phm *pm;
-		uint64_t f;
 		double t;
 
-		unlink(xpath);
-		x_up(&x, POOL_SIZE, 1);
-		xm = x_hm_new(&x);
-		f = x_fences(&x);
-		t = now();
-		for (uint64_t i = 0; i < hm_keys; i++)
-			x_hm_insert(&x, xm, hm_key(i), i);
-		xi[r] = (double)hm_keys / (now() - t);
-		fi = (double)(x_fences(&x) - f) / (double)hm_keys;
+		xi[r] = x_hm_fill(&x, &xm, 0, &fi);
+		x_down(&x);
+		xs[r] = x_hm_fill(&x, &xm, 1, &fs);
 		t = now();
 		for (uint64_t i = 0; i < hm_keys; i++)
 			sum += x_hm_get(&x, xm, hm_key(i));
@@ -302,8 +333,11 @@ static void map_rows(void)
 	char name[64];
 	snprintf(name, sizeof(name), "hashmap %llu inserts (ops/s)",
 		 (unsigned long long)hm_keys);
-	row(name, xi, pi, n, fi, "fences per insert (grows included)");
-	floor_line(fi, median(pi, n));
+	row(name, xs, pi, n, fs,
+	    "fences per insert (grows included); xmem sets words at commit");
+	floor_line(fs, median(pi, n));
+	row("  undo snapshots, as hashmap_tx", xi, pi, n, fi,
+	    "the same with xmem_tx_add_range + stores");
 	snprintf(name, sizeof(name), "hashmap %llu lookups (ops/s)",
 		 (unsigned long long)hm_keys);
 	row(name, xl, pl, n, 0, "");

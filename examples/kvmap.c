@@ -115,9 +115,9 @@ static int grow(struct kv_map *m)
 			uint64_t h = hash(e->data, e->klen) % n;
 
 			ob[i] = e->next;
-			if ((rc = xmem_tx_add_range(heap, &e->next, 8)))
+			/* stored at commit: no snapshot, no fence each */
+			if ((rc = xmem_tx_set64(heap, &e->next, nbp[h])))
 				goto fail;
-			e->next = nbp[h];
 			nbp[h] = eo;
 		}
 	if ((rc = xmem_tx_free(heap, m->buckets)) ||

@@ -44,7 +44,8 @@
  *
  * Costs (fences): an atomic alloc or free is one fence (two when an object
  * over 256 bytes is zeroed or constructed, or realloc copies one); a
- * transaction costs one per add_range of new bytes and one at commit
+ * transaction costs one per add_range of new bytes (none per
+ * xmem_tx_set64) and one at commit
  * (two with snapshots over 1 KiB, or new objects over 256 bytes or over
  * 512 bytes in all); a commit whose allocation and free entries exceed
  * 16 KiB (some 300 small objects) writes them to free chunks first, one
@@ -161,6 +162,18 @@ int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len);
 int xmem_tx_alloc(struct xmem_heap *h, size_t size, uint32_t type,
 		  unsigned flags, xmem_oid *oid);
 int xmem_tx_free(struct xmem_heap *h, xmem_oid oid);
+/*
+ * Sets the 8-byte word at ptr (aligned, in the heap's data area) to
+ * value when the transaction commits: a redo entry of the commit record,
+ * with no snapshot and no fence of its own. Until then the word keeps
+ * its old value (reads in the transaction see it), except in an object
+ * the transaction allocated or in bytes it snapshotted, where the store
+ * is made at once. A later add_range over the word stores it then;
+ * a later set replaces the value; abort drops it. Setting thousands of
+ * words in one transaction makes its commit retire the lane's log (a
+ * checkpoint, 3 fences).
+ */
+int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr, uint64_t value);
 int xmem_tx_commit(struct xmem_heap *h);
 int xmem_tx_abort(struct xmem_heap *h);
 /* Nesting depth of the calling thread's transaction (0: none). */

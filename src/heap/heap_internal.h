@@ -119,6 +119,19 @@ struct heap_tx {
 		uint32_t val;
 	} * idx;
 	size_t idxcap, idxused;
+	/* words set with xmem_tx_set64, stored at commit (redo): in set
+	 * order, a word at most once (off 0: stored early by add_range;
+	 * until then nothing else may store to the word);
+	 * once TX_IDX_MIN are set, sidx finds them by offset (open
+	 * addressing, value = index + 1, 0 empty) */
+	struct heap_txset {
+		uint64_t off, val;
+		uint64_t old; /* the word when first set: the commit reads
+				 no line the set already read */
+	} * sets;
+	size_t nsets, capsets;
+	uint32_t *sidx;
+	size_t sidxcap;
 	/* undo writer */
 	uint8_t *useg;	   /* current segment (mapped) */
 	uint64_t useg_off; /* its heap offset */
@@ -177,6 +190,10 @@ struct heap_lane {
 		uint64_t off, seq; /* seq UINT64_MAX until the record has one */
 	} * uwords;		   /* HEAP_UWORDS_MAX entries */
 	_Atomic uint32_t nuwords;
+	/* a record's word did not fit in uwords: the lane retires its
+	 * records before it lets go of the record's words (see
+	 * xmem__heap_uwords_check) */
+	int uw_over;
 	/* frees committed but not yet retired by a checkpoint: their space
 	 * is reused only once C >= seq (no live entry may target it) */
 	struct heap_defer {
@@ -264,6 +281,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid);
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l);
+int xmem__heap_ring_restart(struct xmem_heap *h, struct heap_lane *l);
+void xmem__heap_uwords_check(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need, int restart);
 int xmem__heap_recover(struct xmem_heap *h);

@@ -80,6 +80,11 @@
  * HEAP_DATA_MAX bytes (while the record's DATA stays under
  * HEAP_DATA_TOTAL) also ride in the record as DATA entries, so one fence
  * covers both, and only larger ones need the fence before the record.
+ * Words set with xmem_tx_set64 are not snapshotted: they ride in the
+ * COMMIT record as CSET entries (the value when first set as the old
+ * one) and reach memory when it is applied. A record whose user words
+ * overflow the lane's list (thousands of set words) is retired by a
+ * checkpoint before the commit returns.
  * Small records and undo entries are written with non-temporal stores,
  * large ones with cached stores and flushes; either way the next fence
  * orders them.

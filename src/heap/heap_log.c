@@ -288,6 +288,7 @@ int xmem__heap_rec_entries(const uint8_t *base, uint64_t size,
 static void uwords_reset(struct heap_lane *l)
 {
 	atomic_store_explicit(&l->nuwords, 0, memory_order_release);
+	l->uw_over = 0;
 }
 
 #define UW_RECENT 8 /* entries a new word is compared with */
@@ -339,6 +340,8 @@ static void uwords_add(struct heap_lane *l, struct uw_pending *pd)
 					 __ATOMIC_RELAXED);
 			__atomic_store_n(&l->uwords[n++].seq, UINT64_MAX,
 					 __ATOMIC_RELAXED);
+		} else {
+			l->uw_over = 1;
 		}
 	}
 	atomic_store_explicit(&l->nuwords, n, memory_order_release);
@@ -586,15 +589,38 @@ static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
  * its records rarely meet a full ring while its id holds C back. */
 int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l)
 {
+	return l->ring_pos <= HEAP_RING_SIZE / 2
+		       ? 0
+		       : xmem__heap_ring_restart(h, l);
+}
+
+/* Retires every record of the lane (a checkpoint) and restarts its ring
+ * and the lists that follow it. */
+int xmem__heap_ring_restart(struct xmem_heap *h, struct heap_lane *l)
+{
 	int rc;
 
-	if (l->ring_pos <= HEAP_RING_SIZE / 2)
-		return 0;
 	if ((rc = xmem__heap_checkpoint(h, l, l->last_seq, 1)))
 		return rc;
 	l->ring_pos = 0;
 	uwords_reset(l);
 	return 0;
+}
+
+/*
+ * A record whose user words did not all fit in the lane's list (a
+ * transaction that set thousands of words) must be retired before the
+ * lane lets go of them: a commit that rewrites such a word outside the
+ * records would not know to supersede it. Called by the lane's owner
+ * with no transaction open, so before the words can pass to another
+ * thread; a racing transaction on the same words would be the
+ * application's data race.
+ */
+void xmem__heap_uwords_check(struct xmem_heap *h, struct heap_lane *l)
+{
+	/* (a checkpoint waits until it can pass: it does not fail) */
+	if (l->uw_over)
+		(void)xmem__heap_ring_restart(h, l);
 }
 
 /* Gives the lane's transaction its id (first snapshot). */
@@ -706,10 +732,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 					 "heap: the transaction's records "
 					 "exceed the lane log (%u bytes)",
 					 HEAP_RING_SIZE);
-		if ((rc = xmem__heap_checkpoint(h, l, l->last_seq, 1)))
+		if ((rc = xmem__heap_ring_restart(h, l)))
 			return rc;
-		l->ring_pos = 0;
-		uwords_reset(l);
 	}
 	if (ext && (rc = write_segment(h, l, ent, &seg, &segn)))
 		return rc;
@@ -759,6 +783,8 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	if (!l->tx.txid)
 		atomic_store_explicit(&l->busy, 0, memory_order_release);
 	xmem__heap_rec_reset(l);
+	if (!l->tx.depth)
+		xmem__heap_uwords_check(h, l);
 	return rc;
 }
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap_tx.c - transactions: undo snapshots (one fence per add_range of
- * new bytes), allocations and frees deferred to one COMMIT record.
+ * new bytes), words set at commit, allocations and frees deferred to one
+ * COMMIT record.
  *
- * Fences: add_range 1 (if it snapshots anything); commit 1, plus 1 first
- * when new objects or large snapshots must be flushed; abort 2.
+ * Fences: add_range 1 (if it snapshots anything); set64 0; commit 1,
+ * plus 1 first when new objects or large snapshots must be flushed;
+ * abort 2.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +31,8 @@ void xmem__heap_tx_fini(struct heap_tx *tx)
 	free(tx->lkeys);
 	free(tx->lmasks);
 	free(tx->bigs);
+	free(tx->sets);
+	free(tx->sidx);
 	memset(tx, 0, sizeof(*tx));
 }
 
@@ -62,6 +66,15 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
 	idx_clear(tx);
+	tx->nsets = 0;
+	free(tx->sidx);
+	tx->sidx = NULL;
+	tx->sidxcap = 0;
+	if (tx->capsets > 65536) { /* a large transaction's: not kept */
+		free(tx->sets);
+		tx->sets = NULL;
+		tx->capsets = 0;
+	}
 	tx->copied = 0;
 	if (tx->lcount <= ARRAY_SIZE(tx->lused)) {
 		/* a small transaction: clear just its slots */
@@ -405,14 +418,35 @@ static int tx_wrote(uint64_t off, void *arg)
 #define TX_IDX_MIN 32
 #define TX_IDX_FREE (1u << 31)
 
+/* First probe of key in an open-addressing table of cap (a power of
+ * two) slots. */
+static size_t tab_home(uint64_t key, size_t cap)
+{
+	return (key * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+}
+
+/* Replaces *tab by an empty table of esz-byte slots, at least twice
+ * `need` (a power of two, 64 or more); *cap gets its size, 0 without
+ * memory. */
+static void tab_new(void **tab, size_t *cap, size_t need, size_t esz)
+{
+	size_t n = 64;
+
+	while (n < 2 * need)
+		n *= 2;
+	free(*tab);
+	*tab = calloc(n, esz);
+	*cap = *tab ? n : 0;
+}
+
 /* The slot of key in the index, or of the empty slot that ends its
  * probe (its key 0). */
 static size_t idx_slot(const struct heap_tx *tx, uint64_t key)
 {
-	size_t m = tx->idxcap - 1, i = (key * 0x9e3779b97f4a7c15ull >> 20) & m;
+	size_t i = tab_home(key, tx->idxcap);
 
 	while (tx->idx[i].key && tx->idx[i].key != key)
-		i = (i + 1) & m;
+		i = (i + 1) & (tx->idxcap - 1);
 	return i;
 }
 
@@ -420,13 +454,7 @@ static size_t idx_slot(const struct heap_tx *tx, uint64_t key)
  * without memory there is none, and lookups scan the lists. */
 static void idx_build(struct heap_tx *tx, size_t need)
 {
-	size_t cap = 64;
-
-	while (cap < 2 * need)
-		cap *= 2;
-	free(tx->idx);
-	tx->idx = calloc(cap, sizeof(*tx->idx));
-	tx->idxcap = tx->idx ? cap : 0;
+	tab_new((void **)&tx->idx, &tx->idxcap, need, sizeof(*tx->idx));
 	tx->idxused = 0;
 	if (!tx->idx)
 		return;
@@ -525,6 +553,143 @@ static int in_new_object(const struct xmem_heap *h, const struct heap_tx *tx,
 	return 0;
 }
 
+/*
+ * Words set with xmem_tx_set64 wait in tx->sets until commit, which
+ * writes them as CSET entries of its record (redo: no snapshot, no fence
+ * of their own). A word the transaction may store directly (in an object
+ * it allocated, or in bytes it snapshotted) is stored at once instead.
+ */
+
+/* The slot of word off in the set index, or of the empty slot ending its
+ * probe. A set stored early keeps its slot (off 0): probes pass it. */
+static size_t sidx_slot(const struct heap_tx *tx, uint64_t off)
+{
+	size_t i = tab_home(off >> 3, tx->sidxcap);
+
+	while (tx->sidx[i] && tx->sets[tx->sidx[i] - 1].off != off)
+		i = (i + 1) & (tx->sidxcap - 1);
+	return i;
+}
+
+/* Rebuilds the set index for `need` sets; without memory there is none,
+ * and lookups scan. */
+static void sidx_build(struct heap_tx *tx, size_t need)
+{
+	tab_new((void **)&tx->sidx, &tx->sidxcap, need, sizeof(*tx->sidx));
+	for (size_t i = 0; tx->sidx && i < tx->nsets; i++)
+		if (tx->sets[i].off)
+			tx->sidx[sidx_slot(tx, tx->sets[i].off)] =
+				(uint32_t)i + 1;
+}
+
+/* The pending set of word off, or NULL. */
+static struct heap_txset *set_find(const struct heap_tx *tx, uint64_t off)
+{
+	if (tx->sidx) {
+		uint32_t v = tx->sidx[sidx_slot(tx, off)];
+
+		return v ? &tx->sets[v - 1] : NULL;
+	}
+	for (size_t i = 0; i < tx->nsets; i++)
+		if (tx->sets[i].off == off)
+			return &tx->sets[i];
+	return NULL;
+}
+
+/* 1 if the transaction may store the word at off directly: it lies in
+ * an object the transaction allocated, or all its bytes are snapshotted. */
+static int word_owned(const struct xmem_heap *h, const struct heap_tx *tx,
+		      uint64_t off)
+{
+	long j = tx->lcap ? line_slot((struct heap_tx *)tx, off / 64, 0) : -1;
+
+	return (j >= 0 && ((tx->lmasks[j] >> (off % 64)) & 0xff) == 0xff) ||
+	       big_covers(tx, off, off + 8) || in_new_object(h, tx, off, 8);
+}
+
+/* Stores now the pending sets of the words add_range just snapshotted
+ * (all of [off, end); a later direct store must land after them), and
+ * drops them from the commit's list. */
+static void sets_store_in(struct xmem_heap *h, struct heap_tx *tx, uint64_t off,
+			  uint64_t end)
+{
+	uint64_t w0 = align_up(off, 8), w1 = align_down(end, 8);
+
+	if (w1 <= w0)
+		return;
+	if ((w1 - w0) / 8 <= 64) {
+		for (uint64_t w = w0; w < w1; w += 8) {
+			struct heap_txset *s = set_find(tx, w);
+
+			if (s) {
+				memcpy(h->base + w, &s->val, 8);
+				s->off = 0;
+			}
+		}
+		return;
+	}
+	for (size_t i = 0; i < tx->nsets; i++) {
+		struct heap_txset *s = &tx->sets[i];
+
+		if (s->off >= w0 && s->off < w1) {
+			memcpy(h->base + s->off, &s->val, 8);
+			s->off = 0;
+		}
+	}
+}
+
+XMEM_EXPORT int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr,
+			      uint64_t value)
+{
+	struct heap_lane *l;
+	struct heap_tx *tx;
+	struct heap_txset *s;
+	uint64_t off;
+	int rc;
+
+	if ((rc = tx_cur(h, &l)))
+		return rc;
+	tx = &l->tx;
+	off = (uint64_t)((uint8_t *)ptr - h->base);
+	if ((uint8_t *)ptr < h->base + h->hdr.data_off ||
+	    !range_fits(off, 8, h->size) || off % 8)
+		return xmem__err(-EINVAL,
+				 "heap: tx_set64 at %p: not an aligned word "
+				 "of the heap's data area",
+				 (void *)ptr);
+	if (word_owned(h, tx, off)) {
+		memcpy(ptr, &value, 8);
+		return 0;
+	}
+	if ((s = set_find(tx, off))) {
+		s->val = value;
+		return 0;
+	}
+	if (tx->nsets >= UINT32_MAX - 1)
+		return xmem__err(-ENOMEM, "heap: tx_set64: too many words");
+	if ((rc = vgrow((void **)&tx->sets, &tx->capsets, tx->nsets + 1,
+			sizeof(*tx->sets))))
+		return rc;
+	tx->sets[tx->nsets++] = (struct heap_txset){ off, value, *ptr };
+	if (tx->sidx && 2 * tx->nsets <= tx->sidxcap)
+		tx->sidx[sidx_slot(tx, off)] = (uint32_t)tx->nsets;
+	else if (tx->nsets >= TX_IDX_MIN)
+		sidx_build(tx, tx->nsets);
+	return 0;
+}
+
+/* Widens [*off, *end) to whole words at an end whose word has a pending
+ * set: add_range stores that word once it is snapshotted, so all of its
+ * bytes must be. */
+static void widen_to_sets(const struct heap_tx *tx, uint64_t *off,
+			  uint64_t *end)
+{
+	if (*off % 8 && set_find(tx, align_down(*off, 8)))
+		*off = align_down(*off, 8);
+	if (*end % 8 && set_find(tx, align_down(*end, 8)))
+		*end = align_up(*end, 8);
+}
+
 XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 {
 	struct heap_lane *l;
@@ -545,6 +710,9 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	if (!tx->txid)
 		tx->txid = xmem__heap_take_txid(h, l);
 	end = off + len;
+	if (tx->nsets)
+		widen_to_sets(tx, &off, &end);
+	len = end - off;
 	if (big_covers(tx, off, end))
 		return 0;
 	if (len <= SNAP_SMALL) {
@@ -556,6 +724,8 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 		if (rc)
 			return rc;
 		mark_small(tx, off, end);
+		if (tx->nsets)
+			sets_store_in(h, tx, off, end);
 		return 0;
 	} else {
 		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
@@ -569,6 +739,8 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	/* The snapshot must be durable before the range is modified. */
 	if (wrote)
 		xmem__heap_fence(h, l);
+	if (tx->nsets)
+		sets_store_in(h, tx, off, end);
 	return 0;
 }
 
@@ -641,8 +813,10 @@ XMEM_EXPORT int xmem_tx_free(struct xmem_heap *h, xmem_oid oid)
 /* Leaves one nesting level; at the outermost, ends the transaction. */
 static void tx_leave(struct xmem_heap *h, struct heap_lane *l)
 {
-	if (!--l->tx.depth)
+	if (!--l->tx.depth) {
 		tx_reset(h, l);
+		xmem__heap_uwords_check(h, l);
+	}
 	xmem__heap_lane_put(h, l);
 }
 
@@ -754,6 +928,16 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	 * recovery would replay those records over it */
 	if (flush_data && (rc = xmem__heap_supersede(h, l, tx_wrote, tx)))
 		return rc;
+	/* words set with xmem_tx_set64: CSET entries (before the
+	 * allocations: a record ends with its locked bitmap updates) */
+	for (size_t i = 0; i < tx->nsets; i++) {
+		const struct heap_txset *s = &tx->sets[i];
+
+		if (s->off && s->val != s->old &&
+		    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8, s->off,
+					     s->val, s->old)))
+			return rc;
+	}
 	for (size_t i = 0; i < tx->nobjs; i++)
 		if ((rc = xmem__heap_rec_alloc(h, l, tx->objs[i].off,
 					       tx->objs[i].cls,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap_threads - two threads (or XMEM_TEST_THREADS) mixing atomic alloc,
- * free, realloc and transactions on one heap, each on its own slots, and
+ * free, realloc and transactions (publishing through a snapshot or a
+ * word set at commit) on one heap, each on its own slots, and
  * some frees of the other thread's objects (cross-thread frees go to a
  * run another lane caches). Afterwards the heap must check clean, every
  * published reference must be live, and the object count must match.
@@ -70,9 +71,9 @@ static void *worker(void *arg)
 			}
 			if (!rc && *s)
 				rc = xmem_tx_free(heap, *s);
-			if (!rc)
-				rc = xmem_tx_add_range(heap, s, 8);
-			if (!rc)
+			if (!rc && (r >> 14) % 2) /* set at commit */
+				rc = xmem_tx_set64(heap, s, o);
+			else if (!rc && !(rc = xmem_tx_add_range(heap, s, 8)))
 				*s = o;
 			if (rc) {
 				xmem_tx_abort(heap);
