@@ -98,10 +98,16 @@ void xmem_heap_close(struct xmem_heap **hp);
 void *xmem_heap_base(const struct xmem_heap *h);
 uint64_t xmem_heap_size(const struct xmem_heap *h);
 
-/* Unchecked conversions: oid 0 <-> NULL. */
+/* Unchecked conversions: oid 0 <-> NULL. The heap's first member is its
+ * base address (part of the ABI), so this one is inline. */
+struct xmem_heap_head {
+	unsigned char *base;
+};
 static inline void *xmem_heap_ptr(const struct xmem_heap *h, xmem_oid oid)
 {
-	return oid ? (char *)xmem_heap_base(h) + oid : (void *)0;
+	const struct xmem_heap_head *hh = (const struct xmem_heap_head *)h;
+
+	return oid ? (char *)hh->base + oid : (void *)0;
 }
 xmem_oid xmem_heap_oid(const struct xmem_heap *h, const void *ptr);
 

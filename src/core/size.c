@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "util.h"
 
@@ -96,7 +97,18 @@ int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz)
 	nv = realloc(*v, ncap * esz);
 	if (!nv)
 		return -ENOMEM;
+	xmem__huge_advise(nv, ncap * esz);
 	*v = nv;
 	*cap = ncap;
 	return 0;
+}
+
+void xmem__huge_advise(void *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + XMEM_HUGE_ADVISE - 1) &
+		      ~(uintptr_t)(XMEM_HUGE_ADVISE - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)(XMEM_HUGE_ADVISE - 1);
+
+	if (len >= 2 * XMEM_HUGE_ADVISE && e > a)
+		(void)madvise((void *)a, e - a, MADV_HUGEPAGE); /* a hint */
 }

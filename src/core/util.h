@@ -67,6 +67,14 @@ static inline uint64_t le64(uint64_t v)
  */
 int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz);
 
+/*
+ * Asks for huge pages under the 2 MiB-aligned part of a large buffer not
+ * yet touched (from 4 MiB): each of its 4 KiB pages would otherwise cost
+ * a fault of its own on first use. A hint; failure is ignored.
+ */
+#define XMEM_HUGE_ADVISE (2u << 20)
+void xmem__huge_advise(void *p, size_t len);
+
 /* Formats a byte count as "64 MiB", "2 GiB", "4096 B" into buf. */
 const char *xmem__fmt_size(char *buf, size_t len, uint64_t bytes);
 

@@ -78,6 +78,11 @@ void xmem__heap_lane_put(struct xmem_heap *h, struct heap_lane *l)
 		pthread_mutex_unlock(&l->lock);
 }
 
+_Static_assert(offsetof(struct xmem_heap, base) == 0 &&
+		       sizeof(((struct xmem_heap *)0)->base) ==
+			       sizeof(((struct xmem_heap_head *)0)->base),
+	       "xmem_heap_ptr() reads the base as the heap's first member");
+
 /* The lane the calling thread holds in h, or NULL. */
 struct heap_lane *xmem__heap_lane_mine(struct xmem_heap *h)
 {

@@ -119,19 +119,23 @@ struct heap_tx {
 		uint32_t val;
 	} * idx;
 	size_t idxcap, idxused;
-	/* words set with xmem_tx_set64, stored at commit (redo): in set
-	 * order, a word at most once (off 0: stored early by add_range;
-	 * until then nothing else may store to the word);
-	 * once TX_IDX_MIN are set, sidx finds them by offset (open
-	 * addressing, value = index + 1, 0 empty) */
+	/* words set with xmem_tx_set64, stored at commit (redo), in set
+	 * order (off 0: stored early by add_range; until then nothing else
+	 * may store to the word). Unique while fewer than TX_IDX_MIN or
+	 * once sidx exists (open addressing by offset, off 0 empty), else a
+	 * word may repeat (see heap_tx.c); srecent: index + 1 of a recent
+	 * set by word. */
 	struct heap_txset {
 		uint64_t off, val;
 		uint64_t old; /* the word when first set: the commit reads
 				 no line the set already read */
 	} * sets;
 	size_t nsets, capsets;
-	uint32_t *sidx;
+	struct heap_sidx {
+		uint64_t off, i;
+	} * sidx;
 	size_t sidxcap;
+	uint32_t srecent[16];
 	/* undo writer */
 	uint8_t *useg;	   /* current segment (mapped) */
 	uint64_t useg_off; /* its heap offset */
@@ -205,7 +209,7 @@ struct heap_lane {
 };
 
 struct xmem_heap {
-	uint8_t *base;
+	uint8_t *base; /* first: xmem_heap_ptr() reads it (xmem/heap.h) */
 	uint64_t size;
 	struct xmem_map *map;	  /* the mapping (owned if own_map) */
 	struct xmem_range *range; /* when opened on a range */
@@ -282,6 +286,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_ring_prepare(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_ring_restart(struct xmem_heap *h, struct heap_lane *l);
+int xmem__heap_rec_reserve(struct heap_lane *l, size_t nbytes, size_t nents);
 void xmem__heap_uwords_check(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need, int restart);

@@ -38,6 +38,21 @@ static int grow(void **v, size_t *cap, size_t need, size_t esz)
 	return 0;
 }
 
+/* Makes room in the record being built for `nbytes` more bytes of
+ * entries touching `nents` more ranges (a large record is then built
+ * without its buffers being copied as they grow). */
+int xmem__heap_rec_reserve(struct heap_lane *l, size_t nbytes, size_t nents)
+{
+	int rc;
+
+	if ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + nbytes + 24,
+		       1)) ||
+	    (rc = grow((void **)&l->pend, &l->cappend, l->npend + nents + 1,
+		       sizeof(*l->pend))))
+		return rc;
+	return 0;
+}
+
 /* Starts a new record on the lane. */
 void xmem__heap_rec_reset(struct heap_lane *l)
 {
@@ -169,6 +184,9 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 		       : XMEM_E_CORRUPT;
 }
 
+#define APPLY_PF_MIN 4096u /* records from this size prefetch targets */
+#define APPLY_AHEAD 12u	   /* entries (about) prefetched ahead */
+
 /*
  * Applies (or only validates: see mode) redo entries against the heap
  * at base. HEAP_APPLY_CHECK checks every target against what its kind
@@ -179,10 +197,28 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int mode)
 {
-	size_t pos = 0, n;
+	size_t pos = 0, n, ahead = 0;
 	uint64_t w[3] = { 0, 0, 0 };
+	/* a large record's targets are scattered: each is prefetched
+	 * APPLY_AHEAD entries before it is applied, so their misses
+	 * overlap (entries that passed the check only) */
+	unsigned lead = mode != HEAP_APPLY_CHECK && nbytes >= APPLY_PF_MIN
+				? APPLY_AHEAD
+				: 0;
 
 	while (pos < nbytes) {
+		for (; lead && ahead < nbytes && ahead - pos < lead * 24;) {
+			size_t m = ent_size(ents + ahead, nbytes - ahead);
+			uint64_t a;
+
+			if (!m)
+				break;
+			memcpy(&a, ents + ahead, 8);
+			if ((a & HEAP_REDO_OFF_MASK) < size)
+				__builtin_prefetch(
+					base + (a & HEAP_REDO_OFF_MASK), 1);
+			ahead += m;
+		}
 		if (!(n = ent_size(ents + pos, nbytes - pos)))
 			return XMEM_E_CORRUPT;
 		memcpy(w, ents + pos, 16);

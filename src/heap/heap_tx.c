@@ -67,6 +67,7 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
 	idx_clear(tx);
 	tx->nsets = 0;
+	memset(tx->srecent, 0, sizeof(tx->srecent));
 	free(tx->sidx);
 	tx->sidx = NULL;
 	tx->sidxcap = 0;
@@ -437,6 +438,8 @@ static void tab_new(void **tab, size_t *cap, size_t need, size_t esz)
 	free(*tab);
 	*tab = calloc(n, esz);
 	*cap = *tab ? n : 0;
+	if (*tab)
+		xmem__huge_advise(*tab, n * esz);
 }
 
 /* The slot of key in the index, or of the empty slot that ends its
@@ -558,37 +561,77 @@ static int in_new_object(const struct xmem_heap *h, const struct heap_tx *tx,
  * writes them as CSET entries of its record (redo: no snapshot, no fence
  * of their own). A word the transaction may store directly (in an object
  * it allocated, or in bytes it snapshotted) is stored at once instead.
+ *
+ * The first TX_IDX_MIN sets are kept unique by scanning them. Past
+ * that, a set appends without looking (a probe of a large index would
+ * miss the cache at every call), save for a word one of the last few
+ * sets named; the index, which drops repeats (the last value wins), is
+ * built only when a lookup needs it (an add_range, the commit), with
+ * its probes prefetched, and kept from then on.
  */
 
 /* The slot of word off in the set index, or of the empty slot ending its
- * probe. A set stored early keeps its slot (off 0): probes pass it. */
+ * probe. */
 static size_t sidx_slot(const struct heap_tx *tx, uint64_t off)
 {
 	size_t i = tab_home(off >> 3, tx->sidxcap);
 
-	while (tx->sidx[i] && tx->sets[tx->sidx[i] - 1].off != off)
+	while (tx->sidx[i].off && tx->sidx[i].off != off)
 		i = (i + 1) & (tx->sidxcap - 1);
 	return i;
 }
 
-/* Rebuilds the set index for `need` sets; without memory there is none,
- * and lookups scan. */
-static void sidx_build(struct heap_tx *tx, size_t need)
+#define SIDX_AHEAD 16 /* sets whose slot is prefetched ahead */
+
+/* Builds the set index for `need` sets, dropping repeats of a word (the
+ * last value goes to its first entry, which the index names). */
+static int sidx_build(struct heap_tx *tx, size_t need)
 {
 	tab_new((void **)&tx->sidx, &tx->sidxcap, need, sizeof(*tx->sidx));
-	for (size_t i = 0; tx->sidx && i < tx->nsets; i++)
-		if (tx->sets[i].off)
-			tx->sidx[sidx_slot(tx, tx->sets[i].off)] =
-				(uint32_t)i + 1;
+	if (!tx->sidx)
+		return xmem__err(-ENOMEM,
+				 "heap: tx_set64: no memory for "
+				 "the index of %zu words",
+				 tx->nsets);
+	for (size_t i = 0; i < tx->nsets; i++) {
+		struct heap_txset *s = &tx->sets[i];
+		size_t k;
+
+		if (i + SIDX_AHEAD < tx->nsets)
+			__builtin_prefetch(
+				&tx->sidx[tab_home(
+					tx->sets[i + SIDX_AHEAD].off >> 3,
+					tx->sidxcap)],
+				1);
+		if (!s->off)
+			continue;
+		k = sidx_slot(tx, s->off);
+		if (tx->sidx[k].off) { /* a repeat */
+			tx->sets[tx->sidx[k].i].val = s->val;
+			s->off = 0;
+		} else {
+			tx->sidx[k].off = s->off;
+			tx->sidx[k].i = i;
+		}
+	}
+	return 0;
 }
 
-/* The pending set of word off, or NULL. */
+/* Makes every pending word appear once, and findable. */
+static int sets_index(struct heap_tx *tx)
+{
+	return tx->sidx || tx->nsets < TX_IDX_MIN ? 0
+						  : sidx_build(tx, tx->nsets);
+}
+
+/* The pending set of word off, or NULL (sets_index done). */
 static struct heap_txset *set_find(const struct heap_tx *tx, uint64_t off)
 {
 	if (tx->sidx) {
-		uint32_t v = tx->sidx[sidx_slot(tx, off)];
+		const struct heap_sidx *e = &tx->sidx[sidx_slot(tx, off)];
+		struct heap_txset *s = e->off ? &tx->sets[e->i] : NULL;
 
-		return v ? &tx->sets[v - 1] : NULL;
+		return s && s->off == off ? s : NULL; /* not stored early */
 	}
 	for (size_t i = 0; i < tx->nsets; i++)
 		if (tx->sets[i].off == off)
@@ -609,7 +652,7 @@ static int word_owned(const struct xmem_heap *h, const struct heap_tx *tx,
 
 /* Stores now the pending sets of the words add_range just snapshotted
  * (all of [off, end); a later direct store must land after them), and
- * drops them from the commit's list. */
+ * drops them from the commit's list (sets_index done). */
 static void sets_store_in(struct xmem_heap *h, struct heap_tx *tx, uint64_t off,
 			  uint64_t end)
 {
@@ -643,8 +686,9 @@ XMEM_EXPORT int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr,
 {
 	struct heap_lane *l;
 	struct heap_tx *tx;
-	struct heap_txset *s;
+	struct heap_txset *s = NULL;
 	uint64_t off;
+	uint32_t *recent;
 	int rc;
 
 	if ((rc = tx_cur(h, &l)))
@@ -661,26 +705,34 @@ XMEM_EXPORT int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr,
 		memcpy(ptr, &value, 8);
 		return 0;
 	}
-	if ((s = set_find(tx, off))) {
+	recent = &tx->srecent[(off >> 3) % ARRAY_SIZE(tx->srecent)];
+	if (tx->sidx || tx->nsets < TX_IDX_MIN)
+		s = set_find(tx, off);
+	else if (*recent && tx->sets[*recent - 1].off == off)
+		s = &tx->sets[*recent - 1];
+	if (s) {
 		s->val = value;
 		return 0;
 	}
-	if (tx->nsets >= UINT32_MAX - 1)
-		return xmem__err(-ENOMEM, "heap: tx_set64: too many words");
 	if ((rc = vgrow((void **)&tx->sets, &tx->capsets, tx->nsets + 1,
 			sizeof(*tx->sets))))
 		return rc;
 	tx->sets[tx->nsets++] = (struct heap_txset){ off, value, *ptr };
-	if (tx->sidx && 2 * tx->nsets <= tx->sidxcap)
-		tx->sidx[sidx_slot(tx, off)] = (uint32_t)tx->nsets;
-	else if (tx->nsets >= TX_IDX_MIN)
-		sidx_build(tx, tx->nsets);
+	*recent = (uint32_t)MIN(tx->nsets, UINT32_MAX);
+	if (!tx->sidx)
+		return 0;
+	if (2 * tx->nsets > tx->sidxcap) /* grows: rebuilt */
+		return sidx_build(tx, tx->nsets);
+	size_t k = sidx_slot(tx, off);
+
+	tx->sidx[k].off = off;
+	tx->sidx[k].i = tx->nsets - 1;
 	return 0;
 }
 
 /* Widens [*off, *end) to whole words at an end whose word has a pending
  * set: add_range stores that word once it is snapshotted, so all of its
- * bytes must be. */
+ * bytes must be (sets_index done). */
 static void widen_to_sets(const struct heap_tx *tx, uint64_t *off,
 			  uint64_t *end)
 {
@@ -710,6 +762,8 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	if (!tx->txid)
 		tx->txid = xmem__heap_take_txid(h, l);
 	end = off + len;
+	if (tx->nsets && (rc = sets_index(tx)))
+		return rc;
 	if (tx->nsets)
 		widen_to_sets(tx, &off, &end);
 	len = end - off;
@@ -929,7 +983,12 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	if (flush_data && (rc = xmem__heap_supersede(h, l, tx_wrote, tx)))
 		return rc;
 	/* words set with xmem_tx_set64: CSET entries (before the
-	 * allocations: a record ends with its locked bitmap updates) */
+	 * allocations: a record ends with its locked bitmap updates), each
+	 * word once */
+	if ((rc = sets_index(tx)) ||
+	    (tx->nsets > 64 &&
+	     (rc = xmem__heap_rec_reserve(l, tx->nsets * 24, tx->nsets))))
+		return rc;
 	for (size_t i = 0; i < tx->nsets; i++) {
 		const struct heap_txset *s = &tx->sets[i];
 

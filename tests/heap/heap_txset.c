@@ -9,7 +9,8 @@
  *      snapshotted bytes is stored at once (and abort restores it);
  *   3. an add_range over a set word (also one covering only part of it)
  *      stores the set then, so a later direct store wins, and abort
- *      restores the word;
+ *      restores the word; with hundreds of words set several times,
+ *      the last value of each wins, at commit and at an add_range;
  *   4. a transaction setting 20,000 words (more than a lane's list of
  *      user words holds) commits them all; a later transaction puts
  *      every word back to its old value through a large snapshot; an
@@ -109,6 +110,53 @@ static void test_semantics(struct xmem_heap *h, struct root *r)
 	CHECK(r->a == 9);
 }
 
+/* Past the first words a transaction sets, repeats are dropped when the
+ * commit or an add_range indexes them: the last value must win. */
+static void test_repeats(struct xmem_heap *h, struct root *r)
+{
+	xmem_oid *o = &r->obj;
+	uint64_t *w;
+	int ok = 1;
+
+	REQUIRE_OK(xmem_heap_alloc(h, o, 400 * 8, 5, XMEM_F_HEAP_ZERO, NULL,
+				   NULL));
+	w = xmem_heap_ptr(h, *o);
+	REQUIRE_OK(xmem_tx_begin(h));
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 200; i++)
+			REQUIRE_OK(xmem_tx_set64(h, &w[i * 2],
+						 (uint64_t)round * 1000 + i));
+	REQUIRE_OK(xmem_tx_commit(h));
+	for (int i = 0; i < 200; i++)
+		ok &= w[i * 2] == 2000 + (uint64_t)i && w[i * 2 + 1] == 0;
+	CHECK(ok);
+	/* an add_range over repeated words stores their last values, and
+	 * a direct store after it wins */
+	REQUIRE_OK(xmem_tx_begin(h));
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 200; i++)
+			REQUIRE_OK(xmem_tx_set64(h, &w[i * 2],
+						 (uint64_t)round * 10 + i));
+	REQUIRE_OK(xmem_tx_add_range(h, &w[100], 40 * 8));
+	CHECK(w[100] == 10 + 50 && w[138] == 10 + 69);
+	w[100] = 7;
+	REQUIRE_OK(xmem_tx_commit(h));
+	ok = w[100] == 7;
+	for (int i = 0; i < 200; i++)
+		if (i != 50)
+			ok &= w[i * 2] == 10 + (uint64_t)i;
+	CHECK(ok);
+	/* and abort undoes what the add_range stored */
+	REQUIRE_OK(xmem_tx_begin(h));
+	for (int i = 0; i < 200; i++)
+		REQUIRE_OK(xmem_tx_set64(h, &w[i * 2], 99));
+	REQUIRE_OK(xmem_tx_add_range(h, w, 400 * 8));
+	CHECK(w[0] == 99 && w[398] == 99);
+	REQUIRE_OK(xmem_tx_abort(h));
+	CHECK(w[0] == 10 && w[100] == 7 && w[398] == 10 + 199);
+	CHECK_OK(xmem_heap_free(h, o));
+}
+
 static void test_many(struct test_heap *t, struct root *r)
 {
 	struct xmem_heap *h = t->h;
@@ -167,6 +215,7 @@ int main(void)
 	r = test_heap_create(&t, path, SIZE, sizeof(*r));
 	test_misuse(t.h, r);
 	test_semantics(t.h, r);
+	test_repeats(t.h, r);
 	test_many(&t, r);
 	xmem_heap_close(&t.h);
 	xmem_map_delete(&t.map);
