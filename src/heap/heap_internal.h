@@ -124,7 +124,8 @@ struct heap_tx {
 	 * may store to the word). Unique while fewer than TX_IDX_MIN or
 	 * once sidx exists (open addressing by offset, off 0 empty), else a
 	 * word may repeat (see heap_tx.c); srecent: index + 1 of a recent
-	 * set by word. */
+	 * set by word (kept across transactions: valid only below nsets,
+	 * and if the set names the word). */
 	struct heap_txset {
 		uint64_t off, val;
 		uint64_t old; /* the word when first set: the commit reads

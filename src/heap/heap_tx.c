@@ -66,11 +66,12 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 			tx->xsegs[i].len >> HEAP_CHUNK_SHIFT);
 	tx->nsnaps = tx->nobjs = tx->nfrees = tx->nxsegs = tx->nbigs = 0;
 	idx_clear(tx);
-	tx->nsets = 0;
-	memset(tx->srecent, 0, sizeof(tx->srecent));
-	free(tx->sidx);
-	tx->sidx = NULL;
-	tx->sidxcap = 0;
+	if (tx->nsets) { /* (srecent may stay: it is checked against nsets) */
+		tx->nsets = 0;
+		free(tx->sidx);
+		tx->sidx = NULL;
+		tx->sidxcap = 0;
+	}
 	if (tx->capsets > 65536) { /* a large transaction's: not kept */
 		free(tx->sets);
 		tx->sets = NULL;
@@ -708,7 +709,8 @@ XMEM_EXPORT int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr,
 	recent = &tx->srecent[(off >> 3) % ARRAY_SIZE(tx->srecent)];
 	if (tx->sidx || tx->nsets < TX_IDX_MIN)
 		s = set_find(tx, off);
-	else if (*recent && tx->sets[*recent - 1].off == off)
+	else if (*recent && *recent <= tx->nsets &&
+		 tx->sets[*recent - 1].off == off)
 		s = &tx->sets[*recent - 1];
 	if (s) {
 		s->val = value;
