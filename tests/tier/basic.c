@@ -66,11 +66,21 @@ int main(void)
 	for (uint64_t i = 0; i < n; i++)
 		fill(b, unit, i, 1);
 	for (uint64_t i = 0; i < n; i++) {
+		enum xmem_tier_where w = where(t, i);
+
 		CHECK(check(b, unit, i, 1));
-		CHECK(where(t, i) ==
-		      (i < 4 ? XMEM_TIER_DRAM : XMEM_TIER_DEVICE));
+		if (w != (i < 4 ? XMEM_TIER_DRAM : XMEM_TIER_DEVICE))
+			fprintf(stderr, "unit %llu placed in %d\n",
+				(unsigned long long)i, (int)w);
+		CHECK(w == (i < 4 ? XMEM_TIER_DRAM : XMEM_TIER_DEVICE));
 	}
 	CHECK_OK(xmem_tier_stats(t, &st));
+	if (st.dram_used != 4 * unit || st.first_touch != n)
+		fprintf(stderr,
+			"dram used %llu, first touches %llu, denied %llu\n",
+			(unsigned long long)st.dram_used,
+			(unsigned long long)st.first_touch,
+			(unsigned long long)st.budget_denied);
 	CHECK(st.dram_used == 4 * unit);
 	CHECK(st.dram_bytes == 4 * unit);
 	CHECK(st.device_bytes == 12 * unit);
