@@ -72,7 +72,7 @@ typedef uint64_t xmem_oid;
 #define XMEM_OID_NULL ((xmem_oid)0)
 
 #define XMEM_HEAP_TYPE_MAX 65535u
-#define XMEM_HEAP_NCLASSES 24
+#define XMEM_HEAP_NCLASSES 25
 
 struct xmem_heap;
 

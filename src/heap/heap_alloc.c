@@ -14,7 +14,7 @@
 #include "heap/heap_internal.h"
 
 const uint32_t xmem__heap_class_size[HEAP_NCLASSES] = {
-	64,   96,   128,   160,	  192,	 256,	320,   384,
+	32,   64,   96,   128,   160,	  192,	 256,	320,   384,
 	512,  640,  768,   1024,  1536,	 2048,	3072,  4096,
 	6144, 8192, 12288, 16384, 24576, 32768, 65536, 131072,
 };
@@ -39,7 +39,7 @@ unsigned xmem__heap_nclasses(void)
 /* Smallest class holding `size` bytes, or -1 for an extent. */
 int xmem__heap_class_of(uint64_t size)
 {
-	if (size <= 64)
+	if (size <= HEAP_MIN_CLASS)
 		return 0;
 	for (int i = 1; i < HEAP_NCLASSES; i++)
 		if (size <= xmem__heap_class_size[i])
@@ -456,7 +456,7 @@ static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 	xmem__heap_rec_reset(l);
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ZERO, 0,
 				     heap_meta_off(h, c) + HEAP_META_BITMAP,
-				     1024, 0)) ||
+				     HEAP_BITMAP_BYTES, 0)) ||
 	    (rc = rec_chunk_hdr(h, l, c, &ch)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);

@@ -9,7 +9,7 @@
 #include <xmem/heap.h>
 #include "heap/heap_layout.h"
 
-#define HEAP_NCLASSES 24
+#define HEAP_NCLASSES 25
 #define HEAP_BUSY_PENDING UINT64_MAX
 /* user words a lane's ring records can name: every such entry takes at
  * least 16 bytes of the ring */

@@ -15,9 +15,12 @@
  *              each: redo ring (HEAP_RING_SIZE) then undo area
  *   meta_off chunk metadata: nchunks x HEAP_META_SIZE
  *              each: chunk header (16 B, in a 64 B line), run bitmap
- *              with its mirror copy (1 KiB: each 64 B line holds four
+ *              with its mirror copy (2 KiB: each 64 B line holds four
  *              bitmap words then the same four mirror words, so both
- *              copies of a word change in one line), slot types (8 KiB)
+ *              copies of a word change in one line), slot types (16 KiB:
+ *              one u16 per slot of the smallest class, 32 B); 18,496 B
+ *              per 256 KiB chunk, 7% of the heap, and no header in any
+ *              object
  *   data_off chunks: nchunks x HEAP_CHUNK_SIZE (256 KiB), the only bytes
  *            user objects occupy. Metadata never sits next to user data,
  *            so an overflow of an object cannot reach it.
@@ -146,7 +149,7 @@
 #include <stdint.h>
 
 #define HEAP_MAGIC "XMEMHEAP"
-#define HEAP_VERSION 2u
+#define HEAP_VERSION 3u
 
 #define HEAP_HDR_OFF 0u
 #define HEAP_HDR_BACKUP_OFF 2048u
@@ -163,9 +166,10 @@
 
 #define HEAP_CHUNK_SHIFT 18u
 #define HEAP_CHUNK_SIZE (1u << HEAP_CHUNK_SHIFT) /* 256 KiB */
-#define HEAP_MIN_CLASS 64u
-#define HEAP_MAX_SLOTS (HEAP_CHUNK_SIZE / HEAP_MIN_CLASS) /* 4096 */
-#define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)	  /* 64 */
+#define HEAP_MIN_CLASS 32u
+#define HEAP_MAX_SLOTS (HEAP_CHUNK_SIZE / HEAP_MIN_CLASS) /* 8192 */
+#define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)	  /* 128 */
+#define HEAP_BITMAP_BYTES (2u * 8u * HEAP_BITMAP_WORDS) /* with mirror */
 
 /* Per-chunk metadata block. */
 #define HEAP_META_HDR 0u
@@ -173,8 +177,8 @@
 /* Offset in the metadata block of bitmap word w and of its mirror. */
 #define HEAP_BM_OFF(w) (HEAP_META_BITMAP + ((w) >> 2) * 64u + ((w)&3u) * 8u)
 #define HEAP_MIRROR_OFF(w) (HEAP_BM_OFF(w) + 32u)
-#define HEAP_META_TYPES (64u + 1024u)
-#define HEAP_META_SIZE (64u + 1024u + 2u * HEAP_MAX_SLOTS) /* 9280 */
+#define HEAP_META_TYPES (64u + HEAP_BITMAP_BYTES)
+#define HEAP_META_SIZE (HEAP_META_TYPES + 2u * HEAP_MAX_SLOTS) /* 18496 */
 
 #define HEAP_MIN_SIZE (4ull << 20)
 #define HEAP_INLINE_MAX 1024u /* dirty bytes carried in a COMMIT record */

@@ -269,7 +269,8 @@ int main(void)
 		put_chunk_hdr(c, &ch);
 		/* and plant a run on the chunk after it */
 		put_chunk_hdr(c + 1, &rh);
-		memset(base + meta(c + 1) + HEAP_META_BITMAP, 0, 1024);
+		memset(base + meta(c + 1) + HEAP_META_BITMAP, 0,
+		       HEAP_BITMAP_BYTES);
 	} else {
 		put_chunk_hdr(c, &ch);
 	}

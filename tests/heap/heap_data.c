@@ -143,7 +143,9 @@ int main(void)
 
 	test_path(path, sizeof(path), "heap-data");
 	test_path(img, sizeof(img), "heap-data-img");
-	r = test_heap_create(&t, path, SIZE, sizeof(struct root));
+	/* a root of 64 bytes: the class the objects below use has a run,
+	 * and the fences counted are the operations' own */
+	r = test_heap_create(&t, path, SIZE, 64);
 	h = t.h;
 	xmem_heap_checkpoint(h); /* the root's record retired */
 
