@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_heap_map.h - the chained hash map of PMDK's hashmap_tx example,
- * written once for each library (same algorithm, same transactions):
- *   insert: one transaction snapshots the bucket slot and the count,
+ * written for each library (same algorithm, the same words changed in
+ * the same transactions):
+ *   insert: one transaction changes the bucket slot and the count,
  *           allocates the entry and links it at the head of its chain;
  *   grow:   when count > 10 x buckets, one transaction allocates a
- *           bucket array twice as large, moves every entry (snapshotting
- *           its next pointer), frees the old array.
+ *           bucket array twice as large, moves every entry (changing its
+ *           next pointer), frees the old array.
+ * libpmemobj changes existing words as hashmap_tx does: an undo snapshot
+ * (pmemobj_tx_add_range_direct), then a store. xmem runs twice: with
+ * xmem_tx_set64 (the word is written at commit from the COMMIT record:
+ * no snapshot, no fence) and, as a second row, with xmem_tx_add_range
+ * and a store, the same calls as hashmap_tx.
  * Included by bench_heap.c only.
  */
 #define HM_INIT 10
