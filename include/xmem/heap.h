@@ -174,8 +174,10 @@ int xmem_tx_free(struct xmem_heap *h, xmem_oid oid);
  * with no snapshot and no fence of its own. Until then the word keeps
  * its old value (reads in the transaction see it), except in an object
  * the transaction allocated or in bytes it snapshotted, where the store
- * is made at once. A later add_range over the word stores it then;
- * a later set replaces the value; abort drops it. Setting thousands of
+ * is made at once. A later add_range over the word stores it then (after
+ * which direct stores are fine); a later set replaces the value; abort
+ * drops it. No direct store may change a pending word: the commit
+ * writes it only where it still holds the value it had when first set. Setting thousands of
  * words in one transaction makes its commit retire the lane's log (a
  * checkpoint, 3 fences).
  */
