@@ -169,7 +169,7 @@
 #define HEAP_MIN_CLASS 32u
 #define HEAP_MAX_SLOTS (HEAP_CHUNK_SIZE / HEAP_MIN_CLASS) /* 8192 */
 #define HEAP_BITMAP_WORDS (HEAP_MAX_SLOTS / 64u)	  /* 128 */
-#define HEAP_BITMAP_BYTES (2u * 8u * HEAP_BITMAP_WORDS) /* with mirror */
+#define HEAP_BITMAP_BYTES (2u * 8u * HEAP_BITMAP_WORDS)	  /* with mirror */
 
 /* Per-chunk metadata block. */
 #define HEAP_META_HDR 0u
