@@ -177,9 +177,9 @@ int xmem_tx_free(struct xmem_heap *h, xmem_oid oid);
  * is made at once. A later add_range over the word stores it then (after
  * which direct stores are fine); a later set replaces the value; abort
  * drops it. No direct store may change a pending word: the commit
- * writes it only where it still holds the value it had when first set. Setting thousands of
- * words in one transaction makes its commit retire the lane's log (a
- * checkpoint, 3 fences).
+ * writes it only where it still holds the value it had when first set. Setting
+ * thousands of words in one transaction makes its commit retire the lane's log
+ * (a checkpoint, 3 fences).
  */
 int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr, uint64_t value);
 int xmem_tx_commit(struct xmem_heap *h);
