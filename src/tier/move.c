@@ -231,8 +231,8 @@ static unsigned place_target(struct xmem_tier *t, uint64_t i, uint32_t want)
 
 /*
  * Places the claimed, never-touched unit i (first touch or explicit): in
- * DRAM if wanted and the budget allows, else on the device. Wakes the
- * unit's sleepers and publishes. -ENOSPC only when DRAM was demanded.
+ * DRAM if wanted and the budget allows, else on the device. Publishes,
+ * then wakes the unit's sleepers. -ENOSPC only when DRAM was demanded.
  */
 int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want)
 {
@@ -258,16 +258,20 @@ int xmem__tier_place(struct xmem_tier *t, uint64_t i, uint32_t want)
 			xmem__tier_budget_put(t);
 		else if (to == XMEM_TIER_DRAM)
 			slot_put(t, t->u[i].slot, 1);
-		xmem__tier_wake(t, off, t->unit);
 		xmem__tier_publish(t, i, XMEM_TIER_NONE);
+		xmem__tier_wake(t, off, t->unit);
 		return rc;
 	}
 	atomic_fetch_add(to == XMEM_TIER_DRAM ? &t->dram_units : &t->dev_units,
 			 1);
 	atomic_fetch_add(&t->c.first_touch, 1);
 	t->u[i].moved_ns = xmem__tier_now_ns();
-	xmem__tier_wake(t, off, t->unit);
+	/* published before the sleepers wake: the thread whose touch placed
+	 * the unit sees where it went (woken first, it could ask while the
+	 * unit still read as not placed); a wake after another thread
+	 * claimed the unit meanwhile only makes sleepers touch again */
 	xmem__tier_publish(t, i, to);
+	xmem__tier_wake(t, off, t->unit);
 	return 0;
 }
 

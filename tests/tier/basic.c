@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * basic.c - tier object: first-touch placement under the budget, explicit
- * migration both ways with the data intact, advice, budget refusal, stats.
+ * basic.c - tier object: first-touch placement under the budget (seen at
+ * once by the touching thread), explicit migration both ways with the
+ * data intact, advice, budget refusal, stats.
  */
 #include <stdint.h>
 #include <string.h>
@@ -39,6 +40,37 @@ static enum xmem_tier_where where(struct xmem_tier *t, uint64_t i)
 
 	CHECK_OK(xmem_tier_where(t, b + i * xmem_tier_unit(t), &w));
 	return w;
+}
+
+/*
+ * The thread whose touch placed a unit asks where it went at once: the
+ * answer must be the placement, not "none" (the unit used to be
+ * published after its sleepers woke; about half of these asks saw it
+ * unplaced).
+ */
+static void touch_then_ask(struct xmem_tier_config *cfg, uint64_t unit,
+			   uint64_t n)
+{
+	struct xmem_tier *t;
+	unsigned stale = 0;
+
+	for (int rep = 0; rep < 40; rep++) {
+		REQUIRE_OK(xmem_tier_new(cfg, &t));
+		char *b = xmem_tier_addr(t);
+
+		for (uint64_t i = 0; i < n; i++) {
+			b[i * unit] = 1;
+			stale += where(t, i) !=
+				 (i < 4 ? XMEM_TIER_DRAM : XMEM_TIER_DEVICE);
+		}
+		xmem_tier_delete(&t);
+	}
+	if (stale)
+		fprintf(stderr,
+			"%u units read as not placed by the thread "
+			"that placed them\n",
+			stale);
+	CHECK(stale == 0);
 }
 
 int main(void)
@@ -126,6 +158,7 @@ int main(void)
 	      -EINVAL);
 	xmem_tier_delete(&t);
 	CHECK(t == NULL);
+	touch_then_ask(&cfg, unit, n);
 
 	cfg.dram_budget = unit + 1;
 	CHECK(xmem_tier_new(&cfg, &t) == -EINVAL);
