@@ -3,8 +3,8 @@
  * move.c - placing and migrating units, and the DRAM budget.
  *
  * The protocol that keeps every write is described in tier_internal.h:
- * placeholder, copy through the aliases, map the destination, wake,
- * release the source, publish. All of it runs with the unit claimed (BUSY)
+ * placeholder, copy through the aliases, map the destination, release
+ * the source, publish, wake. All of it runs with the unit claimed (BUSY)
  * so that exactly one actor changes a unit's mapping at a time.
  */
 #include <errno.h>
@@ -389,7 +389,7 @@ static int remap_move(struct xmem_tier *t, uint64_t i, uint32_t old,
 		return xmem__err(rc, "tier: mapping unit %llu: %s",
 				 (unsigned long long)i, strerror(-rc));
 	}
-	xmem__tier_wake(t, off, t->unit);
+	/* the sleepers wake once the move is published (move_locked) */
 	return 0;
 }
 
@@ -506,6 +506,10 @@ static int move_locked(struct xmem_tier *t, uint64_t i, unsigned to, int wait)
 		to == XMEM_TIER_DRAM ? &t->c.promotions : &t->c.demotions, 1);
 	atomic_fetch_add(&t->c.migrated_bytes, t->unit);
 	note_move(t, i);
+	/* published before the unit's sleepers wake: a woken thread sees
+	 * where the unit went */
 	xmem__tier_publish(t, i, to);
+	if (!t->numa)
+		xmem__tier_wake(t, i * t->unit, t->unit);
 	return 1;
 }
