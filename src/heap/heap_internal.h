@@ -137,6 +137,13 @@ struct heap_tx {
 	} * sidx;
 	size_t sidxcap;
 	uint32_t srecent[16];
+	/* without sidx, past TX_IDX_MIN: a Bloom filter of the pending
+	 * words (two bits each, 16 bits per word), and the words it may
+	 * have held already (every repeat is among them) */
+	uint64_t *sbloom;
+	size_t sbloom_bits;
+	uint64_t *scand;
+	size_t nscand, capscand;
 	/* undo writer */
 	uint8_t *useg;	   /* current segment (mapped) */
 	uint64_t useg_off; /* its heap offset */

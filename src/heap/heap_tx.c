@@ -33,6 +33,8 @@ void xmem__heap_tx_fini(struct heap_tx *tx)
 	free(tx->bigs);
 	free(tx->sets);
 	free(tx->sidx);
+	free(tx->sbloom);
+	free(tx->scand);
 	memset(tx, 0, sizeof(*tx));
 }
 
@@ -42,6 +44,16 @@ static int vgrow(void **v, size_t *cap, size_t need, size_t esz)
 	if (xmem__vec_grow(v, cap, need, esz))
 		return xmem__err(-ENOMEM, "heap: transaction: out of memory");
 	return 0;
+}
+
+/* Drops the Bloom filter of set words and its list of possible
+ * repeats (see xmem_tx_set64). */
+static void sets_unbloom(struct heap_tx *tx)
+{
+	free(tx->sbloom);
+	free(tx->scand);
+	tx->sbloom = tx->scand = NULL;
+	tx->sbloom_bits = tx->nscand = tx->capscand = 0;
 }
 
 /* Drops the index of allocations and frees (built by large
@@ -71,6 +83,7 @@ static void tx_reset(struct xmem_heap *h, struct heap_lane *l)
 		free(tx->sidx);
 		tx->sidx = NULL;
 		tx->sidxcap = 0;
+		sets_unbloom(tx);
 	}
 	if (tx->capsets > 65536) { /* a large transaction's: not kept */
 		free(tx->sets);
@@ -566,9 +579,12 @@ static int in_new_object(const struct xmem_heap *h, const struct heap_tx *tx,
  * The first TX_IDX_MIN sets are kept unique by scanning them. Past
  * that, a set appends without looking (a probe of a large index would
  * miss the cache at every call), save for a word one of the last few
- * sets named; the index, which drops repeats (the last value wins), is
- * built only when a lookup needs it (an add_range, the commit), with
- * its probes prefetched, and kept from then on.
+ * sets named, and notes the word in a Bloom filter small enough to stay
+ * in cache: a word whose bits were all set already may repeat. The
+ * commit drops repeats (the last value wins) by looking up only those
+ * words. An add_range that needs to find words builds an index of
+ * them all instead (its probes prefetched; it drops repeats too), kept
+ * from then on.
  */
 
 /* The slot of word off in the set index, or of the empty slot ending its
@@ -621,8 +637,105 @@ static int sidx_build(struct heap_tx *tx, size_t need)
 /* Makes every pending word appear once, and findable. */
 static int sets_index(struct heap_tx *tx)
 {
-	return tx->sidx || tx->nsets < TX_IDX_MIN ? 0
-						  : sidx_build(tx, tx->nsets);
+	if (tx->sidx || tx->nsets < TX_IDX_MIN)
+		return 0;
+	sets_unbloom(tx); /* the index drops every repeat */
+	return sidx_build(tx, tx->nsets);
+}
+
+/* Sets bit pair of word off in the Bloom filter; 1 if both were set. */
+static int bloom_add(struct heap_tx *tx, uint64_t off)
+{
+	uint64_t x = (off >> 3) * 0x9e3779b97f4a7c15ull;
+	size_t m = tx->sbloom_bits - 1, a = (x >> 16) & m, b = (x >> 40) & m;
+	uint64_t *wa = &tx->sbloom[a / 64], *wb = &tx->sbloom[b / 64];
+	int had = (*wa >> (a % 64) & 1) && (*wb >> (b % 64) & 1);
+
+	*wa |= 1ull << (a % 64);
+	*wb |= 1ull << (b % 64);
+	return had;
+}
+
+/* Notes word off as a possible repeat. */
+static int cand_push(struct heap_tx *tx, uint64_t off)
+{
+	int rc = vgrow((void **)&tx->scand, &tx->capscand, tx->nscand + 1,
+		       sizeof(*tx->scand));
+
+	if (!rc)
+		tx->scand[tx->nscand++] = off;
+	return rc;
+}
+
+/* Rebuilds the Bloom filter at 16 bits per pending word (a power of two)
+ * from all of them, noting the possible repeats again. */
+static int bloom_build(struct heap_tx *tx)
+{
+	size_t bits = 1024;
+	int rc = 0;
+
+	while (bits < 16 * tx->nsets)
+		bits *= 2;
+	free(tx->sbloom);
+	/* written once here, not read from untouched zero pages first */
+	tx->sbloom = malloc(bits / 8);
+	tx->sbloom_bits = tx->sbloom ? bits : 0;
+	tx->nscand = 0;
+	if (!tx->sbloom)
+		return xmem__err(-ENOMEM, "heap: tx_set64: out of memory");
+	xmem__huge_advise(tx->sbloom, bits / 8);
+	memset(tx->sbloom, 0, bits / 8);
+	for (size_t i = 0; i < tx->nsets && !rc; i++)
+		if (tx->sets[i].off && bloom_add(tx, tx->sets[i].off))
+			rc = cand_push(tx, tx->sets[i].off);
+	return rc;
+}
+
+/*
+ * Drops repeated words before the commit writes them, without an index
+ * of every word: only the possible repeats the Bloom filter noted are
+ * looked up, in a table of their own, while the sets are read in order
+ * (the last value goes to a word's first entry).
+ */
+static int sets_dedupe(struct heap_tx *tx)
+{
+	struct heap_sidx *t = NULL;
+	size_t cap = 0;
+
+	if (tx->sidx || tx->nsets < TX_IDX_MIN || !tx->nscand)
+		return 0;
+	tab_new((void **)&t, &cap, tx->nscand, sizeof(*t));
+	if (!t)
+		return xmem__err(-ENOMEM, "heap: tx_set64: out of memory");
+	for (size_t j = 0; j < tx->nscand; j++) {
+		size_t k = tab_home(tx->scand[j] >> 3, cap);
+
+		while (t[k].off && t[k].off != tx->scand[j])
+			k = (k + 1) & (cap - 1);
+		t[k].off = tx->scand[j];
+		t[k].i = UINT64_MAX; /* its first set not met yet */
+	}
+	for (size_t i = 0; i < tx->nsets; i++) {
+		struct heap_txset *s = &tx->sets[i];
+		size_t k;
+
+		if (!s->off)
+			continue;
+		k = tab_home(s->off >> 3, cap);
+		while (t[k].off && t[k].off != s->off)
+			k = (k + 1) & (cap - 1);
+		if (!t[k].off)
+			continue; /* met once only */
+		if (t[k].i == UINT64_MAX) {
+			t[k].i = i;
+		} else {
+			tx->sets[t[k].i].val = s->val;
+			s->off = 0;
+		}
+	}
+	free(t);
+	tx->nscand = 0;
+	return 0;
 }
 
 /* The pending set of word off, or NULL (sets_index done). */
@@ -721,8 +834,13 @@ XMEM_EXPORT int xmem_tx_set64(struct xmem_heap *h, uint64_t *ptr,
 		return rc;
 	tx->sets[tx->nsets++] = (struct heap_txset){ off, value, *ptr };
 	*recent = (uint32_t)MIN(tx->nsets, UINT32_MAX);
-	if (!tx->sidx)
-		return 0;
+	if (!tx->sidx) { /* unique so far, or noted in the Bloom filter */
+		if (tx->nsets < TX_IDX_MIN)
+			return 0;
+		if (16 * tx->nsets > tx->sbloom_bits) /* grows: rebuilt */
+			return bloom_build(tx);
+		return bloom_add(tx, off) ? cand_push(tx, off) : 0;
+	}
 	if (2 * tx->nsets > tx->sidxcap) /* grows: rebuilt */
 		return sidx_build(tx, tx->nsets);
 	size_t k = sidx_slot(tx, off);
@@ -987,7 +1105,7 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	/* words set with xmem_tx_set64: CSET entries (before the
 	 * allocations: a record ends with its locked bitmap updates), each
 	 * word once */
-	if ((rc = sets_index(tx)) ||
+	if ((rc = sets_dedupe(tx)) ||
 	    (tx->nsets > 64 &&
 	     (rc = xmem__heap_rec_reserve(l, tx->nsets * 24, tx->nsets))))
 		return rc;
