@@ -45,12 +45,10 @@ int xmem__heap_rec_reserve(struct heap_lane *l, size_t nbytes, size_t nents)
 {
 	int rc;
 
-	if ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + nbytes + 24,
-		       1)) ||
-	    (rc = grow((void **)&l->pend, &l->cappend, l->npend + nents + 1,
-		       sizeof(*l->pend))))
+	if ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + nbytes + 24, 1)))
 		return rc;
-	return 0;
+	return grow((void **)&l->pend, &l->cappend, l->npend + nents + 1,
+		    sizeof(*l->pend));
 }
 
 /* Starts a new record on the lane. */
@@ -73,9 +71,7 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 
 	/* room for 24 bytes: the copy below is of a fixed size */
 	if ((l->rlen + 24 > l->rcap || l->npend >= l->cappend) &&
-	    ((rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + 24, 1)) ||
-	     (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
-			sizeof(*l->pend)))))
+	    (rc = xmem__heap_rec_reserve(l, 24, 1)))
 		return rc;
 	w[0] = (uint64_t)op << 56 | (uint64_t)size << 48 | off;
 	w[1] = value;
@@ -103,11 +99,7 @@ int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
 	uint64_t w[2] = { (uint64_t)HEAP_REDO_DATA << 56 | off, len };
 	int rc;
 
-	if ((l->rlen + n > l->rcap &&
-	     (rc = grow((void **)&l->rbuf, &l->rcap, l->rlen + n, 1))) ||
-	    (l->npend >= l->cappend &&
-	     (rc = grow((void **)&l->pend, &l->cappend, l->npend + 1,
-			sizeof(*l->pend)))) ||
+	if ((rc = xmem__heap_rec_reserve(l, n, 1)) ||
 	    (rc = grow((void **)&l->ntw, &l->capntw, l->nntw + 1,
 		       sizeof(*l->ntw))))
 		return rc;

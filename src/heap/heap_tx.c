@@ -882,37 +882,31 @@ XMEM_EXPORT int xmem_tx_add_range(struct xmem_heap *h, void *ptr, size_t len)
 	if (!tx->txid)
 		tx->txid = xmem__heap_take_txid(h, l);
 	end = off + len;
-	if (tx->nsets && (rc = sets_index(tx)))
-		return rc;
-	if (tx->nsets)
+	if (tx->nsets) {
+		if ((rc = sets_index(tx)))
+			return rc;
 		widen_to_sets(tx, &off, &end);
+	}
 	len = end - off;
 	if (big_covers(tx, off, end))
 		return 0;
 	if (len <= SNAP_SMALL) {
 		rc = add_small(h, l, off, end, &wrote);
-		/* The snapshot must be durable before the range is
-		 * modified (also the part taken before a failure). */
-		if (wrote)
-			xmem__heap_fence(h, l);
-		if (rc)
-			return rc;
-		mark_small(tx, off, end);
-		if (tx->nsets)
-			sets_store_in(h, tx, off, end);
-		return 0;
-	} else {
-		if ((rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
-				sizeof(*tx->bigs))) ||
-		    (rc = snap_take(h, l, off, len)))
-			return rc;
+	} else if (!(rc = vgrow((void **)&tx->bigs, &tx->capbigs, tx->nbigs + 1,
+				sizeof(*tx->bigs))) &&
+		   !(rc = snap_take(h, l, off, len))) {
 		tx->bigs[tx->nbigs].off = off;
 		tx->bigs[tx->nbigs++].len = len;
 		wrote = 1;
 	}
-	/* The snapshot must be durable before the range is modified. */
+	/* The snapshot must be durable before the range is modified (also
+	 * the part taken before a failure). */
 	if (wrote)
 		xmem__heap_fence(h, l);
+	if (rc)
+		return rc;
+	if (len <= SNAP_SMALL)
+		mark_small(tx, off, end);
 	if (tx->nsets)
 		sets_store_in(h, tx, off, end);
 	return 0;
