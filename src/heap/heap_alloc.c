@@ -440,8 +440,9 @@ static int rec_chunk_hdr(struct xmem_heap *h, struct heap_lane *l, uint64_t c,
 }
 
 /*
- * Turns a free chunk into an empty run of class cls with its own record
- * (one fence; once per 256 KiB chunk). Returns the chunk or -1.
+ * Turns a free chunk into an empty run of class cls, owned by lane l,
+ * with its own record (one fence; once per 256 KiB chunk). Returns the
+ * chunk or -1.
  */
 static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned cls)
@@ -467,7 +468,13 @@ static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 	__atomic_store_n(&h->chunks[c].kind, HEAP_CHUNK_RUN, __ATOMIC_RELAXED);
 	h->chunks[c].cls = (uint8_t)cls;
 	h->chunks[c].nchunks = 0;
-	rc = run_load(h, c) ? pool_add(h, cls, (int32_t)c) : -ENOMEM;
+	struct heap_run *r = run_load(h, c);
+
+	/* owned before the pool shows it: another lane's refill could
+	 * otherwise take it too, and both would claim from it */
+	if (r)
+		atomic_store(&r->owner, (int)l->idx);
+	rc = r ? pool_add(h, cls, (int32_t)c) : -ENOMEM;
 	pthread_mutex_unlock(&h->chunk_lock);
 	return rc ? -1 : (int64_t)c;
 }
@@ -503,10 +510,7 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 	pthread_mutex_unlock(&h->chunk_lock);
 	if (found >= 0)
 		return found;
-	found = run_create(h, l, cls);
-	if (found >= 0)
-		atomic_store(&h->chunks[found].run->owner, (int)l->idx);
-	return found;
+	return run_create(h, l, cls);
 }
 
 /* Claims a free slot of run r; returns the slot or -1. */
