@@ -175,6 +175,7 @@ static int heap_new(uint8_t *base, uint64_t size,
 	h->size = size;
 	h->ops = ops;
 	h->gen = atomic_fetch_add(&heap_gen_counter, 1);
+	h->bits_plain = xmem__heap_bits_init();
 	pthread_mutex_init(&h->chunk_lock, NULL);
 	pthread_mutex_init(&h->ckpt_lock, NULL);
 	pthread_mutex_init(&h->root_lock, NULL);
@@ -213,6 +214,7 @@ static void heap_free(struct xmem_heap *h)
 		xmem__heap_tx_fini(&l->tx);
 		free(l->rbuf);
 		free(l->pend);
+		free(l->bits);
 		free(l->ntw);
 		free(l->defer);
 		pthread_mutex_destroy(&l->lock);

@@ -240,6 +240,7 @@ static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 	}
 	atomic_store(&r->nfree, nfree);
 	atomic_store(&r->owner, -1);
+	atomic_store(&r->shared, h->bits_plain ? RUN_PRIVATE : RUN_SHARED);
 	atomic_store(&h->chunks[c].run, r);
 	return r;
 }
@@ -496,8 +497,10 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 
 			if (r && atomic_load(&r->nfree) &&
 			    atomic_compare_exchange_strong(&r->owner, &none,
-							   (int)l->idx))
+							   (int)l->idx)) {
 				found = p->runs[i];
+				xmem__heap_bits_owned(h, r);
+			}
 		}
 		/* read one more stretch of headers before starting a new
 		 * run (the stretches double, so the scan stays O(chunks)
@@ -647,10 +650,9 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	}
 	slot_of(h, off, &c, &slot, cls);
 	moff = heap_meta_off(h, c);
-	/* the type word first: a record whose last entries are the locked
-	 * bitmap updates needs no fence of its own after it is applied
-	 * (see dirty_add). A slot that held an object of the same type keeps
-	 * its type word (written and made durable by an earlier record). */
+	/* the type word first: a lookup that sees the bit sees the type.
+	 * A slot that held an object of the same type keeps its type word
+	 * (written and made durable by an earlier record). */
 	if (__atomic_load_n(
 		    (uint16_t *)(h->base + moff + HEAP_META_TYPES + slot * 2),
 		    __ATOMIC_RELAXED) != type &&
@@ -660,11 +662,14 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 		return rc;
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
 				     moff + HEAP_BM_OFF(slot / 64),
+				     1ull << (slot % 64), 0)) ||
+	    (rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
-	return xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				  moff + HEAP_MIRROR_OFF(slot / 64),
-				  1ull << (slot % 64), 0);
+	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run), moff,
+				   (unsigned)(slot / 64), 1ull << (slot % 64),
+				   1);
 }
 
 /* The live slot at byte `in` of a run of class c, from its bitmap. */
@@ -783,11 +788,14 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	moff = heap_meta_off(h, c);
 	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
 				     moff + HEAP_BM_OFF(slot / 64),
+				     1ull << (slot % 64), 0)) ||
+	    (rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
+				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
-	return xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
-				  moff + HEAP_MIRROR_OFF(slot / 64),
-				  1ull << (slot % 64), 0);
+	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run), moff,
+				   (unsigned)(slot / 64), 1ull << (slot % 64),
+				   0);
 }
 
 /* After a free is committed: makes the space available again. */

@@ -70,8 +70,8 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 			xmem__heap_fence(h, l);
 		}
 	}
-	/* the publication first, the locked bitmap updates last (see
-	 * dirty_add) */
+	/* the publication first, the bitmap updates last (a lookup that
+	 * sees the bit sees the rest) */
 	if (rc ||
 	    (rc = xmem__heap_rec_add(l, HEAP_REDO_CSET, 8,
 				     (uint64_t)((uint8_t *)dest - h->base), off,

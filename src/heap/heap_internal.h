@@ -62,6 +62,26 @@ struct heap_run {
 	uint32_t cls;
 	uint32_t hint;	   /* word to search first (owner only) */
 	_Atomic int owner; /* lane index, or -1 */
+	/*
+	 * Who may update the run's persistent bitmap words without a
+	 * locked instruction (see heap_bits.c): its owner while `shared` is
+	 * RUN_PRIVATE. Any other lane first makes it RUN_SHARED (once) and
+	 * counts itself in `inflight` until its update is applied.
+	 */
+	_Atomic int shared;
+	_Atomic uint32_t inflight;
+};
+
+enum { RUN_PRIVATE = 0, RUN_SHARING = 1, RUN_SHARED = 2 };
+
+/* A bitmap update of the record being built, applied at commit by the
+ * lane itself (see heap_bits.c); the record holds it too, for replay. */
+struct heap_bits {
+	uint64_t *bm, *mirror; /* the bitmap word and its mirror */
+	uint64_t mask;
+	struct heap_run *r;
+	uint8_t set;	/* OR, else AND NOT */
+	uint8_t remote; /* counted in r->inflight */
 };
 
 /* Volatile view of a chunk; kind and nchunks change under chunk_lock. */
@@ -164,8 +184,13 @@ struct heap_lane {
 	/* the seq in the lane's done word (0: none since open); read by
 	 * threads making heap memory durable */
 	_Atomic uint64_t done_seq;
-	int rdata;   /* the record being built has DATA entries */
-	int rlocked; /* its last entry is applied by a locked instruction */
+	int rdata; /* the record being built has DATA entries */
+	/* its bitmap updates (also among its entries) */
+	struct heap_bits *bits;
+	size_t nbits, capbits;
+	/* odd while the lane applies bitmap updates of runs it owns
+	 * (see heap_bits.c) */
+	_Atomic uint64_t win;
 	int32_t cur_run[HEAP_NCLASSES]; /* chunk of the cached run, or -1 */
 	uint64_t fences;
 	_Atomic uint64_t busy; /* in-flight seq/txid, PENDING, or 0 */
@@ -173,17 +198,15 @@ struct heap_lane {
 	 * (a checkpoint flushes them): appended by the owner after each
 	 * record is applied (count released), read by any checkpoint up to
 	 * the count; [0, nflushed) are flushed. Reset, and nflushed
-	 * written, only under ckpt_lock. A checkpoint bumps fgen after it
-	 * reads the count and before it flushes; the owner leaves out a
-	 * line it appended since fgen last moved (recent[], while rgen ==
-	 * fgen, see dirty_add). */
+	 * written, only under ckpt_lock. In front of the list, the last
+	 * lines of one-line ranges (line + 1, 0: none): every checkpoint
+	 * flushes them, and a line leaving them is appended to the list
+	 * (see dirty_add). */
 	struct heap_range *dirty; /* HEAP_DIRTY_MAX entries */
 	_Atomic uint32_t ndirty;
 	uint32_t nflushed;
-	_Atomic uint32_t fgen;
-	uint32_t rgen;
-	unsigned nrecent, rnext;
-	uint64_t recent[HEAP_RECENT];
+	unsigned rnext;
+	_Atomic uint64_t recent[HEAP_RECENT];
 	/* the record being built */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
@@ -243,6 +266,7 @@ struct xmem_heap {
 	_Atomic uint64_t ckpt_seq; /* durable C */
 	_Atomic uint64_t nckpt;
 	_Atomic unsigned lane_rr;
+	int bits_plain; /* owners may update bitmaps without locks */
 	uint64_t recovered;
 	struct heap_uword *uwords_all; /* the lanes' uwords, one block */
 	struct heap_range *dirty_all;  /* the lanes' dirty lists, one block */
@@ -285,6 +309,15 @@ struct heap_lane *xmem__heap_lane_get(struct xmem_heap *h);
 void xmem__heap_lane_put(struct xmem_heap *h, struct heap_lane *l);
 struct heap_lane *xmem__heap_lane_mine(struct xmem_heap *h);
 
+/* heap_bits.c: bitmap updates of the record being built. */
+int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
+			struct heap_run *r, uint64_t moff, unsigned w,
+			uint64_t mask, int set);
+void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l);
+void xmem__heap_bits_drop(struct heap_lane *l);
+void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r);
+int xmem__heap_bits_init(void);
+
 /* heap_log.c: building, committing and replaying redo records. */
 void xmem__heap_rec_reset(struct heap_lane *l);
 int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
@@ -299,13 +332,19 @@ void xmem__heap_uwords_check(struct xmem_heap *h, struct heap_lane *l);
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need, int restart);
 int xmem__heap_recover(struct xmem_heap *h);
-/* Walks a record's entries; used by recovery, check and repair. mode:
- * HEAP_APPLY_ALL (every entry but DATA, whose contents are in place
- * already when a record is applied at run time), HEAP_APPLY_CHECK
- * (validate only: entries read from the media must pass it before
- * either other mode applies them), HEAP_APPLY_DATA (the DATA entries
- * only). */
-enum { HEAP_APPLY_ALL = 0, HEAP_APPLY_CHECK = 1, HEAP_APPLY_DATA = 2 };
+/* Walks a record's entries; used by recovery, check, repair and the
+ * commit. mode: HEAP_APPLY_ALL (every entry but DATA, whose contents
+ * are in place already when a record is applied at run time),
+ * HEAP_APPLY_CHECK (validate only: entries read from the media must pass
+ * it before either other mode applies them), HEAP_APPLY_DATA (the DATA
+ * entries only), HEAP_APPLY_NOBITS (as ALL, without the bitmap updates:
+ * the commit applies those from the lane's list). */
+enum {
+	HEAP_APPLY_ALL = 0,
+	HEAP_APPLY_CHECK = 1,
+	HEAP_APPLY_DATA = 2,
+	HEAP_APPLY_NOBITS = 3
+};
 int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			  const struct heap_header *hd, const uint8_t *ents,
 			  size_t nbytes, int mode);

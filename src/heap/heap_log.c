@@ -57,8 +57,8 @@ void xmem__heap_rec_reset(struct heap_lane *l)
 	l->rlen = 0;
 	l->npend = 0;
 	l->rdata = 0;
-	l->rlocked = 0;
 	l->nntw = 0;
+	xmem__heap_bits_drop(l);
 }
 
 /* Appends one redo entry (see enum heap_redo_op). */
@@ -81,7 +81,6 @@ int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
 	for (unsigned i = 0; i < 3; i++)
 		memcpy(l->rbuf + l->rlen + 8 * i, &w[i], 8);
 	l->rlen += n;
-	l->rlocked = op == HEAP_REDO_OR || op == HEAP_REDO_ANDN;
 	l->pend[l->npend].off = off;
 	l->pend[l->npend].len =
 		heap_ent_span((uint64_t)op << 56 | (uint64_t)size << 48, value);
@@ -113,7 +112,6 @@ int xmem__heap_rec_add_data(struct xmem_heap *h, struct heap_lane *l,
 	memset(l->rbuf + l->rlen + 16 + len, 0, n - 16 - len);
 	l->rlen += n;
 	l->rdata = 1;
-	l->rlocked = 0;
 	return 0;
 }
 
@@ -221,7 +219,11 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 		pos += n;
 		uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
 		if (mode == HEAP_APPLY_CHECK ||
-		    (mode == HEAP_APPLY_DATA) != (w[0] >> 56 == HEAP_REDO_DATA))
+		    (mode == HEAP_APPLY_DATA) !=
+			    (w[0] >> 56 == HEAP_REDO_DATA) ||
+		    (mode == HEAP_APPLY_NOBITS &&
+		     (w[0] >> 56 == HEAP_REDO_OR ||
+		      w[0] >> 56 == HEAP_REDO_ANDN)))
 			continue;
 		switch (w[0] >> 56) {
 		case HEAP_REDO_SET:
@@ -440,68 +442,71 @@ int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
 	return rc;
 }
 
-/* 1 if line ln is among the lane's recent lines; else adds it. */
-static int recent_has(struct heap_lane *l, uint64_t ln)
-{
-	for (unsigned i = 0; i < l->nrecent; i++)
-		if (l->recent[i] == ln)
-			return 1;
-	if (l->nrecent < HEAP_RECENT)
-		l->recent[l->nrecent++] = ln;
-	else
-		l->recent[l->rnext++ % HEAP_RECENT] = ln;
-	return 0;
-}
-
 /*
  * Appends the ranges of the record just applied to the lane's dirty
- * list, for a checkpoint to flush; g0 is fgen as read before the record
- * was applied. A one-line range whose line the lane appended since fgen
- * last moved is left out: the entry already there is still unread, and
- * the checkpoint that reads it flushes the line after these stores.
- * Why: the locked read below makes the stores visible before fgen is
- * read again, and a checkpoint bumps fgen (a locked add) before it flushes
- * what it read; if fgen still equals g0 and the recent lines were
- * appended at that same value, no checkpoint has read them yet, or its
- * flush comes after these stores. Otherwise the recent lines are
- * forgotten and every range is appended.
+ * list, for a checkpoint to flush. A one-line range goes through the
+ * lane's recent lines instead: a line among them needs no entry, as
+ * every checkpoint flushes them; a new one takes the place of the
+ * oldest, which is appended to the list first. No store of this record
+ * needs to be ordered before anything here: the checkpoint that retires
+ * the record reads the lane's busy mark after the lane clears it, so it
+ * sees these stores, the recent lines and the list, and flushes after
+ * that. (A checkpoint that reads a recent slot the lane just replaced
+ * reads the list after it, and finds the line it replaced there.)
  *
  * Returns 1 if the list is full (not expected: each entry of the ring
- * adds one range at most, and the list restarts with the ring); the
+ * adds two ranges at most, and the list restarts with the ring); the
  * ranges are then flushed here and the caller fences.
  */
-static int dirty_add(struct xmem_heap *h, struct heap_lane *l, uint32_t g0)
+static int dirty_add(struct xmem_heap *h, struct heap_lane *l)
 {
 	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_relaxed);
-	uint32_t g1;
+	uint64_t put[HEAP_RECENT];
+	unsigned nput = 0, k;
 
-	if (n + l->npend > HEAP_DIRTY_MAX) {
+	if (n + 2 * l->npend > HEAP_DIRTY_MAX) {
 		for (size_t i = 0; i < l->npend; i++)
 			xmem__heap_flush(h, h->base + l->pend[i].off,
 					 l->pend[i].len);
 		return 1;
 	}
-	if (l->rlocked) /* the record's last entry was a locked update:
-			   nothing it stored can pass a later load */
-		g1 = atomic_load_explicit(&l->fgen, memory_order_acquire);
-	else /* a locked read: the stores are visible before it */
-		g1 = atomic_fetch_add(&l->fgen, 0);
-	if (g1 != g0 || l->rgen != g1) {
-		l->nrecent = 0;
-		l->rgen = g1;
-		g0 = ~g1; /* nothing is left out this time */
-	}
 	for (size_t i = 0; i < l->npend; i++) {
 		const struct heap_range *r = &l->pend[i];
-		uint64_t ln = r->off >> 6;
+		uint64_t ln = r->off >> 6, old;
 
-		if (r->len && (r->off + r->len - 1) >> 6 == ln &&
-		    recent_has(l, ln) && g0 == g1)
+		if (!r->len || (r->off + r->len - 1) >> 6 != ln ||
+		    nput == HEAP_RECENT) {
+			l->dirty[n++] = *r;
 			continue;
-		l->dirty[n++] = *r;
+		}
+		for (k = 0; k < HEAP_RECENT; k++)
+			if (atomic_load_explicit(&l->recent[k],
+						 memory_order_relaxed) ==
+			    ln + 1)
+				break;
+		if (k < HEAP_RECENT)
+			continue;
+		for (k = 0; k < nput; k++)
+			if (put[k] == ln + 1)
+				break;
+		if (k < nput)
+			continue;
+		/* the slot it will take: its line goes to the list */
+		old = atomic_load_explicit(
+			&l->recent[(l->rnext + nput) % HEAP_RECENT],
+			memory_order_relaxed);
+		if (old)
+			l->dirty[n++] =
+				(struct heap_range){ (old - 1) << 6, 64 };
+		put[nput++] = ln + 1;
 	}
 	/* release: a checkpoint that reads the count reads the ranges */
 	atomic_store_explicit(&l->ndirty, n, memory_order_release);
+	/* after the count: a checkpoint that reads a new slot (acquire)
+	 * then reads a count that holds the line it replaced */
+	for (k = 0; k < nput; k++)
+		atomic_store_explicit(&l->recent[l->rnext++ % HEAP_RECENT],
+				      put[k], memory_order_release);
 	return 0;
 }
 
@@ -528,11 +533,17 @@ static void flush_line_once(struct xmem_heap *h, uint64_t ln, uint64_t gen)
  * under ckpt_lock. */
 static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 {
-	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
+	uint32_t n;
 
-	/* after the count is read, before anything is flushed: see
-	 * dirty_add */
-	atomic_fetch_add(&l->fgen, 1);
+	/* the recent lines before the count (see dirty_add) */
+	for (unsigned k = 0; k < HEAP_RECENT; k++) {
+		uint64_t ln = atomic_load_explicit(&l->recent[k],
+						   memory_order_acquire);
+
+		if (ln && range_fits((ln - 1) << 6, 64, h->size))
+			flush_line_once(h, ln - 1, gen);
+	}
+	n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
 	uint64_t last = UINT64_MAX; /* the line just seen: repeats are common
 				       (a bitmap word and its mirror share
 				       a line) */
@@ -749,7 +760,6 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			(ext ? 64 : align_up(l->rlen, 64));
 	uint64_t seq, seg = 0, segn = 0, ent[3];
 	struct uw_pending pd;
-	uint32_t g0;
 	int rc = 0;
 
 	if (l->ring_pos + reclen > HEAP_RING_SIZE) {
@@ -795,17 +805,20 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	 * mapping a fence after a MOVNTI of part of a line waits about as
 	 * long as after a line's write-back (only whole lines, as the
 	 * record's, are cheaper), a later locked instruction or read of the
-	 * word waits for it, and OR/ANDN must stay locked (other lanes'
-	 * frees share bitmap words). Measured with every 8-byte entry so
-	 * stored (OR/ANDN unlocked, one thread): atomic alloc+free +11%, tx
-	 * alloc -38%; with only the user words: no change.
+	 * word waits for it. Measured with every 8-byte entry so stored
+	 * (one thread): atomic alloc+free +11%, tx alloc -38%; with only
+	 * the user words: no change.
+	 *
+	 * The bitmap updates come last, by the lane's own list: plain
+	 * stores in runs the lane owns, locked ones elsewhere (see
+	 * heap_bits.c).
 	 */
 	if (l->rdata) /* the DATA entries' contents are durable in place */
 		done_store(h, l, seq);
-	g0 = atomic_load_explicit(&l->fgen, memory_order_acquire);
 	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen,
-			      HEAP_APPLY_ALL);
-	if (dirty_add(h, l, g0))
+			      HEAP_APPLY_NOBITS);
+	xmem__heap_bits_apply(h, l);
+	if (dirty_add(h, l))
 		xmem__heap_fence(h, l); /* durable now instead */
 	l->last_seq = seq;
 	if (!l->tx.txid)
@@ -855,7 +868,9 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 	if (restart) { /* the caller's ring restarts: so does its list */
 		atomic_store_explicit(&self->ndirty, 0, memory_order_relaxed);
 		self->nflushed = 0;
-		self->nrecent = 0;
+		for (unsigned k = 0; k < HEAP_RECENT; k++)
+			atomic_store_explicit(&self->recent[k], 0,
+					      memory_order_relaxed);
 	}
 	atomic_fetch_add(&h->nckpt, 1);
 	pthread_mutex_unlock(&h->ckpt_lock);

@@ -1097,8 +1097,7 @@ static int tx_publish(struct xmem_heap *h, struct heap_lane *l)
 	if (flush_data && (rc = xmem__heap_supersede(h, l, tx_wrote, tx)))
 		return rc;
 	/* words set with xmem_tx_set64: CSET entries (before the
-	 * allocations: a record ends with its locked bitmap updates), each
-	 * word once */
+	 * allocations, whose bits are set last), each word once */
 	if ((rc = sets_dedupe(tx)) ||
 	    (tx->nsets > 64 &&
 	     (rc = xmem__heap_rec_reserve(l, tx->nsets * 24, tx->nsets))))

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap_bits.c - applying a record's bitmap updates at run time.
+ *
+ * Each alloc or free sets or clears a bit of its run's persistent bitmap
+ * (and of the mirror word). Frees of other lanes may clear bits of the
+ * same word, so the update used to be a locked OR or AND NOT. Applied
+ * right after the record's fence, that locked instruction waited for the
+ * fence's non-temporal stores to drain, where a plain store would have
+ * let the lane go on: about 40 ns of a 360 ns alloc+free pair, and 17 ns
+ * of a 210 ns transactional alloc, measured here.
+ *
+ * So the lane that owns a run updates its words with a plain load and
+ * store, as long as the run is RUN_PRIVATE; it does so inside a window
+ * (l->win odd) that it opens before it reads `shared`. Any other lane
+ * (a free into another lane's run, or into a run no lane owns) first
+ * counts itself in r->inflight, and makes the run RUN_SHARED if it is
+ * not: it marks it RUN_SHARING, runs a process-wide memory barrier
+ * (membarrier), and waits until every other lane that was inside a
+ * window has left it. After the barrier an owner either sees the mark,
+ * or had opened its window before it (and is waited for). Every update
+ * of a shared run is locked.
+ *
+ * The barrier costs about 0.3 us with one thread running and 17 us with
+ * two here, once per run until a lane takes the run again: a refill
+ * makes it private again when no other lane's update is in flight.
+ * Without membarrier (an old kernel), every update is locked.
+ *
+ * Costs: O(1) per update; a run's first foreign update O(lanes) plus the
+ * barrier.
+ */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "heap/heap_internal.h"
+
+static int membarrier_ok;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+	membarrier_ok =
+		syscall(__NR_membarrier,
+			MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* 1 if owners may update their runs' bitmaps without locks (the process
+ * could register for expedited membarrier). */
+int xmem__heap_bits_init(void)
+{
+	pthread_once(&membarrier_once, membarrier_register);
+	return membarrier_ok;
+}
+
+/* Makes r shared before lane l's foreign update of it (l counted in
+ * r->inflight already). */
+static void run_share(struct xmem_heap *h, struct heap_lane *l,
+		      struct heap_run *r)
+{
+	int s = atomic_load(&r->shared);
+
+	if (s == RUN_PRIVATE &&
+	    atomic_compare_exchange_strong(&r->shared, &s, RUN_SHARING)) {
+		/* every other thread passes a full barrier: an owner that
+		 * read RUN_PRIVATE had its window open before it */
+		if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+			    0, 0)) /* registered at open: not expected */
+			(void)syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0,
+				      0);
+		for (unsigned i = 0; i < HEAP_NLANES; i++) {
+			struct heap_lane *o = &h->lanes[i];
+			uint64_t w;
+
+			if (o == l)
+				continue;
+			w = atomic_load_explicit(&o->win, memory_order_acquire);
+			while ((w & 1) &&
+			       atomic_load_explicit(&o->win,
+						    memory_order_acquire) == w)
+				sched_yield(); /* a window holds no lock */
+		}
+		atomic_store_explicit(&r->shared, RUN_SHARED,
+				      memory_order_release);
+		return;
+	}
+	/* another lane is making it shared */
+	while (atomic_load_explicit(&r->shared, memory_order_acquire) ==
+	       RUN_SHARING)
+		sched_yield();
+}
+
+/*
+ * Notes the update of bit `mask` of word w of run r (metadata at moff),
+ * already among the record's entries: set (alloc) or cleared (free).
+ * A run the lane does not own is made shared first.
+ */
+int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
+			struct heap_run *r, uint64_t moff, unsigned w,
+			uint64_t mask, int set)
+{
+	struct heap_bits *b;
+
+	if (xmem__vec_grow((void **)&l->bits, &l->capbits, l->nbits + 1,
+			   sizeof(*l->bits)))
+		return -ENOMEM;
+	b = &l->bits[l->nbits++];
+	b->bm = (uint64_t *)(h->base + moff + HEAP_BM_OFF(w));
+	b->mirror = (uint64_t *)(h->base + moff + HEAP_MIRROR_OFF(w));
+	b->mask = mask;
+	b->r = r;
+	b->set = (uint8_t)set;
+	b->remote = !h->bits_plain ||
+		    atomic_load_explicit(&r->owner, memory_order_relaxed) !=
+			    (int)l->idx;
+	if (b->remote) {
+		atomic_fetch_add(&r->inflight, 1); /* before shared is read */
+		if (h->bits_plain)
+			run_share(h, l, r);
+	}
+	return 0;
+}
+
+/* One word: plain when the run is the lane's and private, else locked. */
+static void bits_word(uint64_t *p, uint64_t mask, int set, int plain)
+{
+	if (plain) {
+		uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+		__atomic_store_n(p, set ? v | mask : v & ~mask,
+				 __ATOMIC_RELAXED);
+	} else if (set) {
+		__atomic_fetch_or(p, mask, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
+	}
+}
+
+/* Applies the record's bitmap updates (after its fence). */
+void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
+{
+	uint64_t w = atomic_load_explicit(&l->win, memory_order_relaxed);
+
+	(void)h;
+	/* the window opens before any run's state is read (the
+	 * membarrier of a lane making a run shared orders the two) */
+	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
+	for (size_t i = 0; i < l->nbits; i++) {
+		const struct heap_bits *b = &l->bits[i];
+		int plain = !b->remote &&
+			    atomic_load_explicit(&b->r->shared,
+						 memory_order_relaxed) ==
+				    RUN_PRIVATE;
+
+		bits_word(b->bm, b->mask, b->set, plain);
+		bits_word(b->mirror, b->mask, b->set, plain);
+	}
+	atomic_store_explicit(&l->win, w + 2, memory_order_release);
+	xmem__heap_bits_drop(l);
+}
+
+/* Forgets the record's bitmap updates (applied or abandoned). */
+void xmem__heap_bits_drop(struct heap_lane *l)
+{
+	for (size_t i = 0; i < l->nbits; i++)
+		if (l->bits[i].remote)
+			atomic_fetch_sub_explicit(&l->bits[i].r->inflight, 1,
+						  memory_order_release);
+	l->nbits = 0;
+}
+
+/*
+ * Called when a lane has just taken run r (its owner now): the run is
+ * made private again unless another lane's update of it is in flight.
+ * A lane that counts itself in inflight after the store of RUN_PRIVATE
+ * reads RUN_PRIVATE and makes the run shared again (with the barrier).
+ */
+void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r)
+{
+	if (!h->bits_plain ||
+	    atomic_load_explicit(&r->shared, memory_order_relaxed) ==
+		    RUN_PRIVATE)
+		return;
+	if (atomic_load(&r->inflight))
+		return;
+	atomic_store(&r->shared, RUN_PRIVATE); /* full barrier, then: */
+	if (atomic_load(&r->inflight))
+		atomic_store(&r->shared, RUN_SHARED);
+}
