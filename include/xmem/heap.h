@@ -56,6 +56,14 @@
  * fails with XMEM_E_NOSPACE and the caller aborts. A transaction left
  * open holds back log retirement for every thread (others wait once
  * their logs fill).
+ *
+ * Threads: each thread works through a lane of its own, which caches a
+ * run of slots per size class. Allocations and frees in the lane's own
+ * runs take no locked instruction on their bitmaps. The first free into
+ * a run another thread caches (or none does) costs a process-wide memory
+ * barrier (membarrier(2); some microseconds with other threads running),
+ * after which that run's updates are locked until a thread takes the run
+ * again.
  */
 #ifndef XMEM_HEAP_H
 #define XMEM_HEAP_H
