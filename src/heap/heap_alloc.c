@@ -316,8 +316,14 @@ static int reclaim_runs(struct xmem_heap *h, struct heap_lane *l)
 
 				if (r && atomic_load(&r->nfree) == r->nslots &&
 				    atomic_compare_exchange_strong(&r->owner,
-								   &none, -2))
-					got[n++] = c;
+								   &none, -2)) {
+					/* a foreign release that made it
+					 * empty may still read it */
+					if (atomic_load(&r->inflight))
+						atomic_store(&r->owner, -1);
+					else
+						got[n++] = c;
+				}
 			}
 	pthread_mutex_unlock(&h->chunk_lock);
 	if (!n)
@@ -516,9 +522,36 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 	return run_create(h, l, cls);
 }
 
-/* Claims a free slot of run r; returns the slot or -1. */
-static int64_t run_claim(struct heap_run *r)
+/* Claims a free slot of run r, which lane l owns; returns the slot or
+ * -1. Plain stores while the run is private (see heap_bits.c). */
+static int64_t run_claim(struct xmem_heap *h, struct heap_lane *l,
+			 struct heap_run *r)
 {
+	if (xmem__heap_bits_open(h, l, r)) {
+		int64_t slot = -1;
+
+		for (unsigned k = 0; k < HEAP_BITMAP_WORDS; k++) {
+			unsigned w = (r->hint + k) % HEAP_BITMAP_WORDS;
+			uint64_t v = atomic_load_explicit(&r->taken[w],
+							  memory_order_relaxed);
+
+			if (v == ~0ull)
+				continue;
+			atomic_store_explicit(&r->taken[w], v | (~v & (v + 1)),
+					      memory_order_relaxed);
+			atomic_store_explicit(
+				&r->nfree,
+				atomic_load_explicit(&r->nfree,
+						     memory_order_relaxed) -
+					1,
+				memory_order_relaxed);
+			r->hint = w;
+			slot = (int64_t)w * 64 + __builtin_ctzll(~v);
+			break;
+		}
+		xmem__heap_bits_close(l);
+		return slot;
+	}
 	for (unsigned k = 0; k < HEAP_BITMAP_WORDS; k++) {
 		unsigned w = (r->hint + k) % HEAP_BITMAP_WORDS;
 		uint64_t v = atomic_load(&r->taken[w]);
@@ -548,7 +581,7 @@ static int reserve_small(struct xmem_heap *h, struct heap_lane *l, unsigned cls,
 		if (c >= 0) {
 			struct heap_run *r = atomic_load(&h->chunks[c].run);
 
-			if ((slot = run_claim(r)) >= 0) {
+			if ((slot = run_claim(h, l, r)) >= 0) {
 				*off = heap_chunk_off(h, (uint64_t)c) +
 				       (uint64_t)slot *
 					       xmem__heap_class_size[cls];
@@ -616,8 +649,41 @@ static void slot_of(const struct xmem_heap *h, uint64_t off, uint64_t *c,
 		xmem__heap_class_size[cls];
 }
 
+/* Marks slot `slot` of run r free in its volatile map, as lane l: plain
+ * stores in a private run of l's, else locked (see heap_bits.c). */
+static void slot_release(struct xmem_heap *h, struct heap_lane *l,
+			 struct heap_run *r, uint64_t slot)
+{
+	_Atomic uint64_t *w = &r->taken[slot / 64];
+	uint64_t bit = 1ull << (slot % 64), v;
+	int own = atomic_load_explicit(&r->owner, memory_order_relaxed) ==
+		  (int)l->idx;
+
+	if (own && xmem__heap_bits_open(h, l, r)) {
+		v = atomic_load_explicit(w, memory_order_relaxed);
+		atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
+		if (v & bit)
+			atomic_store_explicit(
+				&r->nfree,
+				atomic_load_explicit(&r->nfree,
+						     memory_order_relaxed) +
+					1,
+				memory_order_relaxed);
+		xmem__heap_bits_close(l);
+		return;
+	}
+	if (!own)
+		xmem__heap_bits_foreign(h, l, r);
+	/* a run loaded after the free already shows the slot free */
+	if (atomic_fetch_and(w, ~bit) & bit)
+		atomic_fetch_add(&r->nfree, 1);
+	if (!own)
+		xmem__heap_bits_foreign_done(r);
+}
+
 /* Gives back a reservation that no record made durable. */
-void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls)
+void xmem__heap_unreserve(struct xmem_heap *h, struct heap_lane *l,
+			  uint64_t off, uint32_t cls)
 {
 	uint64_t c, slot;
 
@@ -627,9 +693,7 @@ void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls)
 		return;
 	}
 	slot_of(h, off, &c, &slot, cls);
-	struct heap_run *r = atomic_load(&h->chunks[c].run);
-	atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64)));
-	atomic_fetch_add(&r->nfree, 1);
+	slot_release(h, l, atomic_load(&h->chunks[c].run), slot);
 }
 
 /* Adds the entries that mark a reserved object allocated with `type`. */
@@ -799,7 +863,8 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 }
 
 /* After a free is committed: makes the space available again. */
-void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
+void xmem__heap_release_free(struct xmem_heap *h, struct heap_lane *l,
+			     uint64_t off)
 {
 	uint64_t c = (off - h->hdr.data_off) >> HEAP_CHUNK_SHIFT;
 	uint64_t slot;
@@ -827,8 +892,5 @@ void xmem__heap_release_free(struct xmem_heap *h, uint64_t off)
 	if (!(r = run_get(h, c)))
 		return; /* no memory: the slot stays unused until reopen */
 	slot_of(h, off, &c, &slot, r->cls);
-	/* a run loaded after the free already shows the slot free */
-	if (atomic_fetch_and(&r->taken[slot / 64], ~(1ull << (slot % 64))) &
-	    (1ull << (slot % 64)))
-		atomic_fetch_add(&r->nfree, 1);
+	slot_release(h, l, r, slot);
 }

@@ -52,7 +52,7 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 	if (flags & XMEM_F_HEAP_ZERO)
 		memset(h->base + off, 0, size);
 	if (ctor && (rc = ctor(h->base + off, size, arg))) {
-		xmem__heap_unreserve(h, off, cls);
+		xmem__heap_unreserve(h, l, off, cls);
 		goto out;
 	}
 	xmem__heap_rec_reset(l);
@@ -79,7 +79,7 @@ int xmem__heap_alloc_dest(struct xmem_heap *h, xmem_oid *dest, size_t size,
 	    (rc = xmem__heap_rec_alloc(h, l, off, cls, type)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);
-		xmem__heap_unreserve(h, off, cls);
+		xmem__heap_unreserve(h, l, off, cls);
 	}
 out:
 	xmem__heap_lane_put(h, l);
@@ -162,7 +162,7 @@ XMEM_EXPORT int xmem_heap_realloc(struct xmem_heap *h, xmem_oid *dest,
 	    (rc = xmem__heap_rec_free(h, l, old, &ext)) ||
 	    (rc = xmem__heap_rec_commit(h, l, HEAP_REC_OP, 0))) {
 		xmem__heap_rec_reset(l);
-		xmem__heap_unreserve(h, off, cls);
+		xmem__heap_unreserve(h, l, off, cls);
 	} else { /* reused once a checkpoint retires the record */
 		xmem__heap_defer_free(h, l, old);
 	}

@@ -191,3 +191,53 @@ void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r)
 	if (atomic_load(&r->inflight))
 		atomic_store(&r->shared, RUN_SHARED);
 }
+
+/*
+ * The volatile slot map of a run (taken[] and nfree) follows the same
+ * rule: its owner claims and releases slots with plain stores while the
+ * run is private, inside its window; another lane counts itself in
+ * inflight, makes the run shared, and uses locked instructions.
+ */
+
+/* Opens lane l's window if it owns r and r is private: 1 if it may then
+ * update r plainly (and must call xmem__heap_bits_close), else 0. */
+int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
+			 struct heap_run *r)
+{
+	uint64_t w;
+
+	if (!h->bits_plain ||
+	    atomic_load_explicit(&r->owner, memory_order_relaxed) !=
+		    (int)l->idx)
+		return 0;
+	w = atomic_load_explicit(&l->win, memory_order_relaxed);
+	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
+	if (atomic_load_explicit(&r->shared, memory_order_relaxed) ==
+	    RUN_PRIVATE)
+		return 1;
+	atomic_store_explicit(&l->win, w + 2, memory_order_release);
+	return 0;
+}
+
+void xmem__heap_bits_close(struct heap_lane *l)
+{
+	atomic_store_explicit(
+		&l->win,
+		atomic_load_explicit(&l->win, memory_order_relaxed) + 1,
+		memory_order_release);
+}
+
+/* Before lane l's locked update of run r, which it does not own. */
+void xmem__heap_bits_foreign(struct xmem_heap *h, struct heap_lane *l,
+			     struct heap_run *r)
+{
+	atomic_fetch_add(&r->inflight, 1);
+	if (h->bits_plain)
+		run_share(h, l, r);
+}
+
+/* After it (r may be reclaimed once the count is read as 0). */
+void xmem__heap_bits_foreign_done(struct heap_run *r)
+{
+	atomic_fetch_sub_explicit(&r->inflight, 1, memory_order_release);
+}

@@ -65,7 +65,7 @@ void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l)
 		if (d->nchunks) /* a segment of a retired record */
 			xmem__heap_extent_unreserve(h, d->off, d->nchunks);
 		else
-			xmem__heap_release_free(h, d->off);
+			xmem__heap_release_free(h, l, d->off);
 	}
 	if (l->hdefer == l->ndefer)
 		l->hdefer = l->ndefer = 0;

@@ -316,6 +316,12 @@ int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
 void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l);
 void xmem__heap_bits_drop(struct heap_lane *l);
 void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r);
+int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
+			 struct heap_run *r);
+void xmem__heap_bits_close(struct heap_lane *l);
+void xmem__heap_bits_foreign(struct xmem_heap *h, struct heap_lane *l,
+			     struct heap_run *r);
+void xmem__heap_bits_foreign_done(struct heap_run *r);
 int xmem__heap_bits_init(void);
 
 /* heap_log.c: building, committing and replaying redo records. */
@@ -389,12 +395,14 @@ void xmem__heap_alloc_fresh(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
 int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 		       uint64_t *off, uint32_t *cls);
-void xmem__heap_unreserve(struct xmem_heap *h, uint64_t off, uint32_t cls);
+void xmem__heap_unreserve(struct xmem_heap *h, struct heap_lane *l,
+			  uint64_t off, uint32_t cls);
 int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 			 uint32_t cls, uint32_t type);
 int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 			int *extent_out);
-void xmem__heap_release_free(struct xmem_heap *h, uint64_t off);
+void xmem__heap_release_free(struct xmem_heap *h, struct heap_lane *l,
+			     uint64_t off);
 int xmem__heap_defer_free(struct xmem_heap *h, struct heap_lane *l,
 			  uint64_t off);
 void xmem__heap_release_due(struct xmem_heap *h, struct heap_lane *l);

@@ -958,7 +958,7 @@ XMEM_EXPORT int xmem_tx_free(struct xmem_heap *h, xmem_oid oid)
 		return 0;
 	at = tx_find(tx, oid, &in_objs);
 	if (at >= 0 && in_objs) { /* allocated by this tx */
-		xmem__heap_unreserve(h, oid, tx->objs[at].cls);
+		xmem__heap_unreserve(h, l, oid, tx->objs[at].cls);
 		obj_drop(tx, (size_t)at);
 		return 0;
 	}
@@ -1202,7 +1202,7 @@ XMEM_EXPORT int xmem_tx_abort(struct xmem_heap *h)
 	tx = &l->tx;
 	if (!tx->aborted) {
 		for (size_t i = 0; i < tx->nobjs; i++)
-			xmem__heap_unreserve(h, tx->objs[i].off,
+			xmem__heap_unreserve(h, l, tx->objs[i].off,
 					     tx->objs[i].cls);
 		tx->nobjs = tx->nfrees = 0;
 		idx_clear(tx);
