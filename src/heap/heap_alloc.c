@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/checksum.h"
@@ -893,4 +894,91 @@ void xmem__heap_release_free(struct xmem_heap *h, struct heap_lane *l,
 		return; /* no memory: the slot stays unused until reopen */
 	slot_of(h, off, &c, &slot, r->cls);
 	slot_release(h, l, r, slot);
+}
+
+/*
+ * Checks the volatile state of every loaded run against itself and the
+ * media (no thread may change the heap meanwhile): its free count must
+ * match its slot map; every slot the persistent bitmap marks live must
+ * be taken in it (else the slot could be handed out again); and, with no
+ * transaction open, every slot taken without its bit must be a free not
+ * yet released (in a lane's queue), else the slot is lost until the heap
+ * is opened again. Calls fn for each problem; returns their number.
+ * O(chunks + loaded runs x bitmap words + queued frees).
+ */
+unsigned xmem__heap_runs_check(struct xmem_heap *h, xmem_check_fn fn, void *arg)
+{
+	unsigned bad = 0;
+	uint32_t *queued = h->nchunks ? calloc(h->nchunks, 4) : NULL;
+	int exact = queued != NULL;
+	char what[160];
+
+	for (unsigned i = 0; i < HEAP_NLANES && queued; i++) {
+		const struct heap_lane *l = &h->lanes[i];
+
+		if (l->tx.depth)
+			exact = 0;
+		for (size_t k = l->hdefer; k < l->ndefer; k++)
+			if (!l->defer[k].nchunks &&
+			    l->defer[k].off >= h->hdr.data_off)
+				queued[MIN(
+					(l->defer[k].off - h->hdr.data_off) >>
+						HEAP_CHUNK_SHIFT,
+					h->nchunks - 1)]++;
+	}
+	for (uint64_t c = 0; h->chunks && c < h->nchunks; c++) {
+		struct heap_run *r = atomic_load(&h->chunks[c].run);
+		struct xmem_check_problem p = { .structure = "run state",
+						.offset = heap_meta_off(h, c),
+						.what = what };
+		uint64_t zeros = 0, lost = 0, extra = 0;
+
+		if (!r)
+			continue;
+		for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
+			uint64_t t = atomic_load(&r->taken[w]);
+			uint64_t b = __atomic_load_n(bm_word(h, c, w),
+						     __ATOMIC_RELAXED);
+			uint64_t lim =
+				r->nslots > w * 64 ? r->nslots - w * 64 : 0;
+
+			zeros += (uint64_t)(64 - __builtin_popcountll(t));
+			lost += (uint64_t)__builtin_popcountll(b & ~t);
+			if (lim < 64) /* slots past the run's end */
+				t &= ~(~0ull << lim);
+			extra += (uint64_t)__builtin_popcountll(t & ~b);
+		}
+		if (zeros != atomic_load(&r->nfree)) {
+			snprintf(what, sizeof(what),
+				 "chunk %llu: free count %u, but %llu slots "
+				 "are free in its slot map",
+				 (unsigned long long)c, atomic_load(&r->nfree),
+				 (unsigned long long)zeros);
+			bad++;
+			if (fn)
+				fn(&p, arg);
+		}
+		if (lost) {
+			snprintf(what, sizeof(what),
+				 "chunk %llu: %llu live slots are free in its "
+				 "slot map",
+				 (unsigned long long)c,
+				 (unsigned long long)lost);
+			bad++;
+			if (fn)
+				fn(&p, arg);
+		}
+		if (exact && extra != queued[c]) {
+			snprintf(what, sizeof(what),
+				 "chunk %llu: %llu slots taken without their "
+				 "bit, but %u frees of it wait for release",
+				 (unsigned long long)c,
+				 (unsigned long long)extra, queued[c]);
+			bad++;
+			if (fn)
+				fn(&p, arg);
+		}
+	}
+	free(queued);
+	return bad;
 }

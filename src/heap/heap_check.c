@@ -560,8 +560,21 @@ XMEM_EXPORT int xmem_heap_check(struct xmem_heap *h, unsigned flags,
 	if (flags & XMEM_F_REPAIR)
 		return xmem__err(-EBUSY, "heap: repair needs the heap closed "
 					 "(use xmem_heap_check_map)");
-	return xmem__heap_check_mem(h->base, h->size, 0, h->ops, fn, arg,
-				    nproblems);
+	unsigned n = 0, nrun;
+	int rc = xmem__heap_check_mem(h->base, h->size, 0, h->ops, fn, arg, &n);
+
+	/* and the open heap's own view of its runs */
+	pthread_mutex_lock(&h->chunk_lock);
+	nrun = xmem__heap_runs_check(h, fn, arg);
+	pthread_mutex_unlock(&h->chunk_lock);
+	if (nproblems)
+		*nproblems = n + nrun;
+	if (nrun && !rc)
+		rc = xmem__err(XMEM_E_CORRUPT,
+			       "heap: %u run state problem(s) in the open "
+			       "heap",
+			       nrun);
+	return rc;
 }
 
 XMEM_EXPORT int xmem_heap_check_map(struct xmem_map *m, unsigned flags,

@@ -395,6 +395,8 @@ void xmem__heap_alloc_fresh(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
 int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 		       uint64_t *off, uint32_t *cls);
+unsigned xmem__heap_runs_check(struct xmem_heap *h, xmem_check_fn fn,
+			       void *arg);
 void xmem__heap_unreserve(struct xmem_heap *h, struct heap_lane *l,
 			  uint64_t off, uint32_t cls);
 int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
