@@ -732,9 +732,7 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
-	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run), moff,
-				   (unsigned)(slot / 64), 1ull << (slot % 64),
-				   1);
+	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run));
 }
 
 /* The live slot at byte `in` of a run of class c, from its bitmap. */
@@ -858,9 +856,7 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
-	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run), moff,
-				   (unsigned)(slot / 64), 1ull << (slot % 64),
-				   0);
+	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run));
 }
 
 /* After a free is committed: makes the space available again. */

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <string.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -95,33 +96,25 @@ static void run_share(struct xmem_heap *h, struct heap_lane *l,
 }
 
 /*
- * Notes the update of bit `mask` of word w of run r (metadata at moff),
- * already among the record's entries: set (alloc) or cleared (free).
- * A run the lane does not own is made shared first.
+ * Called as the record gains the update of a bit of run r (its entries
+ * are in the record already): a run the lane does not own is counted
+ * and made shared first, and listed until the record is applied or
+ * dropped. Updates of the lane's own runs need nothing here.
  */
 int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
-			struct heap_run *r, uint64_t moff, unsigned w,
-			uint64_t mask, int set)
+			struct heap_run *r)
 {
-	struct heap_bits *b;
-
+	if (h->bits_plain &&
+	    atomic_load_explicit(&r->owner, memory_order_relaxed) ==
+		    (int)l->idx)
+		return 0;
 	if (xmem__vec_grow((void **)&l->bits, &l->capbits, l->nbits + 1,
 			   sizeof(*l->bits)))
 		return -ENOMEM;
-	b = &l->bits[l->nbits++];
-	b->bm = (uint64_t *)(h->base + moff + HEAP_BM_OFF(w));
-	b->mirror = (uint64_t *)(h->base + moff + HEAP_MIRROR_OFF(w));
-	b->mask = mask;
-	b->r = r;
-	b->set = (uint8_t)set;
-	b->remote = !h->bits_plain ||
-		    atomic_load_explicit(&r->owner, memory_order_relaxed) !=
-			    (int)l->idx;
-	if (b->remote) {
-		atomic_fetch_add(&r->inflight, 1); /* before shared is read */
-		if (h->bits_plain)
-			run_share(h, l, r);
-	}
+	l->bits[l->nbits++] = r;
+	atomic_fetch_add(&r->inflight, 1); /* before shared is read */
+	if (h->bits_plain)
+		run_share(h, l, r);
 	return 0;
 }
 
@@ -140,36 +133,54 @@ static void bits_word(uint64_t *p, uint64_t mask, int set, int plain)
 	}
 }
 
-/* Applies the record's bitmap updates (after its fence). */
+/*
+ * Applies the bitmap updates (OR and AND NOT entries) of the record the
+ * lane just made durable, which this process built: each targets a word
+ * of a run's metadata, whose run is loaded.
+ */
 void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 {
 	uint64_t w = atomic_load_explicit(&l->win, memory_order_relaxed);
+	size_t pos = 0, n;
 
-	(void)h;
 	/* the window opens before any run's state is read (the
 	 * membarrier of a lane making a run shared orders the two) */
 	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
-	for (size_t i = 0; i < l->nbits; i++) {
-		const struct heap_bits *b = &l->bits[i];
-		int plain = !b->remote &&
-			    atomic_load_explicit(&b->r->shared,
-						 memory_order_relaxed) ==
-				    RUN_PRIVATE;
+	for (; pos < l->rlen; pos += n) {
+		uint64_t e[2], c;
+		unsigned op;
+		struct heap_run *r;
+		int plain;
 
-		bits_word(b->bm, b->mask, b->set, plain);
-		bits_word(b->mirror, b->mask, b->set, plain);
+		memcpy(e, l->rbuf + pos, 16);
+		n = heap_ent_len(e[0], e[1]);
+		op = (unsigned)(e[0] >> 56);
+		if (op != HEAP_REDO_OR && op != HEAP_REDO_ANDN)
+			continue;
+		c = ((e[0] & HEAP_REDO_OFF_MASK) - h->hdr.meta_off) /
+		    HEAP_META_SIZE;
+		r = c < h->nchunks ? atomic_load_explicit(&h->chunks[c].run,
+							  memory_order_relaxed)
+				   : NULL;
+		plain = r &&
+			atomic_load_explicit(&r->owner, memory_order_relaxed) ==
+				(int)l->idx &&
+			atomic_load_explicit(&r->shared,
+					     memory_order_relaxed) ==
+				RUN_PRIVATE;
+		bits_word((uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK)),
+			  e[1], op == HEAP_REDO_OR, plain && h->bits_plain);
 	}
 	atomic_store_explicit(&l->win, w + 2, memory_order_release);
 	xmem__heap_bits_drop(l);
 }
 
-/* Forgets the record's bitmap updates (applied or abandoned). */
+/* Forgets the record's foreign runs (applied or abandoned). */
 void xmem__heap_bits_drop(struct heap_lane *l)
 {
 	for (size_t i = 0; i < l->nbits; i++)
-		if (l->bits[i].remote)
-			atomic_fetch_sub_explicit(&l->bits[i].r->inflight, 1,
-						  memory_order_release);
+		atomic_fetch_sub_explicit(&l->bits[i]->inflight, 1,
+					  memory_order_release);
 	l->nbits = 0;
 }
 

@@ -73,17 +73,6 @@ struct heap_run {
 };
 
 enum { RUN_PRIVATE = 0, RUN_SHARING = 1, RUN_SHARED = 2 };
-
-/* A bitmap update of the record being built, applied at commit by the
- * lane itself (see heap_bits.c); the record holds it too, for replay. */
-struct heap_bits {
-	uint64_t *bm, *mirror; /* the bitmap word and its mirror */
-	uint64_t mask;
-	struct heap_run *r;
-	uint8_t set;	/* OR, else AND NOT */
-	uint8_t remote; /* counted in r->inflight */
-};
-
 /* Volatile view of a chunk; kind and nchunks change under chunk_lock. */
 struct heap_chunk {
 	uint8_t kind;
@@ -185,8 +174,9 @@ struct heap_lane {
 	 * threads making heap memory durable */
 	_Atomic uint64_t done_seq;
 	int rdata; /* the record being built has DATA entries */
-	/* its bitmap updates (also among its entries) */
-	struct heap_bits *bits;
+	/* the runs of its bitmap updates that the lane does not own, each
+	 * counted in its inflight (see heap_bits.c) */
+	struct heap_run **bits;
 	size_t nbits, capbits;
 	/* odd while the lane applies bitmap updates of runs it owns
 	 * (see heap_bits.c) */
@@ -311,8 +301,7 @@ struct heap_lane *xmem__heap_lane_mine(struct xmem_heap *h);
 
 /* heap_bits.c: bitmap updates of the record being built. */
 int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
-			struct heap_run *r, uint64_t moff, unsigned w,
-			uint64_t mask, int set);
+			struct heap_run *r);
 void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l);
 void xmem__heap_bits_drop(struct heap_lane *l);
 void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r);
