@@ -28,8 +28,12 @@ struct tls_lane {
 	unsigned idx;
 	int depth;
 };
-static __thread struct tls_lane tls_lanes[4];
-static __thread unsigned tls_next;
+/* initial-exec: read at a fixed offset from the thread pointer, also
+ * from the shared library (no __tls_get_addr call per operation); 100
+ * bytes of the static TLS reserve */
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread TLS_IE struct tls_lane tls_lanes[4];
+static __thread TLS_IE unsigned tls_next;
 
 /* Finds (or assigns) the calling thread's lane entry for heap h. */
 static struct tls_lane *tls_find(struct xmem_heap *h)
