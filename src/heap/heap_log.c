@@ -461,52 +461,48 @@ int xmem__heap_supersede(struct xmem_heap *h, struct heap_lane *l,
 static int dirty_add(struct xmem_heap *h, struct heap_lane *l)
 {
 	uint32_t n = atomic_load_explicit(&l->ndirty, memory_order_relaxed);
-	uint64_t put[HEAP_RECENT];
-	unsigned nput = 0, k;
+	uint64_t rc[HEAP_RECENT]; /* the slots as this record leaves them */
+	unsigned nput = 0;
 
+	_Static_assert(HEAP_RECENT == 4, "the test below reads four slots");
 	if (n + 2 * l->npend > HEAP_DIRTY_MAX) {
 		for (size_t i = 0; i < l->npend; i++)
 			xmem__heap_flush(h, h->base + l->pend[i].off,
 					 l->pend[i].len);
 		return 1;
 	}
+	for (unsigned k = 0; k < HEAP_RECENT; k++) /* only we write them */
+		rc[k] = atomic_load_explicit(&l->recent[k],
+					     memory_order_relaxed);
 	for (size_t i = 0; i < l->npend; i++) {
 		const struct heap_range *r = &l->pend[i];
-		uint64_t ln = r->off >> 6, old;
+		uint64_t ln = r->off >> 6, x = ln + 1, *slot;
 
-		if (!r->len || (r->off + r->len - 1) >> 6 != ln ||
-		    nput == HEAP_RECENT) {
+		if (!r->len || (r->off + r->len - 1) >> 6 != ln) {
 			l->dirty[n++] = *r;
 			continue;
 		}
-		for (k = 0; k < HEAP_RECENT; k++)
-			if (atomic_load_explicit(&l->recent[k],
-						 memory_order_relaxed) ==
-			    ln + 1)
-				break;
-		if (k < HEAP_RECENT)
+		/* (no early exit: which slot hits varies) */
+		if ((rc[0] == x) | (rc[1] == x) | (rc[2] == x) | (rc[3] == x))
 			continue;
-		for (k = 0; k < nput; k++)
-			if (put[k] == ln + 1)
-				break;
-		if (k < nput)
-			continue;
-		/* the slot it will take: its line goes to the list */
-		old = atomic_load_explicit(
-			&l->recent[(l->rnext + nput) % HEAP_RECENT],
-			memory_order_relaxed);
-		if (old)
+		/* the oldest slot takes it; its line goes to the list */
+		slot = &rc[(l->rnext + nput++) % HEAP_RECENT];
+		if (*slot)
 			l->dirty[n++] =
-				(struct heap_range){ (old - 1) << 6, 64 };
-		put[nput++] = ln + 1;
+				(struct heap_range){ (*slot - 1) << 6, 64 };
+		*slot = x;
 	}
 	/* release: a checkpoint that reads the count reads the ranges */
 	atomic_store_explicit(&l->ndirty, n, memory_order_release);
 	/* after the count: a checkpoint that reads a new slot (acquire)
 	 * then reads a count that holds the line it replaced */
-	for (k = 0; k < nput; k++)
-		atomic_store_explicit(&l->recent[l->rnext++ % HEAP_RECENT],
-				      put[k], memory_order_release);
+	for (unsigned k = 0; k < MIN(nput, HEAP_RECENT); k++) {
+		unsigned s = (l->rnext + k) % HEAP_RECENT;
+
+		atomic_store_explicit(&l->recent[s], rc[s],
+				      memory_order_release);
+	}
+	l->rnext += nput;
 	return 0;
 }
 
