@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
 
@@ -104,6 +105,10 @@ static void run_share(struct xmem_heap *h, struct heap_lane *l,
 int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
 			struct heap_run *r)
 {
+	if (!r) /* a slot's chunk always has its run loaded by now */
+		return xmem__err(XMEM_E_CORRUPT,
+				 "heap: a bitmap update names a chunk "
+				 "with no run state");
 	if (h->bits_plain &&
 	    atomic_load_explicit(&r->owner, memory_order_relaxed) ==
 		    (int)l->idx)
@@ -146,6 +151,9 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 	/* the window opens before any run's state is read (the
 	 * membarrier of a lane making a run shared orders the two) */
 	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
+	/* nor may the compiler move the reads of the runs' state above
+	 * the opening (the barrier orders only the processor) */
+	atomic_signal_fence(memory_order_seq_cst);
 	for (; pos < l->rlen; pos += n) {
 		uint64_t e[2], c;
 		unsigned op;
@@ -223,6 +231,9 @@ int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
 		return 0;
 	w = atomic_load_explicit(&l->win, memory_order_relaxed);
 	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
+	/* nor may the compiler move the reads of the runs' state above
+	 * the opening (the barrier orders only the processor) */
+	atomic_signal_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&r->shared, memory_order_relaxed) ==
 	    RUN_PRIVATE)
 		return 1;

@@ -523,28 +523,49 @@ static void flush_line_once(struct xmem_heap *h, uint64_t ln, uint64_t gen)
 	xmem__heap_flush(h, h->base + (ln << 6), 64);
 }
 
-/* Flushes the ranges of lane l's dirty list that no checkpoint flushed
- * yet, each line once per checkpoint (ckpt_lock held). The ranges up to
- * the count never change until the owner resets the list, which it does
- * under ckpt_lock. */
-static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
-{
+/* What a checkpoint reads of a lane before it flushes anything. */
+struct dirty_snap {
+	uint64_t recent[HEAP_RECENT];
 	uint32_t n;
+};
 
-	/* the recent lines before the count (see dirty_add) */
-	for (unsigned k = 0; k < HEAP_RECENT; k++) {
-		uint64_t ln = atomic_load_explicit(&l->recent[k],
-						   memory_order_acquire);
+/* Reads lane l's recent lines, then its count (see dirty_add). */
+static void dirty_snap(const struct heap_lane *l, struct dirty_snap *sn)
+{
+	for (unsigned k = 0; k < HEAP_RECENT; k++)
+		sn->recent[k] = atomic_load_explicit(&l->recent[k],
+						     memory_order_acquire);
+	sn->n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
+}
 
-		if (ln && range_fits((ln - 1) << 6, 64, h->size))
-			flush_line_once(h, ln - 1, gen);
-	}
-	n = atomic_load_explicit(&l->ndirty, memory_order_acquire);
+/*
+ * Flushes lane l's recent lines and the ranges of its dirty list that no
+ * checkpoint flushed yet, as read in sn, each line once per checkpoint
+ * (ckpt_lock held). The ranges up to the count never change until the
+ * owner resets the list, which it does under ckpt_lock.
+ *
+ * Every lane is read before any line is flushed: a line is flushed once
+ * per checkpoint, so each store that the checkpoint must make durable
+ * has to be visible before that one flush. A store of a record the
+ * checkpoint retires is (the lane cleared its busy mark after it, before
+ * the checkpoint read the marks); a store made after the snapshot is
+ * another record's, and its range is past the count read here or in a
+ * recent slot the next checkpoint reads.
+ */
+static void dirty_flush(struct xmem_heap *h, struct heap_lane *l,
+			const struct dirty_snap *sn, uint64_t gen)
+{
 	uint64_t last = UINT64_MAX; /* the line just seen: repeats are common
 				       (a bitmap word and its mirror share
 				       a line) */
 
-	for (uint32_t i = l->nflushed; i < n; i++) {
+	for (unsigned k = 0; k < HEAP_RECENT; k++) {
+		uint64_t ln = sn->recent[k];
+
+		if (ln && range_fits((ln - 1) << 6, 64, h->size))
+			flush_line_once(h, ln - 1, gen);
+	}
+	for (uint32_t i = l->nflushed; i < sn->n; i++) {
 		uint64_t off = l->dirty[i].off, len = l->dirty[i].len;
 
 		if (!len || !range_fits(off, len, h->size))
@@ -557,7 +578,7 @@ static void dirty_flush(struct xmem_heap *h, struct heap_lane *l, uint64_t gen)
 			if (ln != last)
 				flush_line_once(h, last = ln, gen);
 	}
-	l->nflushed = n;
+	l->nflushed = sn->n;
 }
 
 /* The lane's done word. */
@@ -833,6 +854,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 			  uint64_t need, int restart)
 {
+	struct dirty_snap snap[HEAP_NLANES];
 	uint64_t hi, b, gen;
 
 	pthread_mutex_lock(&h->ckpt_lock);
@@ -852,8 +874,11 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 		pthread_mutex_lock(&h->ckpt_lock);
 	}
 	gen = ++h->ckpt_gen;
+	/* every lane read before any line is flushed (see dirty_flush) */
 	for (unsigned i = 0; i < HEAP_NLANES; i++)
-		dirty_flush(h, &h->lanes[i], gen);
+		dirty_snap(&h->lanes[i], &snap[i]);
+	for (unsigned i = 0; i < HEAP_NLANES; i++)
+		dirty_flush(h, &h->lanes[i], &snap[i], gen);
 	/* The applied lines of every record up to hi must be durable
 	 * before C says they are. */
 	xmem__heap_fence(h, self);
