@@ -51,7 +51,7 @@ else
 	status=1
 fi
 
-if build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dheap_shadow=true \
 	-Dbuildtype=debug; then
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ASAN_OPTIONS=detect_leaks=1 \

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
+#include "heap/heap_shadow.h"
 
 static _Atomic uint64_t heap_gen_counter = 1;
 
@@ -180,6 +181,7 @@ static int heap_new(uint8_t *base, uint64_t size,
 	h->ops = ops;
 	h->gen = atomic_fetch_add(&heap_gen_counter, 1);
 	h->bits_plain = xmem__heap_bits_init();
+	xmem__shadow_open(h);
 	pthread_mutex_init(&h->chunk_lock, NULL);
 	pthread_mutex_init(&h->ckpt_lock, NULL);
 	pthread_mutex_init(&h->root_lock, NULL);
@@ -223,6 +225,7 @@ static void heap_free(struct xmem_heap *h)
 		free(l->defer);
 		pthread_mutex_destroy(&l->lock);
 	}
+	xmem__shadow_close(h);
 	pthread_mutex_destroy(&h->chunk_lock);
 	pthread_mutex_destroy(&h->ckpt_lock);
 	pthread_mutex_destroy(&h->root_lock);

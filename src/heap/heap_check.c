@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
+#include "heap/heap_shadow.h"
 #include "heap/heap_recover.h"
 
 struct ck {
@@ -567,6 +568,17 @@ XMEM_EXPORT int xmem_heap_check(struct xmem_heap *h, unsigned flags,
 	pthread_mutex_lock(&h->chunk_lock);
 	nrun = xmem__heap_runs_check(h, fn, arg);
 	pthread_mutex_unlock(&h->chunk_lock);
+	if (xmem__shadow_violations(h)) { /* -Dheap_shadow=true only */
+		struct xmem_check_problem p = {
+			.structure = "durability shadow",
+			.what = "a checkpoint retired a record before a line "
+				"it changed was flushed"
+		};
+
+		if (fn)
+			fn(&p, arg);
+		nrun++;
+	}
 	if (nproblems)
 		*nproblems = n + nrun;
 	if (nrun && !rc)

@@ -257,6 +257,7 @@ struct xmem_heap {
 	_Atomic uint64_t nckpt;
 	_Atomic unsigned lane_rr;
 	int bits_plain; /* owners may update bitmaps without locks */
+	struct xmem_shadow *shadow; /* -Dheap_shadow=true only */
 	uint64_t recovered;
 	struct heap_uword *uwords_all; /* the lanes' uwords, one block */
 	struct heap_range *dirty_all;  /* the lanes' dirty lists, one block */

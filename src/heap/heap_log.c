@@ -13,13 +13,16 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
+#include "heap/heap_shadow.h"
 #include "persist/nt_store.h"
 
 /* Flushes at the heap's granularity (no ordering). */
 void xmem__heap_flush(struct xmem_heap *h, const void *p, size_t len)
 {
-	if (len)
-		h->ops->flush(p, len);
+	if (!len)
+		return;
+	xmem__shadow_flush(h, (uint64_t)((const uint8_t *)p - h->base), len);
+	h->ops->flush(p, len);
 }
 
 /* Waits for earlier flushes; counted on the lane for the statistics. */
@@ -775,7 +778,7 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	int ext = l->rlen > HEAP_EXT_MIN;
 	size_t reclen = sizeof(struct heap_rec_hdr) +
 			(ext ? 64 : align_up(l->rlen, 64));
-	uint64_t seq, seg = 0, segn = 0, ent[3];
+	uint64_t seq, seg = 0, segn = 0, ent[3], stamp;
 	struct uw_pending pd;
 	int rc = 0;
 
@@ -832,9 +835,13 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 	 */
 	if (l->rdata) /* the DATA entries' contents are durable in place */
 		done_store(h, l, seq);
+	stamp = xmem__shadow_stamp(h);
 	xmem__heap_redo_apply(h->base, h->size, &h->hdr, l->rbuf, l->rlen,
 			      HEAP_APPLY_NOBITS);
 	xmem__heap_bits_apply(h, l);
+	for (size_t i = 0; i < l->npend; i++)
+		xmem__shadow_write(h, l->pend[i].off, l->pend[i].len, seq,
+				   stamp);
 	if (dirty_add(h, l))
 		xmem__heap_fence(h, l); /* durable now instead */
 	l->last_seq = seq;
@@ -877,11 +884,13 @@ int xmem__heap_checkpoint(struct xmem_heap *h, struct heap_lane *self,
 	/* every lane read before any line is flushed (see dirty_flush) */
 	for (unsigned i = 0; i < HEAP_NLANES; i++)
 		dirty_snap(&h->lanes[i], &snap[i]);
+	xmem__shadow_pause(h, 0); /* (a race's window, for the shadow) */
 	for (unsigned i = 0; i < HEAP_NLANES; i++)
 		dirty_flush(h, &h->lanes[i], &snap[i], gen);
 	/* The applied lines of every record up to hi must be durable
 	 * before C says they are. */
 	xmem__heap_fence(h, self);
+	xmem__shadow_retire(h, hi);
 	if (hi > atomic_load(&h->ckpt_seq)) {
 		xmem__heap_ckpt_write(h, self, hi);
 		atomic_store(&h->ckpt_seq, hi);
