@@ -241,7 +241,8 @@ static struct heap_run *run_load(struct xmem_heap *h, uint64_t c)
 	}
 	atomic_store(&r->nfree, nfree);
 	atomic_store(&r->owner, -1);
-	atomic_store(&r->shared, h->bits_plain ? RUN_PRIVATE : RUN_SHARED);
+	/* no owner: shared, until a lane takes it (xmem__heap_bits_owned) */
+	atomic_store(&r->shared, RUN_SHARED);
 	atomic_store(&h->chunks[c].run, r);
 	return r;
 }
@@ -480,8 +481,12 @@ static int64_t run_create(struct xmem_heap *h, struct heap_lane *l,
 
 	/* owned before the pool shows it: another lane's refill could
 	 * otherwise take it too, and both would claim from it */
-	if (r)
+	if (r) {
 		atomic_store(&r->owner, (int)l->idx);
+		/* no other lane knows it yet */
+		if (h->bits_plain)
+			atomic_store(&r->shared, RUN_PRIVATE);
+	}
 	rc = r ? pool_add(h, cls, (int32_t)c) : -ENOMEM;
 	pthread_mutex_unlock(&h->chunk_lock);
 	return rc ? -1 : (int64_t)c;
@@ -588,6 +593,10 @@ static int reserve_small(struct xmem_heap *h, struct heap_lane *l, unsigned cls,
 					       xmem__heap_class_size[cls];
 				return 0;
 			}
+			/* the owner lets it go: shared from now on (no
+			 * barrier needed, as no other lane may update it
+			 * plainly), until a lane takes it again */
+			atomic_store(&r->shared, RUN_SHARED);
 			atomic_store(&r->owner, -1);
 			l->cur_run[cls] = -1;
 		}

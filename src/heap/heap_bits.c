@@ -23,8 +23,11 @@
  *
  * The barrier costs about 0.3 us with one thread running and 17 us with
  * two here, once per run until a lane takes the run again: a refill
- * makes it private again when no other lane's update is in flight.
- * Without membarrier (an old kernel), every update is locked.
+ * makes it private again when no other lane's update is in flight. It is
+ * needed only while the run has an owner: a run no lane owns is shared
+ * (read from the media so, and an owner that lets a full run go marks it
+ * shared itself, outside its windows). Without membarrier (an old
+ * kernel), every update is locked.
  *
  * Costs: O(1) per update; a run's first foreign update O(lanes) plus the
  * barrier.
