@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/checksum.h"
@@ -528,52 +527,50 @@ static int64_t run_refill(struct xmem_heap *h, struct heap_lane *l,
 	return run_create(h, l, cls);
 }
 
+/* Adds d to r's free count: plainly inside the owner's window, else
+ * locked (see heap_bits.c). */
+static void nfree_add(struct heap_run *r, int d, int plain)
+{
+	if (plain)
+		atomic_store_explicit(
+			&r->nfree,
+			atomic_load_explicit(&r->nfree, memory_order_relaxed) +
+				(uint32_t)d,
+			memory_order_relaxed);
+	else
+		atomic_fetch_add(&r->nfree, (uint32_t)d);
+}
+
 /* Claims a free slot of run r, which lane l owns; returns the slot or
  * -1. Plain stores while the run is private (see heap_bits.c). */
 static int64_t run_claim(struct xmem_heap *h, struct heap_lane *l,
 			 struct heap_run *r)
 {
-	if (xmem__heap_bits_open(h, l, r)) {
-		int64_t slot = -1;
+	int plain = xmem__heap_bits_open(h, l, r);
+	int64_t slot = -1;
 
-		for (unsigned k = 0; k < HEAP_BITMAP_WORDS; k++) {
-			unsigned w = (r->hint + k) % HEAP_BITMAP_WORDS;
-			uint64_t v = atomic_load_explicit(&r->taken[w],
-							  memory_order_relaxed);
-
-			if (v == ~0ull)
-				continue;
-			atomic_store_explicit(&r->taken[w], v | (~v & (v + 1)),
-					      memory_order_relaxed);
-			atomic_store_explicit(
-				&r->nfree,
-				atomic_load_explicit(&r->nfree,
-						     memory_order_relaxed) -
-					1,
-				memory_order_relaxed);
-			r->hint = w;
-			slot = (int64_t)w * 64 + __builtin_ctzll(~v);
-			break;
-		}
-		xmem__heap_bits_close(l);
-		return slot;
-	}
-	for (unsigned k = 0; k < HEAP_BITMAP_WORDS; k++) {
+	for (unsigned k = 0; k < HEAP_BITMAP_WORDS && slot < 0; k++) {
 		unsigned w = (r->hint + k) % HEAP_BITMAP_WORDS;
 		uint64_t v = atomic_load(&r->taken[w]);
 
 		while (v != ~0ull) {
 			uint64_t bit = ~v & (v + 1);
 
-			if (atomic_compare_exchange_weak(&r->taken[w], &v,
-							 v | bit)) {
-				atomic_fetch_sub(&r->nfree, 1);
-				r->hint = w;
-				return (int64_t)w * 64 + __builtin_ctzll(bit);
-			}
+			if (plain)
+				atomic_store_explicit(&r->taken[w], v | bit,
+						      memory_order_relaxed);
+			else if (!atomic_compare_exchange_weak(&r->taken[w], &v,
+							       v | bit))
+				continue;
+			nfree_add(r, -1, plain);
+			r->hint = w;
+			slot = (int64_t)w * 64 + __builtin_ctzll(bit);
+			break;
 		}
 	}
-	return -1;
+	if (plain)
+		xmem__heap_bits_close(l);
+	return slot;
 }
 
 /* Reserves a small object of class cls through lane l's cached run. */
@@ -664,29 +661,20 @@ static void slot_of(const struct xmem_heap *h, uint64_t off, uint64_t *c,
 static void slot_release(struct xmem_heap *h, struct heap_lane *l,
 			 struct heap_run *r, uint64_t slot)
 {
-	_Atomic uint64_t *w = &r->taken[slot / 64];
-	uint64_t bit = 1ull << (slot % 64), v;
+	uint64_t bit = 1ull << (slot % 64);
 	int own = atomic_load_explicit(&r->owner, memory_order_relaxed) ==
 		  (int)l->idx;
+	int plain = own && xmem__heap_bits_open(h, l, r);
 
-	if (own && xmem__heap_bits_open(h, l, r)) {
-		v = atomic_load_explicit(w, memory_order_relaxed);
-		atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
-		if (v & bit)
-			atomic_store_explicit(
-				&r->nfree,
-				atomic_load_explicit(&r->nfree,
-						     memory_order_relaxed) +
-					1,
-				memory_order_relaxed);
-		xmem__heap_bits_close(l);
-		return;
-	}
 	if (!own)
 		xmem__heap_bits_foreign(h, l, r);
 	/* a run loaded after the free already shows the slot free */
-	if (atomic_fetch_and(w, ~bit) & bit)
-		atomic_fetch_add(&r->nfree, 1);
+	if (xmem__heap_bits_word((uint64_t *)&r->taken[slot / 64], bit, 0,
+				 plain) &
+	    bit)
+		nfree_add(r, 1, plain);
+	if (plain)
+		xmem__heap_bits_close(l);
 	if (!own)
 		xmem__heap_bits_foreign_done(r);
 }
@@ -899,91 +887,4 @@ void xmem__heap_release_free(struct xmem_heap *h, struct heap_lane *l,
 		return; /* no memory: the slot stays unused until reopen */
 	slot_of(h, off, &c, &slot, r->cls);
 	slot_release(h, l, r, slot);
-}
-
-/*
- * Checks the volatile state of every loaded run against itself and the
- * media (no thread may change the heap meanwhile): its free count must
- * match its slot map; every slot the persistent bitmap marks live must
- * be taken in it (else the slot could be handed out again); and, with no
- * transaction open, every slot taken without its bit must be a free not
- * yet released (in a lane's queue), else the slot is lost until the heap
- * is opened again. Calls fn for each problem; returns their number.
- * O(chunks + loaded runs x bitmap words + queued frees).
- */
-unsigned xmem__heap_runs_check(struct xmem_heap *h, xmem_check_fn fn, void *arg)
-{
-	unsigned bad = 0;
-	uint32_t *queued = h->nchunks ? calloc(h->nchunks, 4) : NULL;
-	int exact = queued != NULL;
-	char what[160];
-
-	for (unsigned i = 0; i < HEAP_NLANES && queued; i++) {
-		const struct heap_lane *l = &h->lanes[i];
-
-		if (l->tx.depth)
-			exact = 0;
-		for (size_t k = l->hdefer; k < l->ndefer; k++)
-			if (!l->defer[k].nchunks &&
-			    l->defer[k].off >= h->hdr.data_off)
-				queued[MIN(
-					(l->defer[k].off - h->hdr.data_off) >>
-						HEAP_CHUNK_SHIFT,
-					h->nchunks - 1)]++;
-	}
-	for (uint64_t c = 0; h->chunks && c < h->nchunks; c++) {
-		struct heap_run *r = atomic_load(&h->chunks[c].run);
-		struct xmem_check_problem p = { .structure = "run state",
-						.offset = heap_meta_off(h, c),
-						.what = what };
-		uint64_t zeros = 0, lost = 0, extra = 0;
-
-		if (!r)
-			continue;
-		for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
-			uint64_t t = atomic_load(&r->taken[w]);
-			uint64_t b = __atomic_load_n(bm_word(h, c, w),
-						     __ATOMIC_RELAXED);
-			uint64_t lim =
-				r->nslots > w * 64 ? r->nslots - w * 64 : 0;
-
-			zeros += (uint64_t)(64 - __builtin_popcountll(t));
-			lost += (uint64_t)__builtin_popcountll(b & ~t);
-			if (lim < 64) /* slots past the run's end */
-				t &= ~(~0ull << lim);
-			extra += (uint64_t)__builtin_popcountll(t & ~b);
-		}
-		if (zeros != atomic_load(&r->nfree)) {
-			snprintf(what, sizeof(what),
-				 "chunk %llu: free count %u, but %llu slots "
-				 "are free in its slot map",
-				 (unsigned long long)c, atomic_load(&r->nfree),
-				 (unsigned long long)zeros);
-			bad++;
-			if (fn)
-				fn(&p, arg);
-		}
-		if (lost) {
-			snprintf(what, sizeof(what),
-				 "chunk %llu: %llu live slots are free in its "
-				 "slot map",
-				 (unsigned long long)c,
-				 (unsigned long long)lost);
-			bad++;
-			if (fn)
-				fn(&p, arg);
-		}
-		if (exact && extra != queued[c]) {
-			snprintf(what, sizeof(what),
-				 "chunk %llu: %llu slots taken without their "
-				 "bit, but %u frees of it wait for release",
-				 (unsigned long long)c,
-				 (unsigned long long)extra, queued[c]);
-			bad++;
-			if (fn)
-				fn(&p, arg);
-		}
-	}
-	free(queued);
-	return bad;
 }

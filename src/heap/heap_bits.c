@@ -62,6 +62,27 @@ int xmem__heap_bits_init(void)
 	return membarrier_ok;
 }
 
+/* Opens lane l's window. The
+ * membarrier of a lane making a run shared orders the opening before the
+ * reads of the runs' state that follow it. */
+static void win_open(struct heap_lane *l)
+{
+	uint64_t w = atomic_load_explicit(&l->win, memory_order_relaxed);
+
+	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
+	/* nor may the compiler move those reads above the opening (the
+	 * barrier orders only the processor) */
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+void xmem__heap_bits_close(struct heap_lane *l)
+{
+	atomic_store_explicit(
+		&l->win,
+		atomic_load_explicit(&l->win, memory_order_relaxed) + 1,
+		memory_order_release);
+}
+
 /* Makes r shared before lane l's foreign update of it (l counted in
  * r->inflight already). */
 static void run_share(struct xmem_heap *h, struct heap_lane *l,
@@ -120,25 +141,22 @@ int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
 			   sizeof(*l->bits)))
 		return -ENOMEM;
 	l->bits[l->nbits++] = r;
-	atomic_fetch_add(&r->inflight, 1); /* before shared is read */
-	if (h->bits_plain)
-		run_share(h, l, r);
+	xmem__heap_bits_foreign(h, l, r);
 	return 0;
 }
 
-/* One word: plain when the run is the lane's and private, else locked. */
-static void bits_word(uint64_t *p, uint64_t mask, int set, int plain)
+/* Sets (or clears) mask in the word at p: plain when the run is the
+ * lane's and private, else locked. Returns the word's value before. */
+uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set, int plain)
 {
-	if (plain) {
-		uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED);
+	uint64_t v;
 
-		__atomic_store_n(p, set ? v | mask : v & ~mask,
-				 __ATOMIC_RELAXED);
-	} else if (set) {
-		__atomic_fetch_or(p, mask, __ATOMIC_RELAXED);
-	} else {
-		__atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
-	}
+	if (!plain)
+		return set ? __atomic_fetch_or(p, mask, __ATOMIC_RELAXED)
+			   : __atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
+	v = __atomic_load_n(p, __ATOMIC_RELAXED);
+	__atomic_store_n(p, set ? v | mask : v & ~mask, __ATOMIC_RELAXED);
+	return v;
 }
 
 /*
@@ -148,15 +166,9 @@ static void bits_word(uint64_t *p, uint64_t mask, int set, int plain)
  */
 void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 {
-	uint64_t w = atomic_load_explicit(&l->win, memory_order_relaxed);
 	size_t pos = 0, n;
 
-	/* the window opens before any run's state is read (the
-	 * membarrier of a lane making a run shared orders the two) */
-	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
-	/* nor may the compiler move the reads of the runs' state above
-	 * the opening (the barrier orders only the processor) */
-	atomic_signal_fence(memory_order_seq_cst);
+	win_open(l);
 	for (; pos < l->rlen; pos += n) {
 		uint64_t e[2], c;
 		unsigned op;
@@ -179,10 +191,11 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 			atomic_load_explicit(&r->shared,
 					     memory_order_relaxed) ==
 				RUN_PRIVATE;
-		bits_word((uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK)),
-			  e[1], op == HEAP_REDO_OR, plain && h->bits_plain);
+		xmem__heap_bits_word(
+			(uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK)),
+			e[1], op == HEAP_REDO_OR, plain && h->bits_plain);
 	}
-	atomic_store_explicit(&l->win, w + 2, memory_order_release);
+	xmem__heap_bits_close(l);
 	xmem__heap_bits_drop(l);
 }
 
@@ -190,8 +203,7 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 void xmem__heap_bits_drop(struct heap_lane *l)
 {
 	for (size_t i = 0; i < l->nbits; i++)
-		atomic_fetch_sub_explicit(&l->bits[i]->inflight, 1,
-					  memory_order_release);
+		xmem__heap_bits_foreign_done(l->bits[i]);
 	l->nbits = 0;
 }
 
@@ -226,30 +238,16 @@ void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r)
 int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
 			 struct heap_run *r)
 {
-	uint64_t w;
-
 	if (!h->bits_plain ||
 	    atomic_load_explicit(&r->owner, memory_order_relaxed) !=
 		    (int)l->idx)
 		return 0;
-	w = atomic_load_explicit(&l->win, memory_order_relaxed);
-	atomic_store_explicit(&l->win, w + 1, memory_order_relaxed);
-	/* nor may the compiler move the reads of the runs' state above
-	 * the opening (the barrier orders only the processor) */
-	atomic_signal_fence(memory_order_seq_cst);
+	win_open(l);
 	if (atomic_load_explicit(&r->shared, memory_order_relaxed) ==
 	    RUN_PRIVATE)
 		return 1;
-	atomic_store_explicit(&l->win, w + 2, memory_order_release);
+	xmem__heap_bits_close(l);
 	return 0;
-}
-
-void xmem__heap_bits_close(struct heap_lane *l)
-{
-	atomic_store_explicit(
-		&l->win,
-		atomic_load_explicit(&l->win, memory_order_relaxed) + 1,
-		memory_order_release);
 }
 
 /* Before lane l's locked update of run r, which it does not own. */

@@ -552,6 +552,76 @@ out:
 			    : 0;
 }
 
+/*
+ * Checks the volatile state of every loaded run of the open heap h
+ * against itself and the media (no thread may change the heap
+ * meanwhile; chunk_lock held): its free count must match its slot map;
+ * every slot the persistent bitmap marks live must be taken in it (else
+ * the slot could be handed out again); and, with no transaction open,
+ * every slot taken without its bit must be a free not yet released (in
+ * a lane's queue), else the slot is lost until the heap is opened again.
+ * O(chunks + loaded runs x bitmap words + queued frees).
+ */
+static void check_runs(struct ck *k, struct xmem_heap *h)
+{
+	uint32_t *queued = h->nchunks ? calloc(h->nchunks, 4) : NULL;
+	int exact = queued != NULL;
+
+	for (unsigned i = 0; i < HEAP_NLANES && queued; i++) {
+		const struct heap_lane *l = &h->lanes[i];
+
+		if (l->tx.depth)
+			exact = 0;
+		for (size_t d = l->hdefer; d < l->ndefer; d++)
+			if (!l->defer[d].nchunks &&
+			    l->defer[d].off >= h->hdr.data_off)
+				queued[MIN(
+					(l->defer[d].off - h->hdr.data_off) >>
+						HEAP_CHUNK_SHIFT,
+					h->nchunks - 1)]++;
+	}
+	for (uint64_t c = 0; h->chunks && c < h->nchunks; c++) {
+		struct heap_run *r = atomic_load(&h->chunks[c].run);
+		const uint8_t *meta = h->base + heap_meta_off(h, c);
+		uint64_t zeros = 0, lost = 0, extra = 0;
+
+		if (!r)
+			continue;
+		for (unsigned w = 0; w < HEAP_BITMAP_WORDS; w++) {
+			uint64_t t = atomic_load(&r->taken[w]);
+			uint64_t b = __atomic_load_n(
+				(const uint64_t *)(meta + HEAP_BM_OFF(w)),
+				__ATOMIC_RELAXED);
+			uint64_t lim =
+				r->nslots > w * 64 ? r->nslots - w * 64 : 0;
+
+			zeros += (uint64_t)(64 - __builtin_popcountll(t));
+			lost += (uint64_t)__builtin_popcountll(b & ~t);
+			if (lim < 64) /* slots past the run's end */
+				t &= ~(~0ull << lim);
+			extra += (uint64_t)__builtin_popcountll(t & ~b);
+		}
+		if (zeros != atomic_load(&r->nfree))
+			report(k, "run state", heap_meta_off(h, c), 0, 0,
+			       "chunk %llu: free count %u, but %llu slots "
+			       "are free in its slot map",
+			       (unsigned long long)c, atomic_load(&r->nfree),
+			       (unsigned long long)zeros);
+		if (lost)
+			report(k, "run state", heap_meta_off(h, c), 0, 0,
+			       "chunk %llu: %llu live slots are free in its "
+			       "slot map",
+			       (unsigned long long)c, (unsigned long long)lost);
+		if (exact && extra != queued[c])
+			report(k, "run state", heap_meta_off(h, c), 0, 0,
+			       "chunk %llu: %llu slots taken without their "
+			       "bit, but %u frees of it wait for release",
+			       (unsigned long long)c, (unsigned long long)extra,
+			       queued[c]);
+	}
+	free(queued);
+}
+
 XMEM_EXPORT int xmem_heap_check(struct xmem_heap *h, unsigned flags,
 				xmem_check_fn fn, void *arg,
 				unsigned *nproblems)
@@ -561,31 +631,25 @@ XMEM_EXPORT int xmem_heap_check(struct xmem_heap *h, unsigned flags,
 	if (flags & XMEM_F_REPAIR)
 		return xmem__err(-EBUSY, "heap: repair needs the heap closed "
 					 "(use xmem_heap_check_map)");
-	unsigned n = 0, nrun;
+	struct ck k = { .fn = fn, .arg = arg };
+	unsigned n = 0;
 	int rc = xmem__heap_check_mem(h->base, h->size, 0, h->ops, fn, arg, &n);
 
 	/* and the open heap's own view of its runs */
 	pthread_mutex_lock(&h->chunk_lock);
-	nrun = xmem__heap_runs_check(h, fn, arg);
+	check_runs(&k, h);
 	pthread_mutex_unlock(&h->chunk_lock);
-	if (xmem__shadow_violations(h)) { /* -Dheap_shadow=true only */
-		struct xmem_check_problem p = {
-			.structure = "durability shadow",
-			.what = "a checkpoint retired a record before a line "
-				"it changed was flushed"
-		};
-
-		if (fn)
-			fn(&p, arg);
-		nrun++;
-	}
+	if (xmem__shadow_violations(h)) /* -Dheap_shadow=true only */
+		report(&k, "durability shadow", 0, 0, 0,
+		       "a checkpoint retired a record before a line it "
+		       "changed was flushed");
 	if (nproblems)
-		*nproblems = n + nrun;
-	if (nrun && !rc)
+		*nproblems = n + k.nproblems;
+	if (k.nproblems && !rc)
 		rc = xmem__err(XMEM_E_CORRUPT,
 			       "heap: %u run state problem(s) in the open "
 			       "heap",
-			       nrun);
+			       k.nproblems);
 	return rc;
 }
 

@@ -309,6 +309,7 @@ void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r);
 int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
 			 struct heap_run *r);
 void xmem__heap_bits_close(struct heap_lane *l);
+uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set, int plain);
 void xmem__heap_bits_foreign(struct xmem_heap *h, struct heap_lane *l,
 			     struct heap_run *r);
 void xmem__heap_bits_foreign_done(struct heap_run *r);
@@ -385,8 +386,6 @@ void xmem__heap_alloc_fresh(struct xmem_heap *h);
 void xmem__heap_alloc_fini(struct xmem_heap *h);
 int xmem__heap_reserve(struct xmem_heap *h, struct heap_lane *l, uint64_t size,
 		       uint64_t *off, uint32_t *cls);
-unsigned xmem__heap_runs_check(struct xmem_heap *h, xmem_check_fn fn,
-			       void *arg);
 void xmem__heap_unreserve(struct xmem_heap *h, struct heap_lane *l,
 			  uint64_t off, uint32_t cls);
 int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,

@@ -587,15 +587,21 @@ static int in_new_object(const struct xmem_heap *h, const struct heap_tx *tx,
  * from then on.
  */
 
-/* The slot of word off in the set index, or of the empty slot ending its
- * probe. */
+/* The slot of word off in table t of cap slots, or of the empty slot
+ * ending its probe. */
+static size_t sidx_probe(const struct heap_sidx *t, size_t cap, uint64_t off)
+{
+	size_t i = tab_home(off >> 3, cap);
+
+	while (t[i].off && t[i].off != off)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* The same in the set index. */
 static size_t sidx_slot(const struct heap_tx *tx, uint64_t off)
 {
-	size_t i = tab_home(off >> 3, tx->sidxcap);
-
-	while (tx->sidx[i].off && tx->sidx[i].off != off)
-		i = (i + 1) & (tx->sidxcap - 1);
-	return i;
+	return sidx_probe(tx->sidx, tx->sidxcap, off);
 }
 
 #define SIDX_AHEAD 16 /* sets whose slot is prefetched ahead */
@@ -708,10 +714,8 @@ static int sets_dedupe(struct heap_tx *tx)
 	if (!t)
 		return xmem__err(-ENOMEM, "heap: tx_set64: out of memory");
 	for (size_t j = 0; j < tx->nscand; j++) {
-		size_t k = tab_home(tx->scand[j] >> 3, cap);
+		size_t k = sidx_probe(t, cap, tx->scand[j]);
 
-		while (t[k].off && t[k].off != tx->scand[j])
-			k = (k + 1) & (cap - 1);
 		t[k].off = tx->scand[j];
 		t[k].i = UINT64_MAX; /* its first set not met yet */
 	}
@@ -721,9 +725,7 @@ static int sets_dedupe(struct heap_tx *tx)
 
 		if (!s->off)
 			continue;
-		k = tab_home(s->off >> 3, cap);
-		while (t[k].off && t[k].off != s->off)
-			k = (k + 1) & (cap - 1);
+		k = sidx_probe(t, cap, s->off);
 		if (!t[k].off)
 			continue; /* met once only */
 		if (t[k].i == UINT64_MAX) {
