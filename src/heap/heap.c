@@ -144,7 +144,8 @@ int xmem__heap_header_valid(const struct heap_header *hd, uint64_t size,
 		snprintf(why, whylen, "checksum mismatch");
 		return -1;
 	}
-	if (le32(hd->version) != HEAP_VERSION) {
+	if (le32(hd->version) < HEAP_VERSION_MIN ||
+	    le32(hd->version) > HEAP_VERSION) {
 		snprintf(why, whylen, "layout version %u (this is %u)",
 			 le32(hd->version), HEAP_VERSION);
 		return -2;
@@ -279,6 +280,31 @@ int xmem__heap_create_mem(uint8_t *base, uint64_t size,
 	return 0;
 }
 
+/*
+ * Marks a heap of an older layout version (already recovered) with this
+ * one before anything writes entries the older code would reject. The
+ * backup copy first: a crash between the two leaves the primary old,
+ * and the next open does this again. Two fences.
+ */
+static void header_upgrade(struct xmem_heap *h)
+{
+	struct heap_header hd = h->hdr;
+
+	if (le32(hd.version) == HEAP_VERSION)
+		return;
+	hd.version = le32(HEAP_VERSION);
+	hd.csum = xmem__csum_struct(&hd, sizeof(hd),
+				    offsetof(struct heap_header, csum));
+	memcpy(h->base + HEAP_HDR_BACKUP_OFF, &hd, sizeof(hd));
+	h->ops->flush(h->base + HEAP_HDR_BACKUP_OFF, sizeof(hd));
+	h->ops->drain();
+	memcpy(h->base + HEAP_HDR_OFF, &hd, sizeof(hd));
+	h->ops->flush(h->base + HEAP_HDR_OFF, sizeof(hd));
+	/* durable before any record of this version */
+	h->ops->drain();
+	h->hdr = hd;
+}
+
 /* Opens the heap at [base, base+size): validates, recovers, scans. */
 int xmem__heap_open_mem(uint8_t *base, uint64_t size,
 			const struct xmem_persist_ops *ops, unsigned flags,
@@ -323,6 +349,7 @@ int xmem__heap_open_mem(uint8_t *base, uint64_t size,
 		heap_free(h);
 		return rc;
 	}
+	header_upgrade(h);
 	(void)flags;
 	*hp = h;
 	return 0;

@@ -722,11 +722,9 @@ int xmem__heap_rec_alloc(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 				     moff + HEAP_META_TYPES + slot * 2, type,
 				     0)))
 		return rc;
-	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
+	/* the bitmap word and its mirror, one entry */
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_OR2, 8,
 				     moff + HEAP_BM_OFF(slot / 64),
-				     1ull << (slot % 64), 0)) ||
-	    (rc = xmem__heap_rec_add(l, HEAP_REDO_OR, 8,
-				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
 	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run));
@@ -846,11 +844,8 @@ int xmem__heap_rec_free(struct xmem_heap *h, struct heap_lane *l, uint64_t off,
 	if ((rc = run_pin(h, c)))
 		return rc;
 	moff = heap_meta_off(h, c);
-	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
+	if ((rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN2, 8,
 				     moff + HEAP_BM_OFF(slot / 64),
-				     1ull << (slot % 64), 0)) ||
-	    (rc = xmem__heap_rec_add(l, HEAP_REDO_ANDN, 8,
-				     moff + HEAP_MIRROR_OFF(slot / 64),
 				     1ull << (slot % 64), 0)))
 		return rc;
 	return xmem__heap_bits_add(h, l, atomic_load(&h->chunks[c].run));

@@ -145,20 +145,6 @@ int xmem__heap_bits_add(struct xmem_heap *h, struct heap_lane *l,
 	return 0;
 }
 
-/* Sets (or clears) mask in the word at p: plain when the run is the
- * lane's and private, else locked. Returns the word's value before. */
-uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set, int plain)
-{
-	uint64_t v;
-
-	if (!plain)
-		return set ? __atomic_fetch_or(p, mask, __ATOMIC_RELAXED)
-			   : __atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
-	v = __atomic_load_n(p, __ATOMIC_RELAXED);
-	__atomic_store_n(p, set ? v | mask : v & ~mask, __ATOMIC_RELAXED);
-	return v;
-}
-
 /*
  * Applies the bitmap updates (OR and AND NOT entries) of the record the
  * lane just made durable, which this process built: each targets a word
@@ -170,15 +156,15 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 
 	win_open(l);
 	for (; pos < l->rlen; pos += n) {
-		uint64_t e[2], c;
+		uint64_t e[2], c, *p;
 		unsigned op;
 		struct heap_run *r;
-		int plain;
+		int plain, set;
 
 		memcpy(e, l->rbuf + pos, 16);
 		n = heap_ent_len(e[0], e[1]);
 		op = (unsigned)(e[0] >> 56);
-		if (op != HEAP_REDO_OR && op != HEAP_REDO_ANDN)
+		if (!heap_op_bits(op))
 			continue;
 		c = ((e[0] & HEAP_REDO_OFF_MASK) - h->hdr.meta_off) /
 		    HEAP_META_SIZE;
@@ -191,9 +177,12 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 			atomic_load_explicit(&r->shared,
 					     memory_order_relaxed) ==
 				RUN_PRIVATE;
-		xmem__heap_bits_word(
-			(uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK)),
-			e[1], op == HEAP_REDO_OR, plain && h->bits_plain);
+		plain = plain && h->bits_plain;
+		p = (uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK));
+		set = op == HEAP_REDO_OR || op == HEAP_REDO_OR2;
+		xmem__heap_bits_word(p, e[1], set, plain);
+		if (op == HEAP_REDO_OR2 || op == HEAP_REDO_ANDN2) /* mirror */
+			xmem__heap_bits_word(p + 4, e[1], set, plain);
 	}
 	xmem__heap_bits_close(l);
 	xmem__heap_bits_drop(l);

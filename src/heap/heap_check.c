@@ -205,8 +205,8 @@ static void note_pending(struct ck *k, const uint8_t *e, size_t nbytes)
 		memcpy(&w0, e + pos, 8);
 		memcpy(&w1, e + pos + 8, 8);
 		op = w0 >> 56;
-		if ((op == HEAP_REDO_OR || op == HEAP_REDO_ANDN ||
-		     op == HEAP_REDO_ZERO || op == HEAP_REDO_SET) &&
+		if ((heap_op_bits(op) || op == HEAP_REDO_ZERO ||
+		     op == HEAP_REDO_SET) &&
 		    k->nskip < 4096) {
 			if (xmem__vec_grow((void **)&k->skip, &k->capskip,
 					   k->nskip + 1, sizeof(*k->skip)))

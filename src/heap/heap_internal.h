@@ -6,7 +6,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <xmem/heap.h>
+
+#include "core/util.h"
 #include "heap/heap_layout.h"
 
 #define HEAP_NCLASSES 25
@@ -33,14 +36,22 @@ static inline size_t heap_ent_len(uint64_t w0, uint64_t w1)
 				      : 16;
 }
 
-/* Bytes a redo entry writes in place. */
+/* An entry that changes a run's bitmap (applied by heap_bits.c). */
+static inline int heap_op_bits(unsigned op)
+{
+	return op == HEAP_REDO_OR || op == HEAP_REDO_ANDN ||
+	       op == HEAP_REDO_OR2 || op == HEAP_REDO_ANDN2;
+}
+
+/* Bytes a redo entry writes in place (from its first byte). */
 static inline uint64_t heap_ent_span(uint64_t w0, uint64_t w1)
 {
 	unsigned op = (unsigned)(w0 >> 56);
 
 	return op == HEAP_REDO_ZERO || op == HEAP_REDO_DATA ? w1
 	       : op == HEAP_REDO_SET			    ? (w0 >> 48) & 0xff
-							    : 8;
+	       : op == HEAP_REDO_OR2 || op == HEAP_REDO_ANDN2 ? 40
+							      : 8;
 }
 
 #define HEAP_OBJ_NT_MAX 4096u /* new objects written back by NT stores */
@@ -309,7 +320,6 @@ void xmem__heap_bits_owned(struct xmem_heap *h, struct heap_run *r);
 int xmem__heap_bits_open(struct xmem_heap *h, struct heap_lane *l,
 			 struct heap_run *r);
 void xmem__heap_bits_close(struct heap_lane *l);
-uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set, int plain);
 void xmem__heap_bits_foreign(struct xmem_heap *h, struct heap_lane *l,
 			     struct heap_run *r);
 void xmem__heap_bits_foreign_done(struct heap_run *r);
@@ -317,8 +327,6 @@ int xmem__heap_bits_init(void);
 
 /* heap_log.c: building, committing and replaying redo records. */
 void xmem__heap_rec_reset(struct heap_lane *l);
-int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
-		       uint64_t off, uint64_t value, uint64_t old);
 int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 			  unsigned kind, uint64_t txid);
 uint64_t xmem__heap_take_txid(struct xmem_heap *h, struct heap_lane *l);
@@ -432,5 +440,57 @@ int xmem__heap_header_valid(const struct heap_header *hd, uint64_t size,
 			    char *why, size_t whylen);
 int xmem__heap_chunk_hdr_valid(const struct heap_chunk_hdr *c, uint32_t epoch);
 uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c);
+
+/*
+ * Inline: these run several times per operation, and a call's saved
+ * registers are stores. After a commit's fence, later stores wait in the
+ * store queue until the record is durable; once it is full, the thread
+ * stops. Fewer stores per operation let more of the next one run under
+ * the fence.
+ */
+
+/* Sets (or clears) mask in the word at p: plain when the run is the
+ * lane's and private, else locked (see heap_bits.c). Returns the word's
+ * value before. */
+static inline uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set,
+					    int plain)
+{
+	uint64_t v;
+
+	if (!plain)
+		return set ? __atomic_fetch_or(p, mask, __ATOMIC_RELAXED)
+			   : __atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
+	v = __atomic_load_n(p, __ATOMIC_RELAXED);
+	__atomic_store_n(p, set ? v | mask : v & ~mask, __ATOMIC_RELAXED);
+	return v;
+}
+
+/* Appends one redo entry (see enum heap_redo_op; never DATA) to the
+ * record being built. */
+static inline int xmem__heap_rec_add(struct heap_lane *l, unsigned op,
+				     unsigned size, uint64_t off,
+				     uint64_t value, uint64_t old)
+{
+	uint64_t w0 = (uint64_t)op << 56 | (uint64_t)size << 48;
+	size_t len = l->rlen, np = l->npend;
+	uint8_t *e;
+	int rc;
+
+	/* room for 24 bytes: the stores below are of a fixed size */
+	if (unlikely(len + 24 > l->rcap || np >= l->cappend)) {
+		if ((rc = xmem__heap_rec_reserve(l, 24, 1)))
+			return rc;
+	}
+	e = l->rbuf + len;
+	/* word by word: one wide load of words just stored one by one
+	 * would wait for the stores to retire */
+	memcpy(e, &(uint64_t){ w0 | off }, 8);
+	memcpy(e + 8, &value, 8);
+	memcpy(e + 16, &old, 8);
+	l->pend[np] = (struct heap_range){ off, heap_ent_span(w0, value) };
+	l->rlen = len + (op == HEAP_REDO_CSET ? 24 : 16);
+	l->npend = np + 1;
+	return 0;
+}
 
 #endif /* XMEM_HEAP_INTERNAL_H */

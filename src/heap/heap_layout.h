@@ -149,7 +149,8 @@
 #include <stdint.h>
 
 #define HEAP_MAGIC "XMEMHEAP"
-#define HEAP_VERSION 3u
+#define HEAP_VERSION 4u
+#define HEAP_VERSION_MIN 3u /* opened, and marked 4 (no OR2, ANDN2) */
 
 #define HEAP_HDR_OFF 0u
 #define HEAP_HDR_BACKUP_OFF 2048u
@@ -174,7 +175,8 @@
 /* Per-chunk metadata block. */
 #define HEAP_META_HDR 0u
 #define HEAP_META_BITMAP 64u
-/* Offset in the metadata block of bitmap word w and of its mirror. */
+/* Offset in the metadata block of bitmap word w and of its mirror (the
+ * same line: OR2 and ANDN2 rely on it). */
 #define HEAP_BM_OFF(w) (HEAP_META_BITMAP + ((w) >> 2) * 64u + ((w)&3u) * 8u)
 #define HEAP_MIRROR_OFF(w) (HEAP_BM_OFF(w) + 32u)
 #define HEAP_META_TYPES (64u + HEAP_BITMAP_BYTES)
@@ -300,21 +302,25 @@ _Static_assert(offsetof(struct heap_rec_hdr, epoch) == 8 &&
  * take them).
  */
 enum heap_redo_op {
-	HEAP_REDO_SET = 1,  /* store `value` (size 2 or 8 bytes) */
-	HEAP_REDO_OR = 2,   /* 8-byte word |= value */
-	HEAP_REDO_ANDN = 3, /* 8-byte word &= ~value */
-	HEAP_REDO_CSET = 4, /* 8-byte word = value where it still holds old */
-	HEAP_REDO_ZERO = 5, /* zero `value` bytes */
-	HEAP_REDO_USET = 6, /* user-data word = value (a later direct write
-			       that supersedes earlier CSET/USET entries) */
-	HEAP_REDO_DATA = 7, /* the contents of an object the record allocates
-			       (replayed only if the lane's done word is
-			       below the record's seq) */
-	HEAP_REDO_EXT = 8,  /* the record's entries are `value` bytes at the
-			       offset, in free chunks of the data area, with
-			       the crc32c in the third word; the only entry
-			       of its record (a commit too large for the
-			       lane's ring) */
+	HEAP_REDO_SET = 1,    /* store `value` (size 2 or 8 bytes) */
+	HEAP_REDO_OR = 2,     /* 8-byte word |= value */
+	HEAP_REDO_ANDN = 3,   /* 8-byte word &= ~value */
+	HEAP_REDO_CSET = 4,   /* 8-byte word = value where it still holds old */
+	HEAP_REDO_ZERO = 5,   /* zero `value` bytes */
+	HEAP_REDO_USET = 6,   /* user-data word = value (a later direct write
+				 that supersedes earlier CSET/USET entries) */
+	HEAP_REDO_DATA = 7,   /* the contents of an object the record allocates
+				 (replayed only if the lane's done word is
+				 below the record's seq) */
+	HEAP_REDO_EXT = 8,    /* the record's entries are `value` bytes at the
+				 offset, in free chunks of the data area, with
+				 the crc32c in the third word; the only entry
+				 of its record (a commit too large for the
+				 lane's ring) */
+	HEAP_REDO_OR2 = 9,    /* OR, to a run's bitmap word and to its mirror
+				 32 bytes after it, in the same line (from
+				 layout version 4) */
+	HEAP_REDO_ANDN2 = 10, /* AND NOT, the same way */
 };
 #define HEAP_REDO_OFF_MASK ((1ull << 48) - 1)
 #define HEAP_DATA_MAX 256u	 /* largest object a DATA entry carries */

@@ -64,33 +64,6 @@ void xmem__heap_rec_reset(struct heap_lane *l)
 	xmem__heap_bits_drop(l);
 }
 
-/* Appends one redo entry (see enum heap_redo_op). */
-int xmem__heap_rec_add(struct heap_lane *l, unsigned op, unsigned size,
-		       uint64_t off, uint64_t value, uint64_t old)
-{
-	size_t n = op == HEAP_REDO_CSET ? 24 : 16; /* never DATA */
-	uint64_t w[3];
-	int rc;
-
-	/* room for 24 bytes: the copy below is of a fixed size */
-	if ((l->rlen + 24 > l->rcap || l->npend >= l->cappend) &&
-	    (rc = xmem__heap_rec_reserve(l, 24, 1)))
-		return rc;
-	w[0] = (uint64_t)op << 56 | (uint64_t)size << 48 | off;
-	w[1] = value;
-	w[2] = old;
-	/* word by word: one wide load of words just stored one by one
-	 * would wait for the stores to retire */
-	for (unsigned i = 0; i < 3; i++)
-		memcpy(l->rbuf + l->rlen + 8 * i, &w[i], 8);
-	l->rlen += n;
-	l->pend[l->npend].off = off;
-	l->pend[l->npend].len =
-		heap_ent_span((uint64_t)op << 56 | (uint64_t)size << 48, value);
-	l->npend++;
-	return 0;
-}
-
 /* Appends a DATA entry with the object's current contents; the commit
  * rewrites them in place with non-temporal stores, so they are durable
  * at its fence (no range for a checkpoint to flush). */
@@ -138,7 +111,9 @@ static size_t ent_size(const uint8_t *p, size_t left)
 			return 0;
 		return heap_ent_len(w0, len);
 	}
-	return op >= HEAP_REDO_SET && op <= HEAP_REDO_USET ? 16 : 0;
+	return (op >= HEAP_REDO_SET && op <= HEAP_REDO_USET) || heap_op_bits(op)
+		       ? 16
+		       : 0;
 }
 
 /* 1 if an entry of kind op may write [off, off+len): allocator entries
@@ -170,6 +145,11 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 			       : XMEM_E_CORRUPT;
 	if (op == HEAP_REDO_SET && sz == 2)
 		return !(off & 1) && target_ok(hd, size, op, off, 2)
+			       ? 0
+			       : XMEM_E_CORRUPT;
+	if (op == HEAP_REDO_OR2 || op == HEAP_REDO_ANDN2) /* both in a line */
+		return sz == 8 && !(off & 7) && (off & 63) < 32 &&
+				       target_ok(hd, size, op, off, 40)
 			       ? 0
 			       : XMEM_E_CORRUPT;
 	return sz == 8 && !(off & 7) && target_ok(hd, size, op, off, 8)
@@ -224,9 +204,7 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 		if (mode == HEAP_APPLY_CHECK ||
 		    (mode == HEAP_APPLY_DATA) !=
 			    (w[0] >> 56 == HEAP_REDO_DATA) ||
-		    (mode == HEAP_APPLY_NOBITS &&
-		     (w[0] >> 56 == HEAP_REDO_OR ||
-		      w[0] >> 56 == HEAP_REDO_ANDN)))
+		    (mode == HEAP_APPLY_NOBITS && heap_op_bits(w[0] >> 56)))
 			continue;
 		switch (w[0] >> 56) {
 		case HEAP_REDO_SET:
@@ -243,6 +221,18 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 			break;
 		case HEAP_REDO_ANDN:
 			__atomic_fetch_and((uint64_t *)p, ~w[1],
+					   __ATOMIC_RELAXED);
+			break;
+		case HEAP_REDO_OR2:
+			__atomic_fetch_or((uint64_t *)p, w[1],
+					  __ATOMIC_RELAXED);
+			__atomic_fetch_or((uint64_t *)(p + 32), w[1],
+					  __ATOMIC_RELAXED);
+			break;
+		case HEAP_REDO_ANDN2:
+			__atomic_fetch_and((uint64_t *)p, ~w[1],
+					   __ATOMIC_RELAXED);
+			__atomic_fetch_and((uint64_t *)(p + 32), ~w[1],
 					   __ATOMIC_RELAXED);
 			break;
 		case HEAP_REDO_CSET:
@@ -717,11 +707,11 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	hw[4] |= (uint64_t)xmem__crc32c(0, hw, sizeof(hw)) << 32; /* hcsum */
 	if (len <= REC_NT_MAX && h->ops->gran == XMEM_GRAN_CACHELINE) {
 		/* no fence: the commit's fence orders these stores */
-		xmem__nt_store_words((uint64_t *)dst, hw, 8);
-		xmem__nt_store_words((uint64_t *)(dst + 64),
-				     (const uint64_t *)ents, nbytes / 8);
-		xmem__nt_store_words((uint64_t *)(dst + 64 + nbytes), NULL,
-				     (padded - nbytes) / 8);
+		xmem__nt_store_words_inline((uint64_t *)dst, hw, 8);
+		xmem__nt_store_words_inline((uint64_t *)(dst + 64),
+					    (const uint64_t *)ents, nbytes / 8);
+		xmem__nt_store_words_inline((uint64_t *)(dst + 64 + nbytes),
+					    NULL, (padded - nbytes) / 8);
 	} else if (len <= REC_NT_MAX) {
 		_Alignas(64) uint8_t buf[REC_NT_MAX];
 

@@ -32,4 +32,25 @@ void xmem__nt_store64(uint64_t *dst, uint64_t v);
  * into line writes. */
 void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n);
 
+#if defined(__x86_64__)
+extern int xmem__crashsim_on;
+
+/* The same, inline: a commit path writes its record this way, and a
+ * call's saved registers are stores that wait behind the last fence. */
+static inline void xmem__nt_store_words_inline(uint64_t *dst,
+					       const uint64_t *src, size_t n)
+{
+	if (__atomic_load_n(&xmem__crashsim_on, __ATOMIC_RELAXED)) {
+		xmem__nt_store_words(dst, src, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		__asm__ volatile("movnti %1, %0"
+				 : "=m"(dst[i])
+				 : "r"(src ? src[i] : 0));
+}
+#else
+#define xmem__nt_store_words_inline xmem__nt_store_words
+#endif
+
 #endif /* XMEM_NT_STORE_H */

@@ -15,7 +15,9 @@
  *     write (the checkpoint line, allocator metadata through a
  *     publishing entry, the heap header): recovery refuses them,
  *   - a retired record's header damaged with a live record after it
- *     (the ring walk would end early): refused, not skipped.
+ *     (the ring walk would end early): refused, not skipped,
+ *   - a heap of the previous layout version (opened and marked), and
+ *     one of a later version (refused).
  */
 #include <string.h>
 #include <sys/wait.h>
@@ -68,6 +70,19 @@ static struct root *fresh(struct xmem_heap **hp)
 static const struct heap_header *hdr(void)
 {
 	return (const struct heap_header *)base;
+}
+
+/* Rewrites both header copies with layout version v. */
+static void set_version(uint32_t v)
+{
+	struct heap_header hd;
+
+	memcpy(&hd, base, sizeof(hd));
+	hd.version = v;
+	hd.csum = xmem__csum_struct(&hd, sizeof(hd),
+				    offsetof(struct heap_header, csum));
+	memcpy(base, &hd, sizeof(hd));
+	memcpy(base + HEAP_HDR_BACKUP_OFF, &hd, sizeof(hd));
 }
 
 static uint64_t meta(uint64_t chunk)
@@ -343,6 +358,9 @@ int main(void)
 			{ "ZERO over the root line", HEAP_REDO_ZERO, 0, 0,
 			  HEAP_ROOT_OFF },
 			{ "OR past the metadata", HEAP_REDO_OR, 8, 2, 0 },
+			{ "OR2 with its mirror in the next line", HEAP_REDO_OR2,
+			  8, 1, HEAP_META_BITMAP + 32 },
+			{ "ANDN2 past the metadata", HEAP_REDO_ANDN2, 8, 2, 0 },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			uint64_t off = bad[i].off;
@@ -370,6 +388,25 @@ int main(void)
 		base[HEAP_LANES_OFF + 40] ^= 0x08; /* reserved byte */
 	}
 	expect("retired record header damaged", "redo log", 1);
+
+	/* 12. layout versions: a heap of version 3 (no OR2, ANDN2) opens
+	 * and is marked with this version, both header copies; a later
+	 * version is refused */
+	r = fresh(&h);
+	xmem_heap_close(&h);
+	set_version(3);
+	REQUIRE_OK(xmem_heap_open_map(map, 0, &h));
+	CHECK_OK(xmem_heap_check(h, 0, problem_fn, NULL, NULL));
+	/* what it wrote with OR2 and ANDN2 */
+	CHECK_OK(xmem_heap_free(h, &r->small[0]));
+	CHECK_OK(xmem_heap_alloc(h, &r->small[0], 64, 2, 0, NULL, NULL));
+	xmem_heap_close(&h);
+	CHECK(hdr()->version == HEAP_VERSION);
+	CHECK_OK(xmem_heap_check_map(map, 0, problem_fn, NULL, NULL));
+	CHECK(!memcmp(base, base + HEAP_HDR_BACKUP_OFF,
+		      sizeof(struct heap_header)));
+	set_version(HEAP_VERSION + 1);
+	CHECK(xmem_heap_open_map(map, 0, &h) == XMEM_E_VERSION);
 
 	xmem_map_delete(&map);
 	xmem_device_close(&dev);
