@@ -2,6 +2,7 @@
 /* checksum.c - CRC-32C and Fletcher-64 for on-media structures. */
 #include "checksum.h"
 #include "cpu.h"
+#include "util.h"
 
 static uint32_t crc_table[8][256];
 
@@ -50,16 +51,13 @@ uint32_t xmem__crc32c(uint32_t crc, const void *buf, size_t len)
 	static int hw = -1;
 	int use = __atomic_load_n(&hw, __ATOMIC_RELAXED);
 
-	if (use < 0) {
+	if (unlikely(use < 0)) {
 		use = xmem__cpu_has_crc32c();
 		__atomic_store_n(&hw, use, __ATOMIC_RELAXED);
 	}
-	crc = ~crc;
-	if (use)
-		crc = xmem__crc32c_hw(crc, buf, len);
-	else
-		crc = crc32c_sw(crc, buf, len);
-	return ~crc;
+	if (use) /* a tail call: nothing saved on the way */
+		return xmem__crc32c_hw(crc, buf, len);
+	return ~crc32c_sw(~crc, buf, len);
 }
 
 uint32_t xmem__csum_struct(const void *buf, size_t len, size_t csum_off)

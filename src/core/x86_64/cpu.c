@@ -58,7 +58,7 @@ __attribute__((target("sse4.2"))) uint32_t
 xmem__crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
-	uint64_t c = crc;
+	uint64_t c = ~crc;
 
 	while (len >= 8) {
 		uint64_t v;
@@ -70,5 +70,5 @@ xmem__crc32c_hw(uint32_t crc, const void *buf, size_t len)
 	}
 	while (len--)
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-	return (uint32_t)c;
+	return ~(uint32_t)c;
 }
