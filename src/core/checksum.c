@@ -45,17 +45,18 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
-uint32_t xmem__crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	/* -1 until asked once (every thread gets the same answer) */
-	static int hw = -1;
-	int use = __atomic_load_n(&hw, __ATOMIC_RELAXED);
+/* every thread gets the same answer */
+int xmem__crc32c_hw_ok = -1;
 
-	if (unlikely(use < 0)) {
+uint32_t xmem__crc32c_any(uint32_t crc, const void *buf, size_t len)
+{
+	int use = __atomic_load_n(&xmem__crc32c_hw_ok, __ATOMIC_RELAXED);
+
+	if (use < 0) {
 		use = xmem__cpu_has_crc32c();
-		__atomic_store_n(&hw, use, __ATOMIC_RELAXED);
+		__atomic_store_n(&xmem__crc32c_hw_ok, use, __ATOMIC_RELAXED);
 	}
-	if (use) /* a tail call: nothing saved on the way */
+	if (use)
 		return xmem__crc32c_hw(crc, buf, len);
 	return ~crc32c_sw(~crc, buf, len);
 }

@@ -21,7 +21,4 @@ const struct xmem__cpu *xmem__cpu(void);
 
 int xmem__cpu_has_crc32c(void);
 
-/* CRC-32C with the CPU's instruction, seeded as xmem__crc32c is. */
-uint32_t xmem__crc32c_hw(uint32_t crc, const void *buf, size_t len);
-
 #endif /* XMEM_CPU_H */

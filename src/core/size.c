@@ -84,13 +84,11 @@ int xmem__parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz)
+int xmem__vec_realloc(void **v, size_t *cap, size_t need, size_t esz)
 {
 	size_t ncap;
 	void *nv;
 
-	if (need <= *cap)
-		return 0;
 	ncap = *cap ? *cap * 2 : 16;
 	while (ncap < need)
 		ncap *= 2;

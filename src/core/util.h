@@ -63,9 +63,14 @@ static inline uint64_t le64(uint64_t v)
 /*
  * Grows a malloc'ed vector of `esz`-byte elements so that it holds at
  * least `need` (doubling, from 16). Returns 0, or -ENOMEM with the vector
- * left as it was.
+ * left as it was. The test that it is big enough is inline.
  */
-int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz);
+int xmem__vec_realloc(void **v, size_t *cap, size_t need, size_t esz);
+
+static inline int xmem__vec_grow(void **v, size_t *cap, size_t need, size_t esz)
+{
+	return need <= *cap ? 0 : xmem__vec_realloc(v, cap, need, esz);
+}
 
 /*
  * Asks for huge pages under the 2 MiB-aligned part of a large buffer not

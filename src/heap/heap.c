@@ -35,26 +35,40 @@ struct tls_lane {
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 static __thread TLS_IE struct tls_lane tls_lanes[4];
 static __thread TLS_IE unsigned tls_next;
+static __thread TLS_IE unsigned tls_last; /* the entry found last */
 
 /* Finds (or assigns) the calling thread's lane entry for heap h. */
-static struct tls_lane *tls_find(struct xmem_heap *h)
+static struct tls_lane *tls_find_slow(struct xmem_heap *h)
 {
 	struct tls_lane *t;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(tls_lanes); i++)
-		if (tls_lanes[i].gen == h->gen)
+		if (tls_lanes[i].gen == h->gen) {
+			tls_last = i;
 			return &tls_lanes[i];
+		}
 	for (unsigned i = 0; i < ARRAY_SIZE(tls_lanes); i++)
 		if (!tls_lanes[i].depth) {
-			t = &tls_lanes[(tls_next + i) % ARRAY_SIZE(tls_lanes)];
+			unsigned k = (tls_next + i) % ARRAY_SIZE(tls_lanes);
+
+			t = &tls_lanes[k];
 			if (t->depth)
 				continue;
 			tls_next++;
+			tls_last = k;
 			t->gen = h->gen;
 			t->idx = atomic_fetch_add(&h->lane_rr, 1) % HEAP_NLANES;
 			return t;
 		}
 	return NULL;
+}
+
+/* The same; inline, the entry found last tried first. */
+static inline struct tls_lane *tls_find(struct xmem_heap *h)
+{
+	struct tls_lane *t = &tls_lanes[tls_last];
+
+	return likely(t->gen == h->gen) ? t : tls_find_slow(h);
 }
 
 /* Takes the calling thread's lane (re-entrant). NULL if the thread

@@ -838,11 +838,10 @@ int xmem__heap_rec_commit(struct xmem_heap *h, struct heap_lane *l,
 		h->ops->memmove(h->base + l->ntw[i].off,
 				h->base + l->ntw[i].off, l->ntw[i].len,
 				XMEM_F_MEM_NONTEMPORAL | XMEM_F_MEM_NODRAIN);
-	if (ext) /* the record holds only the EXT entry */
-		write_record(h, l, kind, seq, txid, (const uint8_t *)ent,
-			     sizeof(ent));
-	else
-		write_record(h, l, kind, seq, txid, l->rbuf, l->rlen);
+	/* (one call: inlined) */
+	write_record(h, l, kind, seq, txid,
+		     ext ? (const uint8_t *)ent : l->rbuf, /* EXT: the only */
+		     ext ? sizeof(ent) : l->rlen);	   /* entry */
 	/* The record must be durable before any entry is applied in place:
 	 * this is the commit point. */
 	xmem__heap_fence(h, l);

@@ -3,6 +3,7 @@
 #include <cpuid.h>
 #include <string.h>
 
+#include "../checksum.h"
 #include "../cpu.h"
 
 static struct xmem__cpu cpu;
