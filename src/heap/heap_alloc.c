@@ -556,11 +556,12 @@ static int64_t run_claim(struct xmem_heap *h, struct heap_lane *l,
 		while (v != ~0ull) {
 			uint64_t bit = ~v & (v + 1);
 
-			if (plain)
+			if (plain) {
+				xmem__shadow_pause(h, 1); /* (see heap_bits) */
 				atomic_store_explicit(&r->taken[w], v | bit,
 						      memory_order_relaxed);
-			else if (!atomic_compare_exchange_weak(&r->taken[w], &v,
-							       v | bit))
+			} else if (!atomic_compare_exchange_weak(&r->taken[w],
+								 &v, v | bit))
 				continue;
 			nfree_add(r, -1, plain);
 			r->hint = w;
@@ -669,7 +670,7 @@ static void slot_release(struct xmem_heap *h, struct heap_lane *l,
 	if (!own)
 		xmem__heap_bits_foreign(h, l, r);
 	/* a run loaded after the free already shows the slot free */
-	if (xmem__heap_bits_word((uint64_t *)&r->taken[slot / 64], bit, 0,
+	if (xmem__heap_bits_word(h, (uint64_t *)&r->taken[slot / 64], bit, 0,
 				 plain) &
 	    bit)
 		nfree_add(r, 1, plain);

@@ -180,9 +180,9 @@ void xmem__heap_bits_apply(struct xmem_heap *h, struct heap_lane *l)
 		plain = plain && h->bits_plain;
 		p = (uint64_t *)(h->base + (e[0] & HEAP_REDO_OFF_MASK));
 		set = op == HEAP_REDO_OR || op == HEAP_REDO_OR2;
-		xmem__heap_bits_word(p, e[1], set, plain);
+		xmem__heap_bits_word(h, p, e[1], set, plain);
 		if (op == HEAP_REDO_OR2 || op == HEAP_REDO_ANDN2) /* mirror */
-			xmem__heap_bits_word(p + 4, e[1], set, plain);
+			xmem__heap_bits_word(h, p + 4, e[1], set, plain);
 	}
 	xmem__heap_bits_close(l);
 	xmem__heap_bits_drop(l);

@@ -11,6 +11,7 @@
 
 #include "core/util.h"
 #include "heap/heap_layout.h"
+#include "heap/heap_shadow.h"
 
 #define HEAP_NCLASSES 25
 #define HEAP_BUSY_PENDING UINT64_MAX
@@ -452,8 +453,8 @@ uint32_t xmem__heap_chunk_csum(const struct heap_chunk_hdr *c);
 /* Sets (or clears) mask in the word at p: plain when the run is the
  * lane's and private, else locked (see heap_bits.c). Returns the word's
  * value before. */
-static inline uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set,
-					    int plain)
+static inline uint64_t xmem__heap_bits_word(struct xmem_heap *h, uint64_t *p,
+					    uint64_t mask, int set, int plain)
 {
 	uint64_t v;
 
@@ -461,6 +462,7 @@ static inline uint64_t xmem__heap_bits_word(uint64_t *p, uint64_t mask, int set,
 		return set ? __atomic_fetch_or(p, mask, __ATOMIC_RELAXED)
 			   : __atomic_fetch_and(p, ~mask, __ATOMIC_RELAXED);
 	v = __atomic_load_n(p, __ATOMIC_RELAXED);
+	xmem__shadow_pause(h, 1); /* (a race's window, for the shadow) */
 	__atomic_store_n(p, set ? v | mask : v & ~mask, __ATOMIC_RELAXED);
 	return v;
 }
