@@ -612,13 +612,23 @@ int xmem__heap_done_read(const uint8_t *base, uint32_t epoch, unsigned lane,
 	return heap_done_word(*seq, epoch) == w ? 0 : XMEM_E_CORRUPT;
 }
 
-/* Takes a sequence number; the lane's busy mark keeps a checkpoint from
+/*
+ * Takes a sequence number; the lane's busy mark keeps a checkpoint from
  * passing it until the record is applied. With two threads the shared
- * counter's line moves between their cores at every record. Measured
- * and rejected: numbers from the synchronized TSC instead (RDTSCP costs
- * about 25 ns here, more than the counter saved: 2-thread throughput no
- * better, 1 thread 10% slower), and spinning before yielding while a
- * checkpoint waits for another lane (no change). */
+ * counter's line moves between their cores at every record: this is
+ * what keeps two threads on one heap below two on two heaps (in rounds
+ * where the line moves slowly, a quarter of the time goes to the locked
+ * add). Measured and rejected: numbers from the synchronized TSC (with
+ * a locked exchange of the busy mark, then RDTSCP, so that a checkpoint
+ * that misses the mark reads an earlier time): the slow rounds went, but
+ * one thread lost 47 ns per alloc+free pair; and spinning before
+ * yielding while a checkpoint waits for another lane (no change).
+ *
+ * Not tried: per-lane counters that take the maximum of the other lanes'
+ * published counters (a plain load, which does not stall like a locked
+ * add), with a checkpoint bound by each lane's own counter. That changes
+ * what recovery's order and C rest on, and needs its own proof.
+ */
 static uint64_t take_seq(struct xmem_heap *h, struct heap_lane *l)
 {
 	uint64_t seq;
