@@ -18,7 +18,6 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
-#include "heap/heap_shadow.h"
 
 static _Atomic uint64_t heap_gen_counter = 1;
 

@@ -16,7 +16,6 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
-#include "heap/heap_shadow.h"
 #include "heap/heap_recover.h"
 
 struct ck {

@@ -13,7 +13,6 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "heap/heap_internal.h"
-#include "heap/heap_shadow.h"
 #include "persist/nt_store.h"
 
 /* Flushes at the heap's granularity (no ordering). */
@@ -161,6 +160,55 @@ static int ent_valid(const struct heap_header *hd, uint64_t size,
 #define APPLY_AHEAD 12u	   /* entries (about) prefetched ahead */
 
 /*
+ * Applies one entry (its words w; data: a DATA entry's contents) to the
+ * heap at base. Inline: the commit's walk of its own record calls it
+ * too.
+ */
+static inline void ent_apply(uint8_t *base, const uint64_t w[3],
+			     const uint8_t *data)
+{
+	uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
+	unsigned op = (unsigned)(w[0] >> 56);
+
+	switch (op) {
+	case HEAP_REDO_SET:
+		if (((w[0] >> 48) & 0xff) == 2)
+			__atomic_store_n((uint16_t *)p, (uint16_t)w[1],
+					 __ATOMIC_RELAXED);
+		else
+			__atomic_store_n((uint64_t *)p, w[1], __ATOMIC_RELAXED);
+		break;
+	case HEAP_REDO_OR:
+	case HEAP_REDO_OR2: /* and the mirror 32 bytes on */
+		for (unsigned k = 0; k <= (op == HEAP_REDO_OR2); k++)
+			__atomic_fetch_or((uint64_t *)(p + 32 * k), w[1],
+					  __ATOMIC_RELAXED);
+		break;
+	case HEAP_REDO_ANDN:
+	case HEAP_REDO_ANDN2:
+		for (unsigned k = 0; k <= (op == HEAP_REDO_ANDN2); k++)
+			__atomic_fetch_and((uint64_t *)(p + 32 * k), ~w[1],
+					   __ATOMIC_RELAXED);
+		break;
+	case HEAP_REDO_CSET:
+		/* the word is the caller's (held or synchronized by the
+		 * application): no locked instruction needed */
+		if (__atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED) == w[2])
+			__atomic_store_n((uint64_t *)p, w[1], __ATOMIC_RELAXED);
+		break;
+	case HEAP_REDO_USET:
+		__atomic_store_n((uint64_t *)p, w[1], __ATOMIC_RELAXED);
+		break;
+	case HEAP_REDO_ZERO:
+		memset(p, 0, w[1]);
+		break;
+	case HEAP_REDO_DATA: /* a snapshot may lie over the log */
+		memmove(p, data, w[1]);
+		break;
+	}
+}
+
+/*
  * Applies (or only validates: see mode) redo entries against the heap
  * at base. HEAP_APPLY_CHECK checks every target against what its kind
  * may write (logs are untrusted); the other modes apply entries that
@@ -200,59 +248,12 @@ int xmem__heap_redo_apply(uint8_t *base, uint64_t size,
 		if (mode == HEAP_APPLY_CHECK && ent_valid(hd, size, w))
 			return XMEM_E_CORRUPT;
 		pos += n;
-		uint8_t *p = base + (w[0] & HEAP_REDO_OFF_MASK);
 		if (mode == HEAP_APPLY_CHECK ||
 		    (mode == HEAP_APPLY_DATA) !=
 			    (w[0] >> 56 == HEAP_REDO_DATA) ||
 		    (mode == HEAP_APPLY_NOBITS && heap_op_bits(w[0] >> 56)))
 			continue;
-		switch (w[0] >> 56) {
-		case HEAP_REDO_SET:
-			if (((w[0] >> 48) & 0xff) == 2)
-				__atomic_store_n((uint16_t *)p, (uint16_t)w[1],
-						 __ATOMIC_RELAXED);
-			else
-				__atomic_store_n((uint64_t *)p, w[1],
-						 __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_OR:
-			__atomic_fetch_or((uint64_t *)p, w[1],
-					  __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_ANDN:
-			__atomic_fetch_and((uint64_t *)p, ~w[1],
-					   __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_OR2:
-			__atomic_fetch_or((uint64_t *)p, w[1],
-					  __ATOMIC_RELAXED);
-			__atomic_fetch_or((uint64_t *)(p + 32), w[1],
-					  __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_ANDN2:
-			__atomic_fetch_and((uint64_t *)p, ~w[1],
-					   __ATOMIC_RELAXED);
-			__atomic_fetch_and((uint64_t *)(p + 32), ~w[1],
-					   __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_CSET:
-			/* the word is the caller's (held or synchronized by
-			 * the application): no locked instruction needed */
-			if (__atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED) ==
-			    w[2])
-				__atomic_store_n((uint64_t *)p, w[1],
-						 __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_USET:
-			__atomic_store_n((uint64_t *)p, w[1], __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_ZERO:
-			memset(p, 0, w[1]);
-			break;
-		case HEAP_REDO_DATA: /* a snapshot may lie over the log */
-			memmove(p, ents + pos - n + 16, w[1]);
-			break;
-		}
+		ent_apply(base, w, ents + pos - n + 16);
 	}
 	return 0;
 }
@@ -719,11 +720,11 @@ static void write_record(struct xmem_heap *h, struct heap_lane *l,
 	hw[4] |= (uint64_t)xmem__crc32c(0, hw, sizeof(hw)) << 32; /* hcsum */
 	if (len <= REC_NT_MAX && h->ops->gran == XMEM_GRAN_CACHELINE) {
 		/* no fence: the commit's fence orders these stores */
-		xmem__nt_store_words_inline((uint64_t *)dst, hw, 8);
-		xmem__nt_store_words_inline((uint64_t *)(dst + 64),
-					    (const uint64_t *)ents, nbytes / 8);
-		xmem__nt_store_words_inline((uint64_t *)(dst + 64 + nbytes),
-					    NULL, (padded - nbytes) / 8);
+		xmem__nt_store_words((uint64_t *)dst, hw, 8);
+		xmem__nt_store_words((uint64_t *)(dst + 64),
+				     (const uint64_t *)ents, nbytes / 8);
+		xmem__nt_store_words((uint64_t *)(dst + 64 + nbytes), NULL,
+				     (padded - nbytes) / 8);
 	} else if (len <= REC_NT_MAX) {
 		_Alignas(64) uint8_t buf[REC_NT_MAX];
 
@@ -780,38 +781,18 @@ static void apply_built(struct xmem_heap *h, const struct heap_lane *l)
 	const uint8_t *e = l->rbuf, *end = l->rbuf + l->rlen;
 
 	while (e < end) {
-		uint64_t w0, w1, w2;
-		uint8_t *p;
+		uint64_t w[3];
+		unsigned op;
 
-		memcpy(&w0, e, 8);
-		memcpy(&w1, e + 8, 8);
-		p = h->base + (w0 & HEAP_REDO_OFF_MASK);
-		switch (w0 >> 56) {
-		case HEAP_REDO_SET:
-			if (((w0 >> 48) & 0xff) == 2)
-				__atomic_store_n((uint16_t *)p, (uint16_t)w1,
-						 __ATOMIC_RELAXED);
-			else
-				__atomic_store_n((uint64_t *)p, w1,
-						 __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_CSET: /* (see xmem__heap_redo_apply) */
-			memcpy(&w2, e + 16, 8);
-			if (__atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED) ==
-			    w2)
-				__atomic_store_n((uint64_t *)p, w1,
-						 __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_USET:
-			__atomic_store_n((uint64_t *)p, w1, __ATOMIC_RELAXED);
-			break;
-		case HEAP_REDO_ZERO:
-			memset(p, 0, w1);
-			break;
-		default: /* bitmaps: heap_bits.c; DATA: in place already */
-			break;
-		}
-		e += heap_ent_len(w0, w1);
+		memcpy(&w[0], e, 8);
+		memcpy(&w[1], e + 8, 8);
+		op = (unsigned)(w[0] >> 56);
+		if (op == HEAP_REDO_CSET)
+			memcpy(&w[2], e + 16, 8);
+		/* bitmaps: heap_bits.c; DATA: in place already */
+		if (!heap_op_bits(op) && op != HEAP_REDO_DATA)
+			ent_apply(h->base, w, NULL);
+		e += heap_ent_len(w[0], w[1]);
 	}
 }
 

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "persist/crashsim.h"
+
 void xmem__nt_store32(uint32_t *dst, uint32_t v);
 void xmem__nt_store64(uint64_t *dst, uint64_t v);
 
@@ -29,19 +31,15 @@ void xmem__nt_store64(uint64_t *dst, uint64_t v);
  * dst, under the same contract: for a record built word by word in
  * registers or cache, where a copy by wide loads would first wait for
  * the words' stores to retire. Whole lines written in order combine
- * into line writes. */
-void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n);
-
-#if defined(__x86_64__)
-extern int xmem__crashsim_on;
-
-/* The same, inline: a commit path writes its record this way, and a
+ * into line writes. Inline: a commit writes its record this way, and a
  * call's saved registers are stores that wait behind the last fence. */
-static inline void xmem__nt_store_words_inline(uint64_t *dst,
-					       const uint64_t *src, size_t n)
+void xmem__nt_store_words_sim(uint64_t *dst, const uint64_t *src, size_t n);
+
+static inline void xmem__nt_store_words(uint64_t *dst, const uint64_t *src,
+					size_t n)
 {
 	if (__atomic_load_n(&xmem__crashsim_on, __ATOMIC_RELAXED)) {
-		xmem__nt_store_words(dst, src, n);
+		xmem__nt_store_words_sim(dst, src, n);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -49,8 +47,5 @@ static inline void xmem__nt_store_words_inline(uint64_t *dst,
 				 : "=m"(dst[i])
 				 : "r"(src ? src[i] : 0));
 }
-#else
-#define xmem__nt_store_words_inline xmem__nt_store_words
-#endif
 
 #endif /* XMEM_NT_STORE_H */

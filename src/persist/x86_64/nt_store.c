@@ -32,17 +32,10 @@ void xmem__nt_store64(uint64_t *dst, uint64_t v)
 	xmem__nt_store_words(dst, &v, 1);
 }
 
-void xmem__nt_store_words(uint64_t *dst, const uint64_t *src, size_t n)
+/* xmem__nt_store_words under the simulator. */
+void xmem__nt_store_words_sim(uint64_t *dst, const uint64_t *src, size_t n)
 {
-	if (simulated()) {
-		for (size_t i = 0; i < n; i++)
-			__atomic_store_n(&dst[i], src ? src[i] : 0,
-					 __ATOMIC_RELEASE);
-		xmem__crashsim_flush(dst, n * sizeof(*dst));
-		return;
-	}
 	for (size_t i = 0; i < n; i++)
-		__asm__ volatile("movnti %1, %0"
-				 : "=m"(dst[i])
-				 : "r"(src ? src[i] : 0));
+		__atomic_store_n(&dst[i], src ? src[i] : 0, __ATOMIC_RELEASE);
+	xmem__crashsim_flush(dst, n * sizeof(*dst));
 }
